@@ -1,0 +1,181 @@
+//! The access log: one JSON object per request, written by its own task. The request path
+//! only formats the line and hands it over with `try_send`: if the writer falls behind (slow
+//! disk, blocked stdout), lines are dropped and counted, and requests never wait for a log.
+
+use prometheus::IntCounter;
+use serde::Serialize;
+use std::path::PathBuf;
+use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+/// Lines that may wait for the writer before new ones are dropped.
+const QUEUE: usize = 8192;
+
+/// Where the access log goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Nowhere.
+    Off,
+    /// Standard output.
+    Stdout,
+    /// A file, appended to.
+    File(PathBuf),
+}
+
+impl Target {
+    /// Reads `log.access_log`.
+    pub fn parse(value: &str) -> Target {
+        match value {
+            "off" | "" => Target::Off,
+            "stdout" | "-" => Target::Stdout,
+            path => Target::File(PathBuf::from(path)),
+        }
+    }
+}
+
+/// One access-log line.
+#[derive(Debug, Serialize)]
+pub struct Record<'a> {
+    /// RFC 3339 time the request arrived.
+    pub time: String,
+    /// Traffic listener name.
+    pub listener: &'a str,
+    /// Client address (ip:port).
+    pub client: String,
+    /// Request method.
+    pub method: &'a str,
+    /// Host the client asked for.
+    pub host: &'a str,
+    /// Path and query.
+    pub path: &'a str,
+    /// HTTP version of the client's request.
+    pub protocol: &'a str,
+    /// Status sent to the client.
+    pub status: u16,
+    /// Request body bytes received.
+    pub bytes_in: u64,
+    /// Response body bytes sent.
+    pub bytes_out: u64,
+    /// Whole request, seconds.
+    pub duration: f64,
+    /// Until the backend's response head, seconds; absent when no backend answered.
+    pub upstream_duration: Option<f64>,
+    /// Pool that served it.
+    pub pool: Option<&'a str>,
+    /// Backend that served it.
+    pub backend: Option<&'a str>,
+    /// `X-Request-Id`.
+    pub request_id: &'a str,
+    /// How the exchange ended: complete, client_aborted, upstream_aborted.
+    pub outcome: &'a str,
+    /// Why portero answered itself, when it did.
+    pub error: Option<&'a str>,
+}
+
+/// What the writer task receives.
+#[derive(Debug)]
+enum Message {
+    Line(String),
+    /// Flush everything queued before this, then answer.
+    Flush(oneshot::Sender<()>),
+}
+
+/// The handle the request path logs through; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AccessLog {
+    tx: Option<mpsc::Sender<Message>>,
+    dropped: IntCounter,
+}
+
+impl AccessLog {
+    /// Opens `target` and starts its writer task. The task ends when every handle is dropped.
+    pub async fn start(
+        target: &Target,
+        dropped: IntCounter,
+    ) -> std::io::Result<(AccessLog, Option<JoinHandle<()>>)> {
+        let writer: Box<dyn AsyncWrite + Send + Unpin> = match target {
+            Target::Off => return Ok((AccessLog { tx: None, dropped }, None)),
+            Target::Stdout => Box::new(tokio::io::stdout()),
+            Target::File(path) => Box::new(
+                tokio::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .await?,
+            ),
+        };
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let task = tokio::spawn(write_lines(rx, writer));
+        Ok((
+            AccessLog {
+                tx: Some(tx),
+                dropped,
+            },
+            Some(task),
+        ))
+    }
+
+    /// A handle that logs nothing.
+    pub fn off() -> AccessLog {
+        AccessLog {
+            tx: None,
+            dropped: IntCounter::new("unused", "unused").expect("valid metric"),
+        }
+    }
+
+    /// Whether lines are written at all (callers skip building records when not).
+    pub fn is_enabled(&self) -> bool {
+        self.tx.is_some()
+    }
+
+    /// Queues one record; drops it (counted) when the writer is behind.
+    pub fn log(&self, record: &Record<'_>) {
+        let Some(tx) = &self.tx else { return };
+        match serde_json::to_string(record) {
+            Ok(mut line) => {
+                line.push('\n');
+                if tx.try_send(Message::Line(line)).is_err() {
+                    self.dropped.inc();
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "access log record not serializable"),
+        }
+    }
+
+    /// Waits until every line queued so far is written (used at shutdown).
+    pub async fn flush(&self) {
+        let Some(tx) = &self.tx else { return };
+        let (done, wait) = oneshot::channel();
+        if tx.send(Message::Flush(done)).await.is_ok() {
+            let _ = wait.await;
+        }
+    }
+}
+
+async fn write_lines(mut rx: mpsc::Receiver<Message>, writer: Box<dyn AsyncWrite + Send + Unpin>) {
+    let mut out = BufWriter::with_capacity(64 * 1024, writer);
+    let mut waiting = Vec::new();
+    while let Some(first) = rx.recv().await {
+        // Take whatever else is queued, then flush once: one write per burst, not per line.
+        let mut next = Some(first);
+        let mut result = Ok(());
+        while let Some(message) = next {
+            match message {
+                Message::Line(line) if result.is_ok() => {
+                    result = out.write_all(line.as_bytes()).await
+                }
+                Message::Line(_) => {}
+                Message::Flush(done) => waiting.push(done),
+            }
+            next = rx.try_recv().ok();
+        }
+        if let Err(e) = result.and(out.flush().await) {
+            tracing::warn!(error = %e, "access log write failed");
+        }
+        for done in waiting.drain(..) {
+            let _ = done.send(());
+        }
+    }
+    let _ = out.flush().await;
+}

@@ -1,0 +1,292 @@
+//! The application: binds everything a [`Config`] names, spawns the tasks, and owns the two
+//! things that change a running daemon: reload and shutdown.
+//!
+//! Shutdown, in order: `/readyz` answers 503; listeners keep accepting for
+//! `timeouts.shutdown_grace` so outer load balancers notice; listeners close; every connection
+//! is asked to finish (HTTP/1 `Connection: close`, HTTP/2 GOAWAY); in-flight requests and
+//! tunnels get up to `timeouts.drain`; whatever is left is cut.
+
+use crate::access_log::{self, AccessLog};
+use crate::admin::{self, AdminCtx, Readiness};
+use crate::admission::Admission;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::proxy::Proxy;
+use crate::proxy::exchange::Recorder;
+use crate::server::{self, ServerCtx, ServerError};
+use crate::snapshot::{SharedSnapshot, Snapshot};
+use arc_swap::ArcSwap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+mod reload;
+
+pub use reload::{ReloadError, ReloadReport};
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// A traffic listener could not be bound.
+    #[error(transparent)]
+    Bind(#[from] ServerError),
+    /// The admin listener could not be bound.
+    #[error("cannot listen on {address} (admin): {source}")]
+    Admin {
+        /// Address asked for.
+        address: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The access log file could not be opened.
+    #[error("cannot open the access log {target:?}: {source}")]
+    AccessLog {
+        /// The configured target.
+        target: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// A running daemon.
+pub struct App {
+    config: ArcSwap<Config>,
+    config_path: Option<PathBuf>,
+    snapshot: SharedSnapshot,
+    generation: AtomicU64,
+    metrics: Arc<Metrics>,
+    admission: Arc<Admission>,
+    server: Arc<ServerCtx>,
+    readiness: Arc<Readiness>,
+    access_log: AccessLog,
+    tunnels: TaskTracker,
+    listeners: Vec<(String, SocketAddr)>,
+    admin_addr: SocketAddr,
+    stop_accepting: CancellationToken,
+    stop_admin: CancellationToken,
+    reloading: Mutex<()>,
+}
+
+impl App {
+    /// Binds every listener and the admin port, then starts serving. `config_path` is what
+    /// reloads re-read; without one, reloads are refused.
+    pub async fn start(config: Config, config_path: Option<PathBuf>) -> Result<Arc<App>, AppError> {
+        let metrics = Arc::new(Metrics::new());
+        let target = access_log::Target::parse(&config.log.access_log);
+        let (access_log, _writer) = AccessLog::start(&target, metrics.access_log_dropped.clone())
+            .await
+            .map_err(|source| AppError::AccessLog {
+                target: config.log.access_log.clone(),
+                source,
+            })?;
+
+        // Bind everything before spawning anything, so a port in use fails the start cleanly.
+        let mut bound = Vec::new();
+        for listener in &config.listeners {
+            bound.push((
+                listener.name.clone(),
+                server::bind(listener, config.admission.backlog)?,
+            ));
+        }
+        let admin_listener = tokio::net::TcpListener::bind(config.admin.address)
+            .await
+            .map_err(|source| AppError::Admin {
+                address: config.admin.address,
+                source,
+            })?;
+        let admin_addr = admin_listener
+            .local_addr()
+            .expect("a bound listener has a local address");
+
+        let config = Arc::new(config);
+        let snapshot: SharedSnapshot = Arc::new(ArcSwap::from_pointee(Snapshot::build(
+            Arc::clone(&config),
+            1,
+            None,
+        )));
+        let admission = Admission::new(
+            config.admission.baseline_connections,
+            config.admission.burst_connections,
+        );
+        let hard_stop = CancellationToken::new();
+        let tunnels = TaskTracker::new();
+        let recorder = Arc::new(Recorder {
+            metrics: Arc::clone(&metrics),
+            access_log: access_log.clone(),
+        });
+        let proxy = Arc::new(Proxy::new(
+            Arc::clone(&snapshot),
+            recorder,
+            tunnels.clone(),
+            hard_stop.clone(),
+        ));
+        let server = Arc::new(ServerCtx::new(
+            &config,
+            proxy,
+            Arc::clone(&admission),
+            Arc::clone(&metrics),
+            hard_stop,
+        ));
+
+        let stop_accepting = CancellationToken::new();
+        let mut listeners = Vec::new();
+        for (name, listener) in bound {
+            let address = listener
+                .local_addr()
+                .expect("a bound listener has a local address");
+            tracing::info!(listener = %name, %address, "listening");
+            listeners.push((name.clone(), address));
+            tokio::spawn(server::run(
+                listener,
+                Arc::from(name.as_str()),
+                Arc::clone(&server),
+                stop_accepting.clone(),
+            ));
+        }
+
+        let readiness = Arc::new(Readiness::default());
+        let stop_admin = CancellationToken::new();
+        let admin_ctx = Arc::new(AdminCtx {
+            snapshot: Arc::clone(&snapshot),
+            metrics: Arc::clone(&metrics),
+            admission: Arc::clone(&admission),
+            readiness: Arc::clone(&readiness),
+            listeners: listeners.clone(),
+        });
+        tracing::info!(address = %admin_addr, "admin listening");
+        tokio::spawn(admin::run(admin_listener, admin_ctx, stop_admin.clone()));
+
+        metrics.config_reloads.with_label_values(&["success"]);
+        metrics.config_reloads.with_label_values(&["failure"]);
+        metrics.config_last_reload_success.set(unix_now());
+        readiness.set_ready();
+        Ok(Arc::new(App {
+            config: ArcSwap::new(config),
+            config_path,
+            snapshot,
+            generation: AtomicU64::new(1),
+            metrics,
+            admission,
+            server,
+            readiness,
+            access_log,
+            tunnels,
+            listeners,
+            admin_addr,
+            stop_accepting,
+            stop_admin,
+            reloading: Mutex::new(()),
+        }))
+    }
+
+    /// The bound address of the traffic listener called `name`.
+    pub fn listener_addr(&self, name: &str) -> Option<SocketAddr> {
+        self.listeners
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, a)| *a)
+    }
+
+    /// Every traffic listener's name and bound address.
+    pub fn listeners(&self) -> &[(String, SocketAddr)] {
+        &self.listeners
+    }
+
+    /// The bound admin address.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
+    }
+
+    /// The config in force.
+    pub fn config(&self) -> Arc<Config> {
+        self.config.load_full()
+    }
+
+    /// The live snapshot.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.load_full()
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Drains and stops: see the module docs for the order. `grace` is how long listeners keep
+    /// accepting after `/readyz` turns 503.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.readiness.set_draining();
+        if !grace.is_zero() {
+            tracing::info!(grace = ?grace, "draining: /readyz is 503, still accepting for the grace period");
+            tokio::time::sleep(grace).await;
+        }
+        self.stop_accepting.cancel();
+        self.server.draining.cancel();
+        self.server.connections.close();
+        self.tunnels.close();
+        let drain = self.config().timeouts.drain;
+        tracing::info!(open = self.admission.open(), deadline = ?drain, "listeners closed; waiting for in-flight requests");
+        let finished = async {
+            self.server.connections.wait().await;
+            self.tunnels.wait().await;
+        };
+        if tokio::time::timeout(drain, finished).await.is_err() {
+            tracing::warn!(
+                open = self.admission.open(),
+                "drain deadline passed; closing what is left"
+            );
+            self.server.hard_stop.cancel();
+            let _ =
+                tokio::time::timeout(Duration::from_secs(1), self.server.connections.wait()).await;
+        }
+        self.stop_admin.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.access_log.flush()).await;
+        tracing::info!("stopped");
+    }
+
+    /// Runs until SIGTERM or SIGINT, reloading on SIGHUP. SIGTERM drains with the configured
+    /// grace; SIGINT drains without it (an operator at a terminal); a second signal of either
+    /// kind exits at once. Returns the process exit code.
+    pub async fn run_until_signalled(self: &Arc<Self>) -> std::io::Result<i32> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut hup = signal(SignalKind::hangup())?;
+        let grace = loop {
+            tokio::select! {
+                _ = term.recv() => break self.config().timeouts.shutdown_grace,
+                _ = int.recv() => break Duration::ZERO,
+                _ = hup.recv() => {
+                    // A reload failure is logged and counted inside; the daemon keeps serving.
+                    let _ = self.reload().await;
+                }
+            }
+        };
+        tracing::info!("shutting down");
+        tokio::select! {
+            () = self.shutdown(grace) => Ok(0),
+            _ = term.recv() => Ok(second_signal()),
+            _ = int.recv() => Ok(second_signal()),
+        }
+    }
+
+    fn next_generation(&self) -> u64 {
+        self.generation.fetch_add(1, Ordering::AcqRel) + 1
+    }
+}
+
+fn second_signal() -> i32 {
+    tracing::warn!("second signal: stopping now");
+    1
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}

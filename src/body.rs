@@ -1,0 +1,178 @@
+//! The two bodies portero streams: [`RequestBody`] (client -> backend) and [`ResponseBody`]
+//! (backend or portero -> client). Neither buffers: each frame is passed on as it arrives,
+//! so memory per request stays bounded whatever the body size, and backpressure reaches the
+//! sender. The response body carries the request's [`Exchange`], which is recorded (metrics,
+//! access log, in-flight counts) when the body ends, fails or is dropped.
+
+use crate::proxy::exchange::{Exchange, Outcome};
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use pin_project_lite::pin_project;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll, ready};
+
+pin_project! {
+    /// A client's request body on its way to a backend, counting the bytes it passes.
+    pub struct RequestBody {
+        #[pin]
+        inner: Incoming,
+        received: Arc<AtomicU64>,
+    }
+}
+
+impl RequestBody {
+    /// Wraps `inner`; bytes passed are added to `received`.
+    pub fn new(inner: Incoming, received: Arc<AtomicU64>) -> Self {
+        Self { inner, received }
+    }
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.project();
+        let frame = ready!(this.inner.poll_frame(cx));
+        if let Some(Ok(frame)) = &frame
+            && let Some(data) = frame.data_ref()
+        {
+            this.received.fetch_add(data.len() as u64, Ordering::Relaxed);
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind {
+        Upstream { #[pin] body: Incoming },
+        Full { data: Option<Bytes> },
+    }
+}
+
+pin_project! {
+    /// A response body sent to a client: streamed from a backend, or a short one of portero's own.
+    pub struct ResponseBody {
+        #[pin]
+        kind: Kind,
+        exchange: Option<Exchange>,
+    }
+
+    impl PinnedDrop for ResponseBody {
+        fn drop(this: Pin<&mut Self>) {
+            let complete = this.kind.is_end();
+            let this = this.project();
+            if let Some(exchange) = this.exchange.take() {
+                // Dropped before its end: the client went away, or hyper gave up on the connection.
+                exchange.finish(if complete { Outcome::Complete } else { Outcome::ClientAborted });
+            }
+        }
+    }
+}
+
+impl Kind {
+    fn is_end(&self) -> bool {
+        match self {
+            Kind::Upstream { body } => body.is_end_stream(),
+            Kind::Full { data } => data.is_none(),
+        }
+    }
+}
+
+impl ResponseBody {
+    /// A body streamed from a backend.
+    pub fn upstream(body: Incoming) -> Self {
+        Self {
+            kind: Kind::Upstream { body },
+            exchange: None,
+        }
+    }
+
+    /// A complete body of portero's own.
+    pub fn full(data: impl Into<Bytes>) -> Self {
+        let data: Bytes = data.into();
+        let data = (!data.is_empty()).then_some(data);
+        Self {
+            kind: Kind::Full { data },
+            exchange: None,
+        }
+    }
+
+    /// An empty body.
+    pub fn empty() -> Self {
+        Self {
+            kind: Kind::Full { data: None },
+            exchange: None,
+        }
+    }
+
+    /// Attaches the exchange to record when this body ends.
+    pub fn with_exchange(mut self, exchange: Exchange) -> Self {
+        self.exchange = Some(exchange);
+        self
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.project();
+        let frame = match this.kind.project() {
+            KindProj::Upstream { body } => ready!(body.poll_frame(cx)),
+            KindProj::Full { data } => data.take().map(|d| Ok(Frame::data(d))),
+        };
+        match &frame {
+            Some(Ok(frame)) => {
+                if let (Some(data), Some(exchange)) = (frame.data_ref(), this.exchange.as_mut()) {
+                    exchange.add_bytes_out(data.len() as u64);
+                }
+            }
+            Some(Err(_)) => {
+                // The backend failed mid-body: hyper aborts the client side (HTTP/1 close with
+                // no final chunk, HTTP/2 RST_STREAM), so a truncated body never looks complete.
+                if let Some(exchange) = this.exchange.take() {
+                    exchange.finish(Outcome::UpstreamAborted);
+                }
+            }
+            None => {
+                if let Some(exchange) = this.exchange.take() {
+                    exchange.finish(Outcome::Complete);
+                }
+            }
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.kind.is_end()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            Kind::Upstream { body } => body.size_hint(),
+            Kind::Full { data } => {
+                SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
+            }
+        }
+    }
+}

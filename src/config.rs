@@ -1,0 +1,461 @@
+//! The configuration: TOML text -> [`FileConfig`](load::FileConfig) (serde, every problem
+//! collected with its line and column) -> [`validate`] -> the typed [`Config`] the daemon runs.
+//! Nothing binds or connects until a `Config` exists, so a bad file never half-starts anything.
+
+mod file;
+mod load;
+pub mod units;
+
+pub use file::{
+    AdminConfig, AdmissionConfig, AtLimit, Balance, Limits, LogConfig, LogFormat, Timeouts,
+    UpstreamProtocol,
+};
+
+use crate::backend::BackendSpec;
+use crate::route::HostMatch;
+use file::{BackendEntry, ListenerFile, PoolFile, RouteFile};
+use ipnet::IpNet;
+use load::FileConfig;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::Path;
+
+/// A validated configuration, ready to run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `[admission]`.
+    pub admission: AdmissionConfig,
+    /// `[timeouts]`.
+    pub timeouts: Timeouts,
+    /// `[limits]`.
+    pub limits: Limits,
+    /// `[log]`.
+    pub log: LogConfig,
+    /// `[security]`.
+    pub security: SecurityConfig,
+    /// `[admin]`.
+    pub admin: AdminConfig,
+    /// Traffic listeners, in file order.
+    pub listeners: Vec<ListenerConfig>,
+    /// Routes, first match wins. Never empty: a single pool without routes gets a catch-all.
+    pub routes: Vec<RouteConfig>,
+    /// Pools by name.
+    pub pools: BTreeMap<String, PoolConfig>,
+}
+
+/// The parts of `[security]` this build acts on.
+#[derive(Debug, Clone, Default)]
+pub struct SecurityConfig {
+    /// Peers whose `X-Forwarded-For` is kept and appended to.
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+/// One traffic listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerConfig {
+    /// Used in metric labels and logs; unique.
+    pub name: String,
+    /// Where to bind.
+    pub address: SocketAddr,
+}
+
+/// One route: requests matching `host` and `path_prefix` go to `pool`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteConfig {
+    /// Which hosts match.
+    pub host: HostMatch,
+    /// Path prefix (plain string prefix, as Envoy and nginx `location` do).
+    pub path_prefix: String,
+    /// Name of an existing pool.
+    pub pool: String,
+}
+
+/// One pool of backends.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolConfig {
+    /// The pool's name (metric label).
+    pub name: String,
+    /// Balancing algorithm.
+    pub balance: Balance,
+    /// Protocol spoken to the backends.
+    pub protocol: UpstreamProtocol,
+    /// Static membership from the file.
+    pub backends: Vec<BackendSpec>,
+}
+
+impl Config {
+    /// Reads and validates the file at `path`.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            origin: origin.clone(),
+            problems: vec![Problem::message(format!("cannot read the file: {e}"))],
+        })?;
+        Self::from_toml(&text, &origin)
+    }
+
+    /// Parses and validates `text`; `origin` names it in error messages.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let file = load::parse(text, origin)?;
+        validate(file).map_err(|problems| ConfigError::new(origin, text, problems))
+    }
+}
+
+/// Cross-checks a parsed file and builds the typed [`Config`], or returns every problem.
+fn validate(file: FileConfig) -> Result<Config, Vec<Problem>> {
+    let mut problems = Vec::new();
+    check_admission(&file.admission, &mut problems);
+    let security = security(&file, &mut problems);
+    let listeners = listeners(&file, &mut problems);
+    let pools = pools(&file.pools, &mut problems);
+    let routes = routes(&file, &pools, &mut problems);
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Ok(Config {
+        admission: file.admission,
+        timeouts: file.timeouts,
+        limits: file.limits,
+        log: file.log,
+        security,
+        admin: file.admin,
+        listeners,
+        routes,
+        pools,
+    })
+}
+
+fn check_admission(admission: &AdmissionConfig, problems: &mut Vec<Problem>) {
+    if admission.baseline_connections == 0 {
+        problems.push(Problem::message(
+            "admission.baseline_connections must be at least 1",
+        ));
+    }
+    if admission.burst_connections < admission.baseline_connections {
+        problems.push(Problem::message(format!(
+            "admission.burst_connections ({}) must be at least baseline_connections ({})",
+            admission.burst_connections, admission.baseline_connections
+        )));
+    }
+}
+
+fn security(file: &FileConfig, problems: &mut Vec<Problem>) -> SecurityConfig {
+    let sec = &file.security;
+    if sec.max_connections_per_ip != 0 {
+        problems.push(Problem::message(
+            "security.max_connections_per_ip is not supported by this build yet; remove it",
+        ));
+    }
+    for entry in sec.allow.iter().chain(&sec.deny) {
+        problems.push(unsupported(entry.span(), "security.allow / security.deny"));
+    }
+    if let Some(table) = &sec.rate_limit {
+        problems.push(unsupported(table.span(), "security.rate_limit"));
+    }
+    SecurityConfig {
+        trusted_proxies: sec.trusted_proxies.clone(),
+    }
+}
+
+fn listeners(file: &FileConfig, problems: &mut Vec<Problem>) -> Vec<ListenerConfig> {
+    if file.listeners.is_empty() {
+        let problem = "no [[listener]]: add one, e.g. [[listener]] address = \"0.0.0.0:8080\"";
+        problems.push(match &file.listener_span {
+            Some(span) => Problem::at(span.clone(), problem),
+            None => Problem::message(problem),
+        });
+    }
+    let mut seen: BTreeMap<String, ()> = BTreeMap::new();
+    let mut out = Vec::new();
+    for (index, listener) in file.listeners.iter().enumerate() {
+        let ListenerFile {
+            name,
+            address,
+            proxy_protocol,
+            tls,
+        } = listener;
+        let (name, span) = match name {
+            Some(n) => (n.get_ref().clone(), Some(n.span())),
+            None if index == 0 => ("http".to_string(), None),
+            None => (format!("listener{index}"), None),
+        };
+        if seen.insert(name.clone(), ()).is_some() {
+            let text = format!("two listeners are named `{name}`: give each a unique `name`");
+            problems.push(match span {
+                Some(span) => Problem::at(span, text),
+                None => Problem::message(text),
+            });
+        }
+        if address.port() != 0 && *address == file.admin.address {
+            problems.push(Problem::message(format!(
+                "listener `{name}` and the admin listener both use {address}"
+            )));
+        }
+        if let Some(t) = proxy_protocol {
+            problems.push(unsupported(t.span(), "listener.proxy_protocol"));
+        }
+        if let Some(t) = tls {
+            problems.push(unsupported(t.span(), "listener.tls"));
+        }
+        out.push(ListenerConfig {
+            name,
+            address: *address,
+        });
+    }
+    out
+}
+
+fn pools(
+    files: &BTreeMap<String, (Range<usize>, PoolFile)>,
+    problems: &mut Vec<Problem>,
+) -> BTreeMap<String, PoolConfig> {
+    let mut out = BTreeMap::new();
+    for (name, (name_span, pool)) in files {
+        if let Some(pool) = pool_config(name, name_span, pool, problems) {
+            out.insert(name.clone(), pool);
+        }
+    }
+    out
+}
+
+fn pool_config(
+    name: &str,
+    name_span: &Range<usize>,
+    pool: &PoolFile,
+    problems: &mut Vec<Problem>,
+) -> Option<PoolConfig> {
+    let before = problems.len();
+    let balance = pool
+        .balance
+        .as_ref()
+        .map_or(Balance::RoundRobin, |b| *b.get_ref());
+    if let Some(b) = pool
+        .balance
+        .as_ref()
+        .filter(|b| *b.get_ref() != Balance::RoundRobin)
+    {
+        problems.push(unsupported(b.span(), "balance other than round_robin"));
+    }
+    let optional = [
+        (pool.health_check.as_ref().map(|t| t.span()), "health_check"),
+        (pool.hash_key.as_ref().map(|t| t.span()), "hash_key"),
+        (pool.slow_start.as_ref().map(|t| t.span()), "slow_start"),
+        (pool.retries.as_ref().map(|t| t.span()), "retries"),
+        (pool.retry_budget.as_ref().map(|t| t.span()), "retry_budget"),
+        (pool.outlier.as_ref().map(|t| t.span()), "outlier"),
+        (pool.tls.as_ref().map(|t| t.span()), "tls"),
+        (pool.discovery.as_ref().map(|t| t.span()), "discovery"),
+    ];
+    for (span, key) in optional {
+        if let Some(span) = span {
+            problems.push(unsupported(span, &format!("pool.{name}.{key}")));
+        }
+    }
+    let Some(entries) = &pool.backends else {
+        problems.push(Problem::at(
+            name_span.clone(),
+            format!(
+                "pool `{name}` has no `backends`: list them, e.g. backends = [\"10.0.0.5:8080\"]"
+            ),
+        ));
+        return None;
+    };
+    let mut backends: Vec<BackendSpec> = Vec::new();
+    for entry in entries.get_ref() {
+        let spec = match *entry {
+            BackendEntry::Address(address) => BackendSpec::new(address, 1),
+            BackendEntry::Weighted { address, weight } => BackendSpec::new(address, weight),
+        };
+        if spec.weight == 0 {
+            problems.push(Problem::at(
+                entries.span(),
+                format!(
+                    "backend {} in pool `{name}` has weight 0; remove it instead",
+                    spec.address
+                ),
+            ));
+        }
+        if backends.iter().any(|b| b.address == spec.address) {
+            problems.push(Problem::at(
+                entries.span(),
+                format!("backend {} is listed twice in pool `{name}`", spec.address),
+            ));
+        }
+        backends.push(spec);
+    }
+    (problems.len() == before).then(|| PoolConfig {
+        name: name.to_string(),
+        balance,
+        protocol: pool.protocol,
+        backends,
+    })
+}
+
+fn routes(
+    file: &FileConfig,
+    pools: &BTreeMap<String, PoolConfig>,
+    problems: &mut Vec<Problem>,
+) -> Vec<RouteConfig> {
+    if file.routes.is_empty() {
+        return match (file.pools.len(), pools.keys().next()) {
+            (1, Some(only)) => vec![RouteConfig {
+                host: HostMatch::Any,
+                path_prefix: "/".into(),
+                pool: only.clone(),
+            }],
+            (0, _) => {
+                problems.push(Problem::message("no [pool.NAME]: add at least one pool"));
+                Vec::new()
+            }
+            // A pool with its own problems was dropped: those problems are reported already.
+            (1, None) => Vec::new(),
+            _ => {
+                problems.push(Problem::message(
+                    "several pools and no [[route]]: add routes saying which traffic goes where",
+                ));
+                Vec::new()
+            }
+        };
+    }
+    file.routes
+        .iter()
+        .filter_map(|route| route_config(route, file, problems))
+        .collect()
+}
+
+fn route_config(
+    route: &RouteFile,
+    file: &FileConfig,
+    problems: &mut Vec<Problem>,
+) -> Option<RouteConfig> {
+    let before = problems.len();
+    let host = match &route.host {
+        None => HostMatch::Any,
+        Some(h) => HostMatch::parse(h.get_ref())
+            .map_err(|e| problems.push(Problem::at(h.span(), e)))
+            .unwrap_or(HostMatch::Any),
+    };
+    let path_prefix = match &route.path_prefix {
+        None => "/".to_string(),
+        Some(p) if p.get_ref().starts_with('/') => p.get_ref().clone(),
+        Some(p) => {
+            problems.push(Problem::at(p.span(), "path_prefix must start with `/`"));
+            String::new()
+        }
+    };
+    let pool = route.pool.get_ref();
+    if !file.pools.contains_key(pool) {
+        let known: Vec<&str> = file.pools.keys().map(String::as_str).collect();
+        problems.push(Problem::at(
+            route.pool.span(),
+            format!(
+                "route names pool `{pool}`, which does not exist (pools: {})",
+                known.join(", ")
+            ),
+        ));
+    }
+    (problems.len() == before).then(|| RouteConfig {
+        host,
+        path_prefix,
+        pool: pool.clone(),
+    })
+}
+
+fn unsupported(span: Range<usize>, what: &str) -> Problem {
+    Problem::at(
+        span,
+        format!("`{what}` is not supported by this build of portero yet"),
+    )
+}
+
+/// Everything wrong with a config file.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct ConfigError {
+    origin: String,
+    /// The problems, in file order where they have a position.
+    pub problems: Vec<Problem>,
+}
+
+/// One problem, with its position in the file where there is one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// What is wrong.
+    pub message: String,
+    /// Byte range in the file.
+    pub span: Option<Range<usize>>,
+    /// 1-based line and column, filled in from `span`.
+    pub line_col: Option<(usize, usize)>,
+}
+
+impl Problem {
+    fn at(span: Range<usize>, message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            span: Some(span),
+            line_col: None,
+        }
+    }
+
+    fn message(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            span: None,
+            line_col: None,
+        }
+    }
+
+    fn from_toml(error: &toml::de::Error) -> Self {
+        Self {
+            message: error.message().trim().to_string(),
+            span: error.span(),
+            line_col: None,
+        }
+    }
+}
+
+impl ConfigError {
+    fn new(origin: &str, text: &str, mut problems: Vec<Problem>) -> Self {
+        for problem in &mut problems {
+            problem.line_col = problem.span.as_ref().map(|s| line_col(text, s.start));
+        }
+        problems.sort_by_key(|p| p.line_col.unwrap_or((usize::MAX, 0)));
+        Self {
+            origin: origin.to_string(),
+            problems,
+        }
+    }
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before
+        .rfind('\n')
+        .map_or(before.len(), |nl| before.len() - nl - 1)
+        + 1;
+    (line, col)
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.problems.len();
+        write!(
+            f,
+            "{}: {n} problem{}",
+            self.origin,
+            if n == 1 { "" } else { "s" }
+        )?;
+        for p in &self.problems {
+            match p.line_col {
+                Some((line, col)) => write!(f, "\n  {}:{line}:{col}: {}", self.origin, p.message)?,
+                None => write!(f, "\n  {}: {}", self.origin, p.message)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

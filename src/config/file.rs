@@ -1,0 +1,292 @@
+//! The config file as serde reads it. Sections whose values need no cross-checking
+//! (timeouts, limits, log, admission, admin) are already typed here and pass into
+//! [`Config`](super::Config) unchanged; listeners, routes and pools are checked against each
+//! other by [`validate`](super::validate) first.
+
+use super::units;
+use ipnet::IpNet;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+use toml::Spanned;
+
+/// `[admission]`: connection admission over all traffic listeners together.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdmissionConfig {
+    /// Connections admitted freely.
+    pub baseline_connections: usize,
+    /// The hard ceiling; between baseline and burst the daemon is "in burst".
+    pub burst_connections: usize,
+    /// What happens to a connection that arrives at the ceiling.
+    pub at_limit: AtLimit,
+    /// Listen backlog of every traffic listener (the kernel caps it at `somaxconn`).
+    pub backlog: u32,
+}
+
+impl Default for AdmissionConfig {
+    fn default() -> Self {
+        Self {
+            baseline_connections: 10_000,
+            burst_connections: 40_000,
+            at_limit: AtLimit::Queue,
+            backlog: 4096,
+        }
+    }
+}
+
+/// `admission.at_limit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AtLimit {
+    /// Stop accepting; the kernel backlog holds new connections until a slot frees.
+    Queue,
+    /// Accept, answer 503 with `Retry-After`, close.
+    Reject,
+}
+
+/// `[timeouts]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Timeouts {
+    /// The whole request head must arrive within this (also the wait for a new connection's first byte).
+    #[serde(deserialize_with = "units::duration")]
+    pub request_header: Duration,
+    /// Keep-alive idle time between requests.
+    #[serde(deserialize_with = "units::duration")]
+    pub idle: Duration,
+    /// TLS handshake deadline.
+    #[serde(deserialize_with = "units::duration")]
+    pub tls_handshake: Duration,
+    /// Longest gap between two reads of a request body.
+    #[serde(deserialize_with = "units::duration")]
+    pub request_body: Duration,
+    /// TCP connect to a backend.
+    #[serde(deserialize_with = "units::duration")]
+    pub upstream_connect: Duration,
+    /// From sending the request until the response head arrives.
+    #[serde(deserialize_with = "units::duration")]
+    pub upstream_response: Duration,
+    /// Graceful shutdown and backend-removal deadline.
+    #[serde(deserialize_with = "units::duration")]
+    pub drain: Duration,
+    /// On SIGTERM, keep accepting (with `/readyz` at 503) for this long before closing listeners.
+    #[serde(deserialize_with = "units::duration")]
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            request_header: Duration::from_secs(10),
+            idle: Duration::from_secs(75),
+            tls_handshake: Duration::from_secs(10),
+            request_body: Duration::from_secs(30),
+            upstream_connect: Duration::from_secs(5),
+            upstream_response: Duration::from_secs(30),
+            drain: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// `[limits]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest request head in bytes (-> 431).
+    #[serde(deserialize_with = "units::size_usize")]
+    pub max_header_bytes: usize,
+    /// Most header fields in a request (-> 431).
+    pub max_headers: usize,
+    /// Longest request target in bytes (-> 414).
+    #[serde(deserialize_with = "units::size_usize")]
+    pub max_uri_bytes: usize,
+    /// Largest request body in bytes (-> 413).
+    #[serde(deserialize_with = "units::size")]
+    pub max_request_body: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_header_bytes: 32 * 1024,
+            max_headers: 100,
+            max_uri_bytes: 8 * 1024,
+            max_request_body: 10 * 1024 * 1024,
+        }
+    }
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `"stdout"`, `"off"` or a file path.
+    pub access_log: String,
+    /// Default filter for the daemon's own log lines; `RUST_LOG` overrides it.
+    pub level: String,
+    /// Format of the daemon's own log lines on stderr.
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            access_log: "stdout".into(),
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+/// `log.format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[security]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecurityFile {
+    pub trusted_proxies: Vec<IpNet>,
+    pub max_connections_per_ip: u32,
+    pub allow: Vec<Spanned<IpNet>>,
+    pub deny: Vec<Spanned<IpNet>>,
+    pub rate_limit: Option<Spanned<toml::Table>>,
+}
+
+/// `[admin]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Address of the admin listener (metrics and admin API).
+    pub address: SocketAddr,
+    /// When set, write endpoints need `Authorization: Bearer <token>`.
+    pub token_file: Option<PathBuf>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            address: SocketAddr::from(([127, 0, 0, 1], 9901)),
+            token_file: None,
+        }
+    }
+}
+
+/// One `[[listener]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerFile {
+    #[serde(default)]
+    pub name: Option<Spanned<String>>,
+    pub address: SocketAddr,
+    #[serde(default)]
+    pub proxy_protocol: Option<Spanned<toml::Table>>,
+    #[serde(default)]
+    pub tls: Option<Spanned<toml::Table>>,
+}
+
+/// One `[[route]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteFile {
+    #[serde(default)]
+    pub host: Option<Spanned<String>>,
+    #[serde(default)]
+    pub path_prefix: Option<Spanned<String>>,
+    pub pool: Spanned<String>,
+}
+
+/// One `[pool.NAME]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolFile {
+    #[serde(default)]
+    pub balance: Option<Spanned<Balance>>,
+    #[serde(default)]
+    pub backends: Option<Spanned<Vec<BackendEntry>>>,
+    #[serde(default)]
+    pub protocol: UpstreamProtocol,
+    #[serde(default)]
+    pub health_check: Option<Spanned<toml::Table>>,
+    #[serde(default)]
+    pub hash_key: Option<Spanned<String>>,
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub slow_start: Option<Spanned<Duration>>,
+    #[serde(default)]
+    pub retries: Option<Spanned<u32>>,
+    #[serde(default)]
+    pub retry_budget: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub outlier: Option<Spanned<toml::Table>>,
+    #[serde(default)]
+    pub tls: Option<Spanned<toml::Table>>,
+    #[serde(default)]
+    pub discovery: Option<Spanned<toml::Table>>,
+}
+
+/// `pool.*.balance`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Balance {
+    /// Smooth weighted round robin.
+    #[default]
+    RoundRobin,
+    /// Power of two choices on in-flight requests.
+    LeastRequests,
+    /// Uniform random, weighted.
+    Random,
+    /// Consistent hashing on `hash_key`.
+    ConsistentHash,
+}
+
+/// `pool.*.protocol`: what portero speaks to the backends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpstreamProtocol {
+    /// HTTP/1.1 with keep-alive.
+    #[default]
+    Http1,
+    /// HTTP/2 over cleartext, prior knowledge.
+    H2c,
+}
+
+/// An entry of `backends`: `"10.0.0.5:8080"` or `{ address = "...", weight = 2 }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "a backend: \"host:port\" or { address = \"host:port\", weight = N }"
+)]
+pub enum BackendEntry {
+    /// Just an address, weight 1.
+    Address(SocketAddr),
+    /// Address and weight.
+    Weighted {
+        /// The backend's address.
+        address: SocketAddr,
+        /// Its relative share of requests.
+        #[serde(default = "default_weight")]
+        weight: u32,
+    },
+}
+
+fn default_weight() -> u32 {
+    1
+}
+
+fn opt_duration<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Spanned<Duration>>, D::Error> {
+    let text = Spanned::<String>::deserialize(d)?;
+    let span = text.span();
+    let value = units::parse_duration(text.get_ref()).map_err(serde::de::Error::custom)?;
+    Ok(Some(Spanned::new(span, value)))
+}

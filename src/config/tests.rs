@@ -1,0 +1,185 @@
+use super::*;
+use std::time::Duration;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::from_toml(text, "test.toml")
+}
+
+const MINIMAL: &str = r#"
+[[listener]]
+address = "127.0.0.1:8080"
+
+[pool.api]
+backends = ["10.0.0.5:8080", { address = "10.0.0.6:8080", weight = 2 }]
+"#;
+
+#[test]
+fn minimal_file_gets_every_default() {
+    let c = parse(MINIMAL).unwrap();
+    assert_eq!(c.admission, AdmissionConfig::default());
+    assert_eq!(c.admission.baseline_connections, 10_000);
+    assert_eq!(c.admission.burst_connections, 40_000);
+    assert_eq!(c.timeouts.request_header, Duration::from_secs(10));
+    assert_eq!(c.timeouts.idle, Duration::from_secs(75));
+    assert_eq!(c.limits.max_header_bytes, 32 * 1024);
+    assert_eq!(c.limits.max_request_body, 10 * 1024 * 1024);
+    assert_eq!(c.admin.address, "127.0.0.1:9901".parse().unwrap());
+    assert_eq!(c.listeners[0].name, "http");
+    assert_eq!(c.log.access_log, "stdout");
+    let pool = &c.pools["api"];
+    assert_eq!(pool.backends[1].weight, 2);
+    assert_eq!(
+        c.routes.len(),
+        1,
+        "one pool without routes gets a catch-all"
+    );
+    assert_eq!(c.routes[0].pool, "api");
+}
+
+#[test]
+fn example_config_in_the_repository_is_valid() {
+    let text = include_str!("../../config/portero.toml");
+    let c = parse(text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.routes.len(), 2);
+    assert_eq!(c.pools["web"].protocol, UpstreamProtocol::H2c);
+}
+
+#[test]
+fn every_problem_is_reported_with_its_line_and_column() {
+    let text = r#"
+[timeouts]
+idle = "forever"
+
+[[listener]]
+adress = "127.0.0.1:8080"
+
+[[route]]
+pool = "nope"
+
+[pool.api]
+backends = ["not-an-address"]
+"#;
+    let e = parse(text).unwrap_err();
+    let shown = e.to_string();
+    assert!(shown.contains("test.toml:3:8"), "{shown}");
+    assert!(shown.contains("invalid duration"), "{shown}");
+    assert!(shown.contains("unknown field `adress`"), "{shown}");
+    assert!(shown.contains("test.toml:6:1"), "{shown}");
+    assert!(shown.contains("test.toml:12:"), "{shown}");
+    assert!(e.problems.len() >= 3, "{shown}");
+}
+
+#[test]
+fn cross_references_are_checked() {
+    let text = r#"
+[[listener]]
+address = "127.0.0.1:8080"
+
+[[route]]
+pool = "missing"
+
+[pool.api]
+backends = ["10.0.0.5:8080"]
+"#;
+    let shown = parse(text).unwrap_err().to_string();
+    assert!(
+        shown.contains("pool `missing`, which does not exist"),
+        "{shown}"
+    );
+    assert!(shown.contains("test.toml:6:8"), "{shown}");
+}
+
+#[test]
+fn semantic_problems_are_found() {
+    let cases = [
+        (
+            "[admission]\nbaseline_connections = 5\nburst_connections = 2\n",
+            "must be at least baseline",
+        ),
+        (
+            "[admission]\nat_limit = \"drop\"\n",
+            "unknown variant `drop`",
+        ),
+        ("[timeouts]\nidle = 10\n", "invalid type"),
+        ("[timeouts]\nidle = \"10\"\n", "needs a unit"),
+        (
+            "[limits]\nmax_header_bytes = \"1XB\"\n",
+            "invalid size unit",
+        ),
+        ("[bogus]\nx = 1\n", "unknown section `bogus`"),
+        (
+            "[pool.x]\nbalance = \"fastest\"\nbackends = []\n",
+            "unknown variant `fastest`",
+        ),
+        (
+            "[pool.y]\nbackends = [{ address = \"10.0.0.1:1\", weight = 0 }]\n",
+            "weight 0",
+        ),
+        (
+            "[pool.z]\nbackends = [\"10.0.0.1:1\", \"10.0.0.1:1\"]\n",
+            "listed twice",
+        ),
+        (
+            "[pool.w]\nprotocol = \"h3\"\nbackends = []\n",
+            "unknown variant `h3`",
+        ),
+        ("[pool.v]\n", "has no `backends`"),
+        (
+            "[[route]]\nhost = \"http://x\"\npool = \"api\"\n",
+            "invalid host",
+        ),
+        (
+            "[[route]]\npath_prefix = \"api\"\npool = \"api\"\n",
+            "must start with `/`",
+        ),
+        (
+            "[[listener]]\nname = \"http\"\naddress = \"127.0.0.1:1\"\n",
+            "two listeners are named `http`",
+        ),
+        ("this is not toml", "expected `=`"),
+    ];
+    for (extra, expected) in cases {
+        let text = format!("{MINIMAL}\n{extra}");
+        let shown = match parse(&text) {
+            Ok(_) => panic!("accepted:\n{text}"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            shown.contains(expected),
+            "for {extra:?} expected {expected:?} in:\n{shown}"
+        );
+    }
+}
+
+#[test]
+fn no_listener_or_no_pool_is_an_error() {
+    let shown = parse("[pool.a]\nbackends = []\n").unwrap_err().to_string();
+    assert!(shown.contains("no [[listener]]"), "{shown}");
+    let shown = parse("[[listener]]\naddress = \"127.0.0.1:1\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(shown.contains("no [pool.NAME]"), "{shown}");
+    let two = "[[listener]]\naddress = \"127.0.0.1:1\"\n[pool.a]\nbackends = []\n[pool.b]\nbackends = []\n";
+    assert!(
+        parse(two)
+            .unwrap_err()
+            .to_string()
+            .contains("several pools and no [[route]]")
+    );
+}
+
+#[test]
+fn features_not_built_yet_are_refused_not_ignored() {
+    let shown = parse(&format!(
+        "{MINIMAL}\n[pool.api.health_check]\npath = \"/\"\n"
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(shown.contains("not supported by this build"), "{shown}");
+}
+
+#[test]
+fn line_col_counts_from_one() {
+    assert_eq!(line_col("ab\ncd", 0), (1, 1));
+    assert_eq!(line_col("ab\ncd", 4), (2, 2));
+}

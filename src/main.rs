@@ -1,0 +1,162 @@
+//! The `portero` command line. The only place that uses `anyhow` and prints to the terminal.
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use portero::config::LogFormat;
+use portero::{App, Config};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(
+    name = "portero",
+    version,
+    about = "A Layer-7 HTTP load balancer daemon"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon.
+    Run {
+        /// Config file [default: $PORTERO_CONFIG, then /etc/portero/portero.toml].
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Parse and validate a config file, print a summary; exit non-zero on any problem.
+    Check {
+        /// Config file [default: $PORTERO_CONFIG, then /etc/portero/portero.toml].
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Three built-in backends behind a load balancer on 127.0.0.1:8080 (admin :9901).
+    Demo,
+    /// Exit 0 when GET /readyz on the admin address answers 200 (for container HEALTHCHECK).
+    Healthcheck {
+        /// Admin address.
+        #[arg(long, default_value = "127.0.0.1:9901")]
+        admin: SocketAddr,
+    },
+}
+
+fn config_path(flag: Option<PathBuf>) -> PathBuf {
+    flag.or_else(|| std::env::var_os("PORTERO_CONFIG").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("/etc/portero/portero.toml"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Check { config } => return check(&config_path(config)),
+        Command::Run { config } => run(config_path(config)),
+        Command::Demo => demo(),
+        Command::Healthcheck { admin } => return healthcheck(admin),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("portero: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check(path: &std::path::Path) -> ExitCode {
+    match Config::from_file(path) {
+        Ok(config) => {
+            print!("{}", summary(path, &config));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn summary(path: &std::path::Path, config: &Config) -> String {
+    let mut out = format!("{}: ok\n", path.display());
+    let a = &config.admission;
+    out += &format!(
+        "admission: baseline {} / burst {} connections, at limit: {:?}\n",
+        a.baseline_connections, a.burst_connections, a.at_limit
+    );
+    for l in &config.listeners {
+        out += &format!("listener {}: {}\n", l.name, l.address);
+    }
+    out += &format!("admin: {}\n", config.admin.address);
+    for r in &config.routes {
+        out += &format!("route {}{} -> pool {}\n", r.host, r.path_prefix, r.pool);
+    }
+    for (name, pool) in &config.pools {
+        let backends: Vec<String> = pool
+            .backends
+            .iter()
+            .map(|b| format!("{} (weight {})", b.address, b.weight))
+            .collect();
+        out += &format!(
+            "pool {name}: {:?}, {:?}, {}\n",
+            pool.balance,
+            pool.protocol,
+            backends.join(", ")
+        );
+    }
+    out
+}
+
+fn init_logging(level: &str, format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")
+}
+
+fn run(path: PathBuf) -> anyhow::Result<u8> {
+    let config = Config::from_file(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    init_logging(&config.log.level, config.log.format);
+    runtime()?.block_on(async {
+        let app = App::start(config, Some(path)).await?;
+        let code = app.run_until_signalled().await?;
+        Ok(code as u8)
+    })
+}
+
+fn demo() -> anyhow::Result<u8> {
+    init_logging("info", LogFormat::Text);
+    runtime()?.block_on(async {
+        let backends = portero::demo::start_backends(3).await?;
+        let config = portero::demo::config(&backends).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let app = App::start(config, None).await?;
+        let traffic = app.listener_addr("http").context("the demo listener")?;
+        print!("{}", portero::demo::banner(traffic, app.admin_addr()));
+        let code = app.run_until_signalled().await?;
+        Ok(code as u8)
+    })
+}
+
+fn healthcheck(admin: SocketAddr) -> ExitCode {
+    let ready = runtime()
+        .ok()
+        .is_some_and(|rt| rt.block_on(portero::admin::probe_ready(admin)));
+    if ready {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

@@ -1,0 +1,226 @@
+//! Prometheus metrics on a registry the application owns (no global statics: two daemons in
+//! one test process never share counters). Names follow PRODUCT.md: `portero_<thing>_<unit>`,
+//! counters end in `_total`, times are in seconds.
+
+use prometheus::{
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
+};
+
+/// Latency buckets that resolve sub-millisecond proxy overhead and still see 30 s timeouts.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0, 30.0, 60.0,
+];
+
+/// Every metric portero exports.
+pub struct Metrics {
+    registry: Registry,
+    /// `portero_connections_open{listener}`.
+    pub connections_open: IntGaugeVec,
+    /// `portero_connections_limit{tier}`.
+    pub connections_limit: IntGaugeVec,
+    /// `portero_connections_in_burst`.
+    pub connections_in_burst: IntGauge,
+    /// `portero_connections_accepted_total{listener}`.
+    pub connections_accepted: IntCounterVec,
+    /// `portero_connections_rejected_total{listener,reason}`.
+    pub connections_rejected: IntCounterVec,
+    /// `portero_requests_total{listener,pool,code_class}`.
+    pub requests: IntCounterVec,
+    /// `portero_request_duration_seconds{pool}`.
+    pub request_duration: HistogramVec,
+    /// `portero_upstream_requests_total{pool,backend,code_class}`.
+    pub upstream_requests: IntCounterVec,
+    /// `portero_upstream_errors_total{pool,backend,kind}`: failures with no backend status.
+    pub upstream_errors: IntCounterVec,
+    /// `portero_upstream_response_seconds{pool}`: request sent until response head received.
+    pub upstream_response: HistogramVec,
+    /// `portero_backend_up{pool,backend}`.
+    pub backend_up: IntGaugeVec,
+    /// `portero_backend_in_flight{pool,backend}`.
+    pub backend_in_flight: IntGaugeVec,
+    /// `portero_health_checks_total{pool,backend,result}`.
+    pub health_checks: IntCounterVec,
+    /// `portero_retries_total{pool}`.
+    pub retries: IntCounterVec,
+    /// `portero_config_reloads_total{result}`.
+    pub config_reloads: IntCounterVec,
+    /// `portero_config_last_reload_success_timestamp_seconds`.
+    pub config_last_reload_success: Gauge,
+    /// `portero_access_log_dropped_total`: lines dropped because the writer fell behind.
+    pub access_log_dropped: IntCounter,
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric");
+            c
+        };
+        let gauge = |name: &str, help: &str, labels: &[&str]| {
+            let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("unique metric");
+            g
+        };
+        let histogram = |name: &str, help: &str, labels: &[&str]| {
+            let opts = HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec());
+            let h = HistogramVec::new(opts, labels).expect("valid metric");
+            registry
+                .register(Box::new(h.clone()))
+                .expect("unique metric");
+            h
+        };
+        let connections_in_burst = IntGauge::new(
+            "portero_connections_in_burst",
+            "Open connections admitted above the baseline",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(connections_in_burst.clone()))
+            .expect("unique metric");
+        let config_last_reload_success = Gauge::new(
+            "portero_config_last_reload_success_timestamp_seconds",
+            "Unix time of the last successful config load",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(config_last_reload_success.clone()))
+            .expect("unique metric");
+        let access_log_dropped = IntCounter::new(
+            "portero_access_log_dropped_total",
+            "Access-log lines dropped because the writer could not keep up",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(access_log_dropped.clone()))
+            .expect("unique metric");
+        #[cfg(target_os = "linux")]
+        registry
+            .register(Box::new(
+                prometheus::process_collector::ProcessCollector::for_self(),
+            ))
+            .expect("unique metric");
+        Self {
+            connections_open: gauge(
+                "portero_connections_open",
+                "Open client connections",
+                &["listener"],
+            ),
+            connections_limit: gauge(
+                "portero_connections_limit",
+                "Connection admission limits",
+                &["tier"],
+            ),
+            connections_in_burst,
+            connections_accepted: counter(
+                "portero_connections_accepted_total",
+                "Client connections accepted",
+                &["listener"],
+            ),
+            connections_rejected: counter(
+                "portero_connections_rejected_total",
+                "Client connections refused",
+                &["listener", "reason"],
+            ),
+            requests: counter(
+                "portero_requests_total",
+                "Requests answered",
+                &["listener", "pool", "code_class"],
+            ),
+            request_duration: histogram(
+                "portero_request_duration_seconds",
+                "Whole request time, first byte in to last byte out",
+                &["pool"],
+            ),
+            upstream_requests: counter(
+                "portero_upstream_requests_total",
+                "Responses received from backends",
+                &["pool", "backend", "code_class"],
+            ),
+            upstream_errors: counter(
+                "portero_upstream_errors_total",
+                "Requests to backends that failed without a response",
+                &["pool", "backend", "kind"],
+            ),
+            upstream_response: histogram(
+                "portero_upstream_response_seconds",
+                "Time from sending a request to a backend until its response head",
+                &["pool"],
+            ),
+            backend_up: gauge(
+                "portero_backend_up",
+                "1 when the backend takes new requests",
+                &["pool", "backend"],
+            ),
+            backend_in_flight: gauge(
+                "portero_backend_in_flight",
+                "Requests in flight to the backend",
+                &["pool", "backend"],
+            ),
+            health_checks: counter(
+                "portero_health_checks_total",
+                "Active health checks",
+                &["pool", "backend", "result"],
+            ),
+            retries: counter(
+                "portero_retries_total",
+                "Requests retried on another backend",
+                &["pool"],
+            ),
+            config_reloads: counter(
+                "portero_config_reloads_total",
+                "Config reloads",
+                &["result"],
+            ),
+            config_last_reload_success,
+            access_log_dropped,
+            registry,
+        }
+    }
+
+    /// The registry, for encoding.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The whole registry in the Prometheus text format.
+    pub fn encode(&self) -> String {
+        let mut buffer = Vec::with_capacity(16 * 1024);
+        let encoder = TextEncoder::new();
+        if let Err(e) = encoder.encode(&self.registry.gather(), &mut buffer) {
+            tracing::warn!(error = %e, "metrics encoding failed");
+        }
+        String::from_utf8(buffer).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// `2xx` .. `5xx` for a status code.
+pub fn code_class(status: u16) -> &'static str {
+    match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}

@@ -1,0 +1,222 @@
+//! One request, top to bottom: route it to a pool, pick a backend, rewrite the headers,
+//! forward it, and stream the response back; any failure becomes a status from
+//! [`ProxyError::status`]. Everything the request needs is read from one [`Snapshot`] loaded
+//! at its start, so a reload in the middle never mixes two configs in one request.
+
+mod error;
+pub mod exchange;
+pub mod headers;
+mod tunnel;
+
+pub use error::ProxyError;
+
+use crate::body::{RequestBody, ResponseBody};
+use crate::route::normalize_host;
+use crate::snapshot::{SharedSnapshot, Snapshot};
+use exchange::{Exchange, Recorder};
+use headers::Hop;
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{HeaderValue, Request, Response, StatusCode, Uri, Version, header};
+use hyper::body::Incoming;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// What the proxy knows about the client connection a request came on.
+#[derive(Debug)]
+pub struct ClientConn {
+    /// The traffic listener's name.
+    pub listener: Arc<str>,
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// `"http"` or `"https"`.
+    pub proto: &'static str,
+    /// Requests in progress on the connection, for its idle timeout.
+    pub activity: ConnActivity,
+}
+
+/// Requests in progress on one connection. The connection's I/O reads it to decide which
+/// timeout applies: none while a request is active, `idle` once the last one ended.
+#[derive(Debug, Default)]
+pub struct ConnActivity {
+    active: AtomicU32,
+    epoch: AtomicU32,
+}
+
+impl ConnActivity {
+    fn request_started(&self) {
+        self.active.fetch_add(1, Ordering::AcqRel);
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn request_finished(&self) {
+        self.active.fetch_sub(1, Ordering::AcqRel);
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Requests in progress.
+    pub fn active(&self) -> u32 {
+        self.active.load(Ordering::Acquire)
+    }
+
+    /// Changes every time a request starts or ends.
+    pub fn epoch(&self) -> u32 {
+        self.epoch.load(Ordering::Acquire)
+    }
+}
+
+/// The request handler shared by every connection of every traffic listener.
+#[derive(Debug)]
+pub struct Proxy {
+    snapshot: SharedSnapshot,
+    recorder: Arc<Recorder>,
+    /// Upgraded connections (WebSocket...) outlive their request; they are tracked here so
+    /// shutdown can wait for them and cut them at the drain deadline.
+    tunnels: TaskTracker,
+    hard_stop: CancellationToken,
+}
+
+impl Proxy {
+    /// A proxy over the live snapshot.
+    pub fn new(
+        snapshot: SharedSnapshot,
+        recorder: Arc<Recorder>,
+        tunnels: TaskTracker,
+        hard_stop: CancellationToken,
+    ) -> Self {
+        Self {
+            snapshot,
+            recorder,
+            tunnels,
+            hard_stop,
+        }
+    }
+
+    /// Serves one request. Never fails: errors become responses.
+    pub async fn handle(
+        self: Arc<Self>,
+        request: Request<Incoming>,
+        conn: Arc<ClientConn>,
+    ) -> Result<Response<ResponseBody>, Infallible> {
+        let snapshot = self.snapshot.load_full();
+        let mut exchange = Exchange::begin(
+            Arc::clone(&self.recorder),
+            Arc::clone(&conn),
+            request.method().clone(),
+            request.uri().clone(),
+            request.version(),
+        );
+        let response = match self.forward(&snapshot, request, &conn, &mut exchange).await {
+            Ok(response) => response,
+            Err(error) => {
+                tracing::debug!(error = %error, peer = %conn.peer, "request answered by portero");
+                exchange.set_error(error.kind());
+                error.into_response()
+            }
+        };
+        exchange.set_status(response.status());
+        Ok(response.map(|body| body.with_exchange(exchange)))
+    }
+
+    async fn forward(
+        &self,
+        snapshot: &Snapshot,
+        mut request: Request<Incoming>,
+        conn: &ClientConn,
+        exchange: &mut Exchange,
+    ) -> Result<Response<ResponseBody>, ProxyError> {
+        let host = request_host(&request)?;
+        exchange.set_host(&host);
+        let pool = snapshot
+            .route(&normalize_host(&host), request.uri().path())
+            .ok_or(ProxyError::NoRoute)?;
+        exchange.set_pool(Arc::clone(pool.name()));
+        let backend = pool.pick().ok_or(ProxyError::NoHealthyBackend)?;
+        let upstream = backend.upstream().clone();
+
+        let upgrade = headers::requested_upgrade(request.headers());
+        let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut request));
+        let headers = request.headers_mut();
+        headers::remove_hop_by_hop(headers, upgrade.clone());
+        let hop = Hop {
+            peer: conn.peer.ip(),
+            trusted: snapshot.is_trusted_proxy(conn.peer.ip()),
+            proto: conn.proto,
+            host: &host,
+        };
+        headers::set_forwarded(headers, &hop);
+        // The authority of an absolute-form target or of HTTP/2's :authority wins over any
+        // Host header (RFC 9112 §3.2.2); an HTTP/1.0 request without either gets the backend's.
+        let host_value = match host.as_str() {
+            "" => HeaderValue::from_str(backend.label()),
+            named => HeaderValue::from_str(named),
+        };
+        headers.insert(header::HOST, host_value.map_err(|_| ProxyError::BadHost)?);
+        exchange.set_request_id(headers::ensure_request_id(headers));
+
+        let (mut parts, body) = request.into_parts();
+        parts.uri = backend_uri(backend.address(), parts.uri.path_and_query());
+        parts.version = upstream.version();
+        let upstream_request = Request::from_parts(
+            parts,
+            RequestBody::new(body, Arc::clone(exchange.bytes_in())),
+        );
+        exchange.set_backend(backend.begin_request());
+
+        let sent = Instant::now();
+        let timeout = snapshot.config().timeouts.upstream_response;
+        let mut response = tokio::time::timeout(timeout, upstream.send(upstream_request))
+            .await
+            .map_err(|_| ProxyError::UpstreamTimeout)??;
+        exchange.upstream_responded(sent.elapsed(), response.status());
+
+        if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+            let client_upgrade = client_upgrade.ok_or(ProxyError::BadUpgrade)?;
+            let upstream_upgrade = hyper::upgrade::on(&mut response);
+            tunnel::spawn(
+                &self.tunnels,
+                &self.hard_stop,
+                client_upgrade,
+                upstream_upgrade,
+                conn.peer,
+            );
+            headers::remove_hop_by_hop(response.headers_mut(), upgrade);
+            return Ok(response.map(|_| ResponseBody::empty()));
+        }
+        headers::remove_hop_by_hop(response.headers_mut(), None);
+        Ok(response.map(ResponseBody::upstream))
+    }
+}
+
+/// The host a request is for: the authority of an absolute-form target (HTTP/1) or of
+/// `:authority` (HTTP/2), else the Host header. HTTP/1.1 requires one (RFC 9112 §3.2).
+fn request_host(request: &Request<Incoming>) -> Result<String, ProxyError> {
+    if let Some(authority) = request.uri().authority() {
+        return Ok(authority.as_str().to_string());
+    }
+    match request.headers().get(header::HOST) {
+        Some(value) => value
+            .to_str()
+            .ok()
+            .filter(|v| v.parse::<Authority>().is_ok())
+            .map(str::to_string)
+            .ok_or(ProxyError::BadHost),
+        None if request.version() == Version::HTTP_10 => Ok(String::new()),
+        None => Err(ProxyError::BadHost),
+    }
+}
+
+fn backend_uri(address: SocketAddr, path: Option<&PathAndQuery>) -> Uri {
+    let mut parts = http::uri::Parts::default();
+    parts.scheme = Some(Scheme::HTTP);
+    parts.authority = Authority::try_from(address.to_string()).ok();
+    parts.path_and_query = Some(
+        path.cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/")),
+    );
+    Uri::from_parts(parts).expect("scheme, authority and path make a valid URI")
+}

@@ -1,0 +1,221 @@
+//! One request/response exchange, from the request head to the last byte of the response.
+//! It is created when a request arrives, travels inside the response body, and is recorded
+//! exactly once when that body ends, fails or is dropped: request metrics, the access-log
+//! line, and the end of the backend's in-flight count all happen there, so a long download
+//! counts as in flight until its last byte.
+
+use super::ClientConn;
+use crate::access_log::{AccessLog, Record};
+use crate::backend::InFlight;
+use crate::metrics::{Metrics, code_class};
+use http::{HeaderValue, Method, StatusCode, Uri, Version};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+/// Where exchanges are recorded.
+#[derive(Debug)]
+pub struct Recorder {
+    /// The metrics.
+    pub metrics: Arc<Metrics>,
+    /// The access log.
+    pub access_log: AccessLog,
+}
+
+/// How an exchange ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The whole response was sent.
+    Complete,
+    /// The client went away (or the connection was closed) before the response ended.
+    ClientAborted,
+    /// The backend failed in the middle of the response body.
+    UpstreamAborted,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Complete => "complete",
+            Outcome::ClientAborted => "client_aborted",
+            Outcome::UpstreamAborted => "upstream_aborted",
+        }
+    }
+}
+
+/// One exchange in progress. Dropping it without [`finish`](Exchange::finish) records it as
+/// aborted by the client, with the nginx-style status 499 when no response was produced.
+#[derive(Debug)]
+pub struct Exchange {
+    recorder: Arc<Recorder>,
+    conn: Arc<ClientConn>,
+    started: Instant,
+    started_at: SystemTime,
+    method: Method,
+    uri: Uri,
+    version: Version,
+    host: String,
+    status: Option<StatusCode>,
+    pool: Option<Arc<str>>,
+    in_flight: Option<InFlight>,
+    upstream_elapsed: Option<Duration>,
+    request_id: Option<HeaderValue>,
+    bytes_in: Arc<AtomicU64>,
+    bytes_out: u64,
+    error: Option<&'static str>,
+    outcome: Outcome,
+}
+
+impl Exchange {
+    /// Starts recording a request; the connection counts it as active until the exchange ends.
+    pub fn begin(
+        recorder: Arc<Recorder>,
+        conn: Arc<ClientConn>,
+        method: Method,
+        uri: Uri,
+        version: Version,
+    ) -> Self {
+        conn.activity.request_started();
+        Self {
+            recorder,
+            conn,
+            started: Instant::now(),
+            started_at: SystemTime::now(),
+            method,
+            uri,
+            version,
+            host: String::new(),
+            status: None,
+            pool: None,
+            in_flight: None,
+            upstream_elapsed: None,
+            request_id: None,
+            bytes_in: Arc::new(AtomicU64::new(0)),
+            bytes_out: 0,
+            error: None,
+            outcome: Outcome::ClientAborted,
+        }
+    }
+
+    /// The counter the request body adds received bytes to.
+    pub fn bytes_in(&self) -> &Arc<AtomicU64> {
+        &self.bytes_in
+    }
+
+    /// Records the Host the request was routed by.
+    pub fn set_host(&mut self, host: &str) {
+        host.clone_into(&mut self.host);
+    }
+
+    /// Records the pool that serves the request.
+    pub fn set_pool(&mut self, pool: Arc<str>) {
+        self.pool = Some(pool);
+    }
+
+    /// Records the backend chosen; it counts the request as in flight until the exchange ends.
+    pub fn set_backend(&mut self, in_flight: InFlight) {
+        self.in_flight = Some(in_flight);
+    }
+
+    /// Records the request id sent upstream.
+    pub fn set_request_id(&mut self, id: HeaderValue) {
+        self.request_id = Some(id);
+    }
+
+    /// Records the backend's response head arriving.
+    pub fn upstream_responded(&mut self, elapsed: Duration, status: StatusCode) {
+        self.upstream_elapsed = Some(elapsed);
+        if let (Some(pool), Some(flight)) = (&self.pool, &self.in_flight) {
+            let m = &self.recorder.metrics;
+            m.upstream_response
+                .with_label_values(&[pool])
+                .observe(elapsed.as_secs_f64());
+            m.upstream_requests
+                .with_label_values(&[pool, flight.backend().label(), code_class(status.as_u16())])
+                .inc();
+        }
+    }
+
+    /// Records that portero answered itself, and why.
+    pub fn set_error(&mut self, kind: &'static str) {
+        self.error = Some(kind);
+        if let (Some(pool), Some(flight)) = (&self.pool, &self.in_flight) {
+            self.recorder
+                .metrics
+                .upstream_errors
+                .with_label_values(&[pool, flight.backend().label(), kind])
+                .inc();
+        }
+    }
+
+    /// Records the status sent to the client.
+    pub fn set_status(&mut self, status: StatusCode) {
+        self.status = Some(status);
+    }
+
+    /// Adds response body bytes sent.
+    pub fn add_bytes_out(&mut self, n: u64) {
+        self.bytes_out += n;
+    }
+
+    /// Ends the exchange.
+    pub fn finish(mut self, outcome: Outcome) {
+        self.outcome = outcome;
+    }
+
+    fn record(&self) {
+        let status = self.status.map_or(499, |s| s.as_u16());
+        let pool = self.pool.as_deref().unwrap_or("none");
+        let elapsed = self.started.elapsed();
+        let m = &self.recorder.metrics;
+        m.requests
+            .with_label_values(&[&*self.conn.listener, pool, code_class(status)])
+            .inc();
+        m.request_duration
+            .with_label_values(&[pool])
+            .observe(elapsed.as_secs_f64());
+        let log = &self.recorder.access_log;
+        if log.is_enabled() {
+            log.log(&Record {
+                time: humantime::format_rfc3339_millis(self.started_at).to_string(),
+                listener: &self.conn.listener,
+                client: self.conn.peer.to_string(),
+                method: self.method.as_str(),
+                host: &self.host,
+                path: self.uri.path_and_query().map_or("/", |p| p.as_str()),
+                protocol: version_str(self.version),
+                status,
+                bytes_in: self.bytes_in.load(Ordering::Relaxed),
+                bytes_out: self.bytes_out,
+                duration: elapsed.as_secs_f64(),
+                upstream_duration: self.upstream_elapsed.map(|d| d.as_secs_f64()),
+                pool: self.pool.as_deref(),
+                backend: self.in_flight.as_ref().map(|f| &**f.backend().label()),
+                request_id: self
+                    .request_id
+                    .as_ref()
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or(""),
+                outcome: self.outcome.as_str(),
+                error: self.error,
+            });
+        }
+    }
+}
+
+impl Drop for Exchange {
+    fn drop(&mut self) {
+        self.record();
+        self.conn.activity.request_finished();
+    }
+}
+
+fn version_str(version: Version) -> &'static str {
+    match version {
+        Version::HTTP_09 => "HTTP/0.9",
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_11 => "HTTP/1.1",
+        Version::HTTP_2 => "HTTP/2",
+        _ => "HTTP/3",
+    }
+}

@@ -1,0 +1,150 @@
+//! Header rewriting, as pure functions over a `HeaderMap`: hop-by-hop removal (RFC 9110
+//! §7.6.1), then portero's own `X-Forwarded-*` and `X-Request-Id`. Removal always runs first,
+//! so a client cannot make us drop a header we add (`Connection: close, X-Forwarded-For`).
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+/// `X-Forwarded-For`, `-Proto`, `-Host`, `X-Request-Id`, `X-Real-IP`, `Forwarded`.
+pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+#[allow(missing_docs)]
+pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+#[allow(missing_docs)]
+pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+#[allow(missing_docs)]
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
+/// Headers that describe one connection, never the message (RFC 9110 §7.6.1, plus the
+/// non-standard `Keep-Alive` and `Proxy-Connection` that old clients still send).
+fn fixed_hop_by_hop() -> [&'static HeaderName; 7] {
+    [
+        &header::CONNECTION,
+        &KEEP_ALIVE,
+        &PROXY_CONNECTION,
+        &header::PROXY_AUTHORIZATION,
+        &header::TE,
+        &header::TRANSFER_ENCODING,
+        &header::UPGRADE,
+    ]
+}
+
+/// The protocol a client asked to switch to, when the request is a valid upgrade request
+/// (`Connection: upgrade` and an `Upgrade` value) and the protocol is one we tunnel. `h2c`
+/// upgrades are refused: they would smuggle HTTP/2 past our HTTP/1 parser.
+pub fn requested_upgrade(headers: &HeaderMap) -> Option<HeaderValue> {
+    let upgrade = headers.get(header::UPGRADE)?;
+    let asks = connection_tokens(headers).any(|t| t.eq_ignore_ascii_case("upgrade"));
+    let h2c = upgrade.to_str().map_or(true, |v| {
+        v.split(',').any(|p| p.trim().eq_ignore_ascii_case("h2c"))
+    });
+    (asks && !h2c).then(|| upgrade.clone())
+}
+
+fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+/// Removes every hop-by-hop header: the fixed set and every header named in `Connection`.
+/// `TE: trailers` survives because it is end-to-end in meaning (gRPC needs it). When `upgrade`
+/// is given, the upgrade is re-announced with exactly `Connection: upgrade` and that protocol.
+pub fn remove_hop_by_hop(headers: &mut HeaderMap, upgrade: Option<HeaderValue>) {
+    let named: Vec<HeaderName> = connection_tokens(headers)
+        .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    let te_trailers = headers
+        .get(header::TE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
+    for name in fixed_hop_by_hop() {
+        headers.remove(name);
+    }
+    if te_trailers {
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    }
+    if let Some(protocol) = upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(header::UPGRADE, protocol);
+    }
+}
+
+/// What the proxy knows about the hop the request arrived on.
+#[derive(Debug, Clone, Copy)]
+pub struct Hop<'a> {
+    /// The client's address (the TCP peer).
+    pub peer: IpAddr,
+    /// Whether that peer is a trusted proxy whose forwarding headers we keep.
+    pub trusted: bool,
+    /// `"http"` or `"https"`.
+    pub proto: &'static str,
+    /// The Host the client asked for.
+    pub host: &'a str,
+}
+
+/// Sets `X-Forwarded-For`/`-Proto`/`-Host`. From a trusted proxy the chain is kept and the peer
+/// appended; from anyone else every forwarding header is replaced, so nobody on the internet
+/// can claim to be someone else (`Forwarded` and `X-Real-IP` included).
+pub fn set_forwarded(headers: &mut HeaderMap, hop: &Hop<'_>) {
+    let mut xff = String::with_capacity(48);
+    if hop.trusted {
+        for value in headers.get_all(&X_FORWARDED_FOR) {
+            if let Ok(v) = value.to_str() {
+                let v = v.trim();
+                if !v.is_empty() {
+                    xff.push_str(v);
+                    xff.push_str(", ");
+                }
+            }
+        }
+    } else {
+        headers.remove(header::FORWARDED);
+        headers.remove(&X_REAL_IP);
+    }
+    let _ = write!(xff, "{}", hop.peer);
+    headers.insert(
+        X_FORWARDED_FOR.clone(),
+        HeaderValue::try_from(xff).expect("an IP list is a valid header value"),
+    );
+    if !(hop.trusted && headers.contains_key(&X_FORWARDED_PROTO)) {
+        headers.insert(
+            X_FORWARDED_PROTO.clone(),
+            HeaderValue::from_static(hop.proto),
+        );
+    }
+    if !(hop.trusted && headers.contains_key(&X_FORWARDED_HOST)) {
+        if let Ok(host) = HeaderValue::from_str(hop.host) {
+            headers.insert(X_FORWARDED_HOST.clone(), host);
+        }
+    }
+}
+
+/// Returns the request's `X-Request-Id`, adding a fresh one when the client sent none.
+pub fn ensure_request_id(headers: &mut HeaderMap) -> HeaderValue {
+    if let Some(id) = headers.get(&X_REQUEST_ID) {
+        return id.clone();
+    }
+    let id = new_request_id();
+    headers.insert(X_REQUEST_ID.clone(), id.clone());
+    id
+}
+
+/// 128 random bits as 32 hex digits.
+pub fn new_request_id() -> HeaderValue {
+    let mut text = String::with_capacity(32);
+    let _ = write!(text, "{:032x}", fastrand::u128(..));
+    HeaderValue::try_from(text).expect("hex digits are a valid header value")
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,121 @@
+use super::*;
+
+fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    for (k, v) in pairs {
+        h.append(
+            HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            HeaderValue::from_str(v).unwrap(),
+        );
+    }
+    h
+}
+
+fn hop(trusted: bool) -> Hop<'static> {
+    Hop {
+        peer: "192.0.2.7".parse().unwrap(),
+        trusted,
+        proto: "http",
+        host: "example.com",
+    }
+}
+
+#[test]
+fn hop_by_hop_and_named_headers_are_removed() {
+    let mut h = map(&[
+        ("connection", "close, X-Secret"),
+        ("connection", "x-other"),
+        ("x-secret", "1"),
+        ("x-other", "2"),
+        ("keep-alive", "timeout=5"),
+        ("proxy-connection", "keep-alive"),
+        ("proxy-authorization", "Basic x"),
+        ("te", "gzip"),
+        ("transfer-encoding", "chunked"),
+        ("upgrade", "websocket"),
+        ("x-kept", "yes"),
+    ]);
+    remove_hop_by_hop(&mut h, None);
+    let names: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+    assert_eq!(names, vec!["x-kept"]);
+}
+
+#[test]
+fn te_trailers_survives_for_grpc() {
+    let mut h = map(&[("te", "trailers")]);
+    remove_hop_by_hop(&mut h, None);
+    assert_eq!(h.get("te").unwrap(), "trailers");
+}
+
+#[test]
+fn connection_cannot_strip_our_own_forwarding_headers() {
+    let mut h = map(&[
+        ("connection", "close, X-Forwarded-For"),
+        ("x-forwarded-for", "6.6.6.6"),
+    ]);
+    remove_hop_by_hop(&mut h, None);
+    set_forwarded(&mut h, &hop(false));
+    assert_eq!(h.get("x-forwarded-for").unwrap(), "192.0.2.7");
+}
+
+#[test]
+fn upgrade_is_recognised_and_reannounced() {
+    let h = map(&[
+        ("connection", "keep-alive, Upgrade"),
+        ("upgrade", "websocket"),
+    ]);
+    let up = requested_upgrade(&h).unwrap();
+    let mut h2 = h.clone();
+    remove_hop_by_hop(&mut h2, Some(up));
+    assert_eq!(h2.get("connection").unwrap(), "upgrade");
+    assert_eq!(h2.get("upgrade").unwrap(), "websocket");
+    assert!(
+        requested_upgrade(&map(&[("upgrade", "websocket")])).is_none(),
+        "needs Connection: upgrade"
+    );
+    assert!(requested_upgrade(&map(&[("connection", "upgrade"), ("upgrade", "h2c")])).is_none());
+}
+
+#[test]
+fn spoofed_forwarding_headers_are_replaced_for_untrusted_peers() {
+    let mut h = map(&[
+        ("x-forwarded-for", "1.2.3.4"),
+        ("x-forwarded-proto", "https"),
+        ("x-forwarded-host", "evil"),
+        ("forwarded", "for=1.2.3.4"),
+        ("x-real-ip", "1.2.3.4"),
+    ]);
+    set_forwarded(&mut h, &hop(false));
+    assert_eq!(h.get("x-forwarded-for").unwrap(), "192.0.2.7");
+    assert_eq!(h.get("x-forwarded-proto").unwrap(), "http");
+    assert_eq!(h.get("x-forwarded-host").unwrap(), "example.com");
+    assert!(h.get("forwarded").is_none());
+    assert!(h.get("x-real-ip").is_none());
+}
+
+#[test]
+fn trusted_proxies_chain_is_appended_to() {
+    let mut h = map(&[
+        ("x-forwarded-for", "1.2.3.4"),
+        ("x-forwarded-for", "5.6.7.8"),
+        ("x-forwarded-proto", "https"),
+    ]);
+    set_forwarded(&mut h, &hop(true));
+    assert_eq!(
+        h.get("x-forwarded-for").unwrap(),
+        "1.2.3.4, 5.6.7.8, 192.0.2.7"
+    );
+    assert_eq!(h.get_all("x-forwarded-for").iter().count(), 1);
+    assert_eq!(h.get("x-forwarded-proto").unwrap(), "https");
+}
+
+#[test]
+fn request_id_is_kept_or_made() {
+    let mut h = map(&[("x-request-id", "abc")]);
+    assert_eq!(ensure_request_id(&mut h), "abc");
+    let mut h = HeaderMap::new();
+    let id = ensure_request_id(&mut h);
+    assert_eq!(id.len(), 32);
+    assert_eq!(h.get("x-request-id").unwrap(), &id);
+    assert_ne!(new_request_id(), new_request_id());
+}

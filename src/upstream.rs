@@ -1,0 +1,117 @@
+//! The client side: one pooled keep-alive client per backend. Keeping the pool per backend
+//! (rather than one client keyed by address) means a backend's idle connections live and die
+//! with its [`Backend`](crate::backend::Backend): they carry over a membership swap when the
+//! backend stays and are closed when it is dropped after draining.
+
+use crate::body::RequestBody;
+use crate::config::UpstreamProtocol;
+use http::{Request, Response, Version};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use std::time::Duration;
+
+/// Settings every upstream client is built with.
+#[derive(Debug, Clone, Copy)]
+pub struct UpstreamSettings {
+    /// HTTP/1.1 or h2c.
+    pub protocol: UpstreamProtocol,
+    /// TCP connect deadline.
+    pub connect_timeout: Duration,
+    /// Idle pooled connections are closed after this.
+    pub idle_timeout: Duration,
+}
+
+/// A pooled client for one backend.
+#[derive(Clone, Debug)]
+pub struct Upstream {
+    client: Client<HttpConnector, RequestBody>,
+    version: Version,
+}
+
+/// Why a request to a backend failed.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    /// The TCP connection could not be made (refused, unreachable): nothing was sent.
+    #[error("connect failed: {0}")]
+    Connect(String),
+    /// The TCP connection did not complete within the connect timeout: nothing was sent.
+    #[error("connect timed out")]
+    ConnectTimeout,
+    /// The request was sent but the exchange failed (reset, garbage, early close).
+    #[error("upstream request failed: {0}")]
+    Request(String),
+}
+
+impl Upstream {
+    /// A client with no connections yet; the first request connects.
+    pub fn new(settings: &UpstreamSettings) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(settings.connect_timeout));
+        connector.enforce_http(true);
+        let mut builder = Client::builder(TokioExecutor::new());
+        builder
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(settings.idle_timeout)
+            // portero sets Host itself: the client's Host, not the backend's address.
+            .set_host(false);
+        let version = match settings.protocol {
+            UpstreamProtocol::Http1 => Version::HTTP_11,
+            UpstreamProtocol::H2c => {
+                builder.http2_only(true);
+                Version::HTTP_2
+            }
+        };
+        Self {
+            client: builder.build(connector),
+            version,
+        }
+    }
+
+    /// The HTTP version requests to this backend must carry.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// Sends `request` (whose URI already names this backend) and waits for the response head.
+    pub async fn send(
+        &self,
+        request: Request<RequestBody>,
+    ) -> Result<Response<Incoming>, UpstreamError> {
+        self.client.request(request).await.map_err(|e| {
+            if e.is_connect() {
+                if is_timeout(&e) {
+                    UpstreamError::ConnectTimeout
+                } else {
+                    UpstreamError::Connect(root_cause(&e))
+                }
+            } else {
+                UpstreamError::Request(root_cause(&e))
+            }
+        })
+    }
+}
+
+fn is_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(error);
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::TimedOut {
+                return true;
+            }
+        }
+        source = e.source();
+    }
+    false
+}
+
+fn root_cause(error: &hyper_util::client::legacy::Error) -> String {
+    let mut last: &(dyn std::error::Error + 'static) = error;
+    while let Some(next) = last.source() {
+        last = next;
+    }
+    last.to_string()
+}
