@@ -43,7 +43,8 @@ impl Body for RequestBody {
         if let Some(Ok(frame)) = &frame
             && let Some(data) = frame.data_ref()
         {
-            this.received.fetch_add(data.len() as u64, Ordering::Relaxed);
+            this.received
+                .fetch_add(data.len() as u64, Ordering::Relaxed);
         }
         Poll::Ready(frame)
     }

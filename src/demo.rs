@@ -50,10 +50,17 @@ async fn serve_backend(listener: TcpListener, index: usize) {
     }
 }
 
-/// The demo config for these backend addresses.
-pub fn config(backends: &[SocketAddr]) -> Result<Config, ConfigError> {
+/// The demo config for these backend addresses and listen addresses.
+pub fn config(
+    backends: &[SocketAddr],
+    listen: SocketAddr,
+    admin: SocketAddr,
+) -> Result<Config, ConfigError> {
     let list: Vec<String> = backends.iter().map(|a| format!("\"{a}\"")).collect();
-    let text = DEMO_CONFIG.replace("{backends}", &list.join(", "));
+    let text = DEMO_CONFIG
+        .replace("{backends}", &list.join(", "))
+        .replace("{listen}", &listen.to_string())
+        .replace("{admin}", &admin.to_string());
     Config::from_toml(&text, "<demo config>")
 }
 

@@ -35,7 +35,14 @@ enum Command {
         config: Option<PathBuf>,
     },
     /// Three built-in backends behind a load balancer on 127.0.0.1:8080 (admin :9901).
-    Demo,
+    Demo {
+        /// Traffic address.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Admin address.
+        #[arg(long, default_value = "127.0.0.1:9901")]
+        admin: SocketAddr,
+    },
     /// Exit 0 when GET /readyz on the admin address answers 200 (for container HEALTHCHECK).
     Healthcheck {
         /// Admin address.
@@ -54,7 +61,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check { config } => return check(&config_path(config)),
         Command::Run { config } => run(config_path(config)),
-        Command::Demo => demo(),
+        Command::Demo { listen, admin } => demo(listen, admin),
         Command::Healthcheck { admin } => return healthcheck(admin),
     };
     match result {
@@ -137,14 +144,17 @@ fn run(path: PathBuf) -> anyhow::Result<u8> {
     })
 }
 
-fn demo() -> anyhow::Result<u8> {
+fn demo(listen: SocketAddr, admin: SocketAddr) -> anyhow::Result<u8> {
     init_logging("info", LogFormat::Text);
     runtime()?.block_on(async {
         let backends = portero::demo::start_backends(3).await?;
-        let config = portero::demo::config(&backends).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let config =
+            portero::demo::config(&backends, listen, admin).map_err(|e| anyhow::anyhow!("{e}"))?;
         let app = App::start(config, None).await?;
         let traffic = app.listener_addr("http").context("the demo listener")?;
         print!("{}", portero::demo::banner(traffic, app.admin_addr()));
+        use std::io::Write as _;
+        let _ = std::io::stdout().flush();
         let code = app.run_until_signalled().await?;
         Ok(code as u8)
     })

@@ -1,0 +1,23 @@
+# portero container image: build with the Rust image, run on a small Debian base as non-root.
+#   docker build -t portero .
+#   docker run --rm -p 8080:8080 -v $PWD/config/portero.toml:/etc/portero/portero.toml:ro portero
+FROM rust:1.95-bookworm AS build
+WORKDIR /src
+COPY Cargo.toml Cargo.lock ./
+COPY src ./src
+COPY config ./config
+COPY benches ./benches
+RUN cargo build --release --locked --bin portero
+
+FROM debian:bookworm-slim
+RUN useradd --system --no-create-home --shell /usr/sbin/nologin portero \
+    && mkdir -p /etc/portero
+COPY --from=build /src/target/release/portero /usr/local/bin/portero
+COPY config/portero.toml /etc/portero/portero.toml
+USER portero
+ENV PORTERO_CONFIG=/etc/portero/portero.toml
+EXPOSE 8080 9901
+STOPSIGNAL SIGTERM
+HEALTHCHECK --interval=10s --timeout=3s --start-period=5s CMD ["portero", "healthcheck"]
+ENTRYPOINT ["portero"]
+CMD ["run"]

@@ -1,0 +1,235 @@
+//! The binary as an operator runs it: `check`, `demo`, and signals.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use support::backend::{Behavior, TestBackend};
+use support::daemon::{Process, binary, config_text};
+
+#[test]
+fn check_accepts_the_example_config() {
+    let out = Command::new(binary())
+        .args(["check", "--config", "config/portero.toml"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("config/portero.toml: ok"), "{stdout}");
+    assert!(stdout.contains("pool api:"), "{stdout}");
+}
+
+#[test]
+fn check_names_the_line_and_problem_of_a_broken_file_and_exits_non_zero() {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        file.path(),
+        "[[listener]]\naddress = \"127.0.0.1:8080\"\n\n[timeouts]\nidle = \"soon\"\n\n[pool.api]\nbackends = [\"10.0.0.1:80\"]\nbalanse = \"random\"\n",
+    )
+    .unwrap();
+    let out = Command::new(binary())
+        .arg("check")
+        .arg("--config")
+        .arg(file.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let path = file.path().display().to_string();
+    assert!(
+        stderr.contains(&format!("{path}:5:8: invalid duration `soon`")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("unknown field `balanse`"), "{stderr}");
+    assert!(stderr.contains("2 problems"), "{stderr}");
+    assert!(out.stdout.is_empty(), "nothing printed as a summary");
+}
+
+#[test]
+fn check_reads_portero_config_from_the_environment() {
+    let out = Command::new(binary())
+        .arg("check")
+        .env("PORTERO_CONFIG", "config/portero.toml")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let out = Command::new(binary())
+        .arg("check")
+        .env("PORTERO_CONFIG", "/nonexistent/portero.toml")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read the file"));
+}
+
+#[test]
+fn version_is_printed() {
+    let out = Command::new(binary()).arg("--version").output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("portero {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_alternates_backends_and_stops_on_ctrl_c() {
+    let mut child = Command::new(binary())
+        .args(["demo", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let traffic = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the demo printed its banner");
+        if let Some(url) = line.trim().strip_prefix("traffic") {
+            break url
+                .trim()
+                .trim_start_matches("http://")
+                .trim_end_matches('/')
+                .parse::<std::net::SocketAddr>()
+                .unwrap();
+        }
+    };
+    let mut bodies = Vec::new();
+    for _ in 0..3 {
+        let reply = support::client::get(traffic, "/").await;
+        assert_eq!(reply.status, 200);
+        assert!(
+            reply.body.starts_with("hello from demo backend"),
+            "{}",
+            reply.body
+        );
+        bodies.push(reply.body);
+    }
+    assert_ne!(bodies[0], bodies[1]);
+    assert_ne!(bodies[1], bodies[2]);
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "demo did not stop on SIGINT");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_an_in_flight_request_then_exits_zero() {
+    let slow = TestBackend::start("slow", Behavior::Delay(Duration::from_millis(1500))).await;
+    let text = config_text(
+        &[(slow.addr, 1)],
+        "[timeouts]\nshutdown_grace = \"0s\"\ndrain = \"20s\"\n",
+    );
+    let mut process = Process::spawn(&text);
+    let traffic = process.traffic;
+    let in_flight = tokio::spawn(async move { support::client::get(traffic, "/slow").await });
+    support::wait_until(
+        "the request to reach the backend",
+        Duration::from_secs(10),
+        || slow.requests() == 1,
+    )
+    .await;
+    process.signal("TERM");
+    let reply = in_flight.await.unwrap();
+    assert_eq!(reply.status, 200, "the in-flight request finished");
+    assert_eq!(reply.body, "slow");
+    let code = tokio::task::spawn_blocking(move || {
+        let code = process.wait_exit(Duration::from_secs(20));
+        (code, process)
+    })
+    .await
+    .unwrap();
+    assert_eq!(code.0, Some(0));
+    assert!(code.1.logged("stopped"));
+    assert!(
+        tokio::net::TcpStream::connect(traffic).await.is_err(),
+        "the listener is closed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_signal_stops_at_once() {
+    let hung = TestBackend::start("hung", Behavior::Hang).await;
+    let text = config_text(
+        &[(hung.addr, 1)],
+        "[timeouts]\nshutdown_grace = \"0s\"\ndrain = \"60s\"\n",
+    );
+    let mut process = Process::spawn(&text);
+    let traffic = process.traffic;
+    let _in_flight = tokio::spawn(async move {
+        support::client::raw(
+            traffic,
+            b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+            Duration::from_secs(60),
+        )
+        .await
+    });
+    support::wait_until(
+        "the request to reach the backend",
+        Duration::from_secs(10),
+        || hung.requests() == 1,
+    )
+    .await;
+    process.signal("TERM");
+    support::wait_until("portero to start draining", Duration::from_secs(10), || {
+        process.logged("waiting for in-flight requests")
+    })
+    .await;
+    process.signal("INT");
+    let code = tokio::task::spawn_blocking(move || process.wait_exit(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    assert_eq!(code, Some(1), "stopped at once, not after the 60 s drain");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn running_out_of_file_descriptors_backs_off_and_recovers() {
+    let backend = TestBackend::named("a").await;
+    // 64 descriptors: a few dozen client connections exhaust them.
+    let process = Process::spawn_with_fd_limit(&config_text(&[(backend.addr, 1)], ""), Some(64));
+    let mut held = Vec::new();
+    for _ in 0..100 {
+        held.push(
+            tokio::net::TcpStream::connect(process.traffic)
+                .await
+                .unwrap(),
+        );
+    }
+    support::wait_until(
+        "accept to fail with EMFILE",
+        Duration::from_secs(10),
+        || process.logged("accept failed; backing off"),
+    )
+    .await;
+    drop(held);
+    let mut ok = false;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !ok && Instant::now() < deadline {
+        ok = support::client::try_get(process.traffic, "/")
+            .await
+            .is_some_and(|r| r.status == 200);
+    }
+    assert!(ok, "portero serves again once descriptors are free");
+    assert!(support::rss_bytes(process.pid()) > 0, "still running");
+}
