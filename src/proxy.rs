@@ -21,7 +21,7 @@ use hyper::body::Incoming;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -45,6 +45,7 @@ pub struct ClientConn {
 pub struct ConnActivity {
     active: AtomicU32,
     epoch: AtomicU32,
+    upgraded: AtomicBool,
 }
 
 impl ConnActivity {
@@ -66,6 +67,11 @@ impl ConnActivity {
     /// Changes every time a request starts or ends.
     pub fn epoch(&self) -> u32 {
         self.epoch.load(Ordering::Acquire)
+    }
+
+    /// Whether the connection became a tunnel (101): its bytes are no longer HTTP.
+    pub fn is_upgraded(&self) -> bool {
+        self.upgraded.load(Ordering::Acquire)
     }
 }
 
@@ -177,6 +183,7 @@ impl Proxy {
         if response.status() == StatusCode::SWITCHING_PROTOCOLS {
             let client_upgrade = client_upgrade.ok_or(ProxyError::BadUpgrade)?;
             let upstream_upgrade = hyper::upgrade::on(&mut response);
+            conn.activity.upgraded.store(true, Ordering::Release);
             tunnel::spawn(
                 &self.tunnels,
                 &self.hard_stop,

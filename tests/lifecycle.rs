@@ -233,3 +233,114 @@ async fn running_out_of_file_descriptors_backs_off_and_recovers() {
     assert!(ok, "portero serves again once descriptors are free");
     assert!(support::rss_bytes(process.pid()) > 0, "still running");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_request_writes_one_json_access_log_line() {
+    let backend = TestBackend::named("a").await;
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let text = config_text(
+        &[(backend.addr, 1)],
+        "[timeouts]\nshutdown_grace = \"0s\"\n",
+    )
+    .replace(
+        "access_log = \"off\"",
+        &format!("access_log = \"{}\"", log.path().display()),
+    );
+    let mut process = Process::spawn(&text);
+    for i in 0..20 {
+        let reply = support::client::get(process.traffic, &format!("/item/{i}?q=1")).await;
+        assert_eq!(reply.status, 200);
+    }
+    assert_eq!(
+        support::client::get(process.traffic, "/missing")
+            .await
+            .status,
+        200
+    );
+    process.signal("TERM");
+    let code = tokio::task::spawn_blocking(move || process.wait_exit(Duration::from_secs(20)))
+        .await
+        .unwrap();
+    assert_eq!(code, Some(0));
+    let text = std::fs::read_to_string(log.path()).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 21, "one line per request, flushed at shutdown");
+    let first = &lines[0];
+    for field in [
+        "time",
+        "client",
+        "method",
+        "host",
+        "path",
+        "status",
+        "bytes_in",
+        "bytes_out",
+        "duration",
+        "upstream_duration",
+        "pool",
+        "backend",
+        "request_id",
+    ] {
+        assert!(!first[field].is_null(), "{field} missing in {first}");
+    }
+    assert_eq!(first["path"], "/item/0?q=1");
+    assert_eq!(first["status"], 200);
+    assert_eq!(first["bytes_out"], 1);
+    assert_eq!(first["pool"], "app");
+    assert_eq!(first["backend"], backend.addr.to_string());
+    assert_eq!(first["request_id"].as_str().unwrap().len(), 32);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_membership_and_an_invalid_file_changes_nothing() {
+    let a = TestBackend::named("a").await;
+    let b = TestBackend::named("b").await;
+    let process = Process::spawn(&config_text(&[(a.addr, 1)], ""));
+    let rewrite = |text: String| {
+        let text = text.replace("[log]\n", "[log]\nformat = \"json\"\n");
+        std::fs::write(process.config.path(), text).unwrap();
+    };
+    rewrite(config_text(&[(a.addr, 1), (b.addr, 1)], ""));
+    process.signal("HUP");
+    support::wait_until("the reload to be logged", Duration::from_secs(10), || {
+        process.logged("config reloaded")
+    })
+    .await;
+    for _ in 0..4 {
+        support::client::get(process.traffic, "/").await;
+    }
+    assert_eq!(
+        (a.requests(), b.requests()),
+        (2, 2),
+        "the added backend takes its share"
+    );
+
+    rewrite("[[listener]]\naddress = \"nonsense\"\n".to_string());
+    process.signal("HUP");
+    support::wait_until(
+        "the rejection to be logged",
+        Duration::from_secs(10),
+        || process.logged("config reload rejected"),
+    )
+    .await;
+    assert_eq!(
+        support::client::get(process.traffic, "/").await.status,
+        200,
+        "the old config still serves"
+    );
+    let metrics = support::client::get(process.admin, "/metrics").await.body;
+    assert!(
+        metrics.contains("portero_config_reloads_total{result=\"failure\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("portero_config_reloads_total{result=\"success\"} 1"),
+        "{metrics}"
+    );
+    let status: serde_json::Value =
+        serde_json::from_str(&support::client::get(process.admin, "/status").await.body).unwrap();
+    assert_eq!(status["generation"], 2);
+}

@@ -281,6 +281,38 @@ async fn websocket_echo_works_through_the_proxy() {
 }
 
 #[tokio::test]
+async fn a_websocket_outlives_the_header_and_idle_timeouts() {
+    let ws = TestBackend::start("ws", Behavior::WebSocketEcho).await;
+    let text = config_text(
+        &[(ws.addr, 1)],
+        "[timeouts]\nrequest_header = \"100ms\"\nidle = \"200ms\"\n",
+    );
+    let app = start(&text).await;
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{}/", traffic(&app)))
+        .await
+        .unwrap();
+    // Messages spread over several header timeouts, then a silence longer than the idle one.
+    for (i, pause) in [50u64, 80, 80, 80, 450].into_iter().enumerate() {
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        let text = format!("ping {i}");
+        socket
+            .send(tokio_tungstenite::tungstenite::Message::text(text.clone()))
+            .await
+            .unwrap();
+        let echoed = tokio::time::timeout(Duration::from_secs(5), socket.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            echoed.into_text().unwrap().as_str(),
+            text,
+            "the tunnel was cut"
+        );
+    }
+}
+
+#[tokio::test]
 async fn an_incomplete_request_head_gets_408_at_the_header_timeout() {
     let a = TestBackend::named("a").await;
     let text = config_text(&[(a.addr, 1)], "[timeouts]\nrequest_header = \"300ms\"\n");
@@ -344,4 +376,42 @@ async fn post_bodies_stream_to_the_backend() {
         .unwrap();
     let reply = send(&client::http1(), request).await;
     assert_eq!(reply.body, "300000");
+}
+
+#[tokio::test]
+async fn a_backend_that_never_completes_the_connect_gives_504_after_the_connect_timeout() {
+    // A listener that never accepts, with its accept queue full: further SYNs are dropped and
+    // connects hang, like a backend behind a black-holing firewall.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket
+        .bind(
+            &"127.0.0.1:0"
+                .parse::<std::net::SocketAddr>()
+                .unwrap()
+                .into(),
+        )
+        .unwrap();
+    socket.listen(0).unwrap();
+    let black_hole = socket.local_addr().unwrap().as_socket().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..4 {
+        if let Ok(Ok(s)) = tokio::time::timeout(
+            Duration::from_millis(200),
+            tokio::net::TcpStream::connect(black_hole),
+        )
+        .await
+        {
+            fillers.push(s);
+        }
+    }
+    let text = config_text(
+        &[(black_hole, 1)],
+        "[timeouts]\nupstream_connect = \"300ms\"\n",
+    );
+    let app = start(&text).await;
+    let started = Instant::now();
+    let reply = get(traffic(&app), "/").await;
+    assert_eq!(reply.status, 504, "{reply:?}");
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert!(started.elapsed() < Duration::from_secs(10));
 }

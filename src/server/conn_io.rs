@@ -8,7 +8,8 @@
 //!   (answer 408, then close) — slowloris;
 //! - while any request is in progress: none (body and upstream timeouts apply there);
 //! - after the last request ended: `idle` (close silently), for HTTP/1 keep-alive and for an
-//!   HTTP/2 connection with no open stream.
+//!   HTTP/2 connection with no open stream;
+//! - once upgraded to a tunnel (WebSocket): none; shutdown's drain deadline bounds it.
 
 use crate::proxy::ClientConn;
 use std::io;
@@ -88,6 +89,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for ConnIo<S> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if this.conn.activity.is_upgraded() {
+            // A tunnel (WebSocket...): the bytes are not HTTP, and HTTP deadlines do not apply.
+            return Pin::new(&mut this.inner).poll_read(cx, buf);
+        }
         let before = buf.filled().len();
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
