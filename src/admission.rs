@@ -28,6 +28,7 @@ pub struct Admission {
     open: AtomicUsize,
     in_burst: AtomicUsize,
     freed: Notify,
+    resized: Notify,
 }
 
 /// A held connection slot; dropping it frees the slot.
@@ -79,6 +80,7 @@ impl Admission {
             open: AtomicUsize::new(0),
             in_burst: AtomicUsize::new(0),
             freed: Notify::new(),
+            resized: Notify::new(),
         })
     }
 
@@ -130,6 +132,13 @@ impl Admission {
         self.baseline.store(baseline, Ordering::Release);
         self.burst.store(burst.max(baseline), Ordering::Release);
         self.freed.notify_waiters();
+        self.resized.notify_waiters();
+    }
+
+    /// Resolves at the next [`resize`](Self::resize): a slot reserved before it may no
+    /// longer be within the limits.
+    pub async fn resized(&self) {
+        self.resized.notified().await;
     }
 
     /// Open (accepted) connections.

@@ -25,6 +25,7 @@ use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+mod fd_limit;
 mod reload;
 
 pub use reload::{ReloadError, ReloadReport};
@@ -57,6 +58,7 @@ pub enum AppError {
 pub struct App {
     config: ArcSwap<Config>,
     config_path: Option<PathBuf>,
+    fd: Option<fd_limit::FdLimit>,
     snapshot: SharedSnapshot,
     generation: AtomicU64,
     metrics: Arc<Metrics>,
@@ -76,6 +78,7 @@ impl App {
     /// Binds every listener and the admin port, then starts serving. `config_path` is what
     /// reloads re-read; without one, reloads are refused.
     pub async fn start(config: Config, config_path: Option<PathBuf>) -> Result<Arc<App>, AppError> {
+        let fd = raise_fd_limit(&config);
         let metrics = Arc::new(Metrics::new());
         let target = access_log::Target::parse(&config.log.access_log);
         let (access_log, _writer) = AccessLog::start(&target, metrics.access_log_dropped.clone())
@@ -109,10 +112,8 @@ impl App {
             1,
             None,
         )));
-        let admission = Admission::new(
-            config.admission.baseline_connections,
-            config.admission.burst_connections,
-        );
+        let (baseline, burst) = admission_limits(&config, fd);
+        let admission = Admission::new(baseline, burst);
         let hard_stop = CancellationToken::new();
         let tunnels = TaskTracker::new();
         let recorder = Arc::new(Recorder {
@@ -141,7 +142,7 @@ impl App {
                 .expect("a bound listener has a local address");
             tracing::info!(listener = %name, %address, "listening");
             listeners.push((name.clone(), address));
-            tokio::spawn(server::run(
+            tokio::spawn(server::accept::run(
                 listener,
                 Arc::from(name.as_str()),
                 Arc::clone(&server),
@@ -168,6 +169,7 @@ impl App {
         Ok(Arc::new(App {
             config: ArcSwap::new(config),
             config_path,
+            fd,
             snapshot,
             generation: AtomicU64::new(1),
             metrics,
@@ -278,6 +280,32 @@ impl App {
     fn next_generation(&self) -> u64 {
         self.generation.fetch_add(1, Ordering::AcqRel) + 1
     }
+}
+
+/// Raises the open-files limit and says loudly when it cannot cover the configured burst.
+fn raise_fd_limit(config: &Config) -> Option<fd_limit::FdLimit> {
+    match fd_limit::raise() {
+        Ok(limit) => {
+            tracing::info!(soft = limit.soft, hard = limit.hard, "open-files limit");
+            if let Some(warning) = fd_limit::shortfall(config.admission.burst_connections, limit) {
+                tracing::warn!("{warning}");
+            }
+            Some(limit)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read or raise the open-files limit; admission limits are used as configured");
+            None
+        }
+    }
+}
+
+/// The admission tiers in force: as configured, capped by what the open-files limit allows.
+fn admission_limits(config: &Config, fd: Option<fd_limit::FdLimit>) -> (usize, usize) {
+    let a = &config.admission;
+    let burst = fd.map_or(a.burst_connections, |fd| {
+        fd_limit::ceiling(a.burst_connections, fd.soft)
+    });
+    (a.baseline_connections.min(burst), burst)
 }
 
 fn second_signal() -> i32 {

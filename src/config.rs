@@ -128,11 +128,6 @@ fn validate(file: FileConfig) -> Result<Config, Vec<Problem>> {
 }
 
 fn check_admission(admission: &AdmissionConfig, problems: &mut Vec<Problem>) {
-    if admission.at_limit == AtLimit::Reject {
-        problems.push(Problem::message(
-            "admission.at_limit = \"reject\" is not supported by this build of portero yet",
-        ));
-    }
     if admission.baseline_connections == 0 {
         problems.push(Problem::message(
             "admission.baseline_connections must be at least 1",

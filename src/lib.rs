@@ -32,6 +32,7 @@ pub mod backend;
 pub mod balance;
 pub mod body;
 pub mod config;
+pub mod conn;
 pub mod demo;
 pub mod metrics;
 pub mod pool;

@@ -11,6 +11,7 @@ mod tunnel;
 pub use error::ProxyError;
 
 use crate::body::{RequestBody, ResponseBody};
+use crate::conn::ClientConn;
 use crate::route::normalize_host;
 use crate::snapshot::{SharedSnapshot, Snapshot};
 use exchange::{Exchange, Recorder};
@@ -21,59 +22,9 @@ use hyper::body::Incoming;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-
-/// What the proxy knows about the client connection a request came on.
-#[derive(Debug)]
-pub struct ClientConn {
-    /// The traffic listener's name.
-    pub listener: Arc<str>,
-    /// The client's address.
-    pub peer: SocketAddr,
-    /// `"http"` or `"https"`.
-    pub proto: &'static str,
-    /// Requests in progress on the connection, for its idle timeout.
-    pub activity: ConnActivity,
-}
-
-/// Requests in progress on one connection. The connection's I/O reads it to decide which
-/// timeout applies: none while a request is active, `idle` once the last one ended.
-#[derive(Debug, Default)]
-pub struct ConnActivity {
-    active: AtomicU32,
-    epoch: AtomicU32,
-    upgraded: AtomicBool,
-}
-
-impl ConnActivity {
-    fn request_started(&self) {
-        self.active.fetch_add(1, Ordering::AcqRel);
-        self.epoch.fetch_add(1, Ordering::AcqRel);
-    }
-
-    fn request_finished(&self) {
-        self.active.fetch_sub(1, Ordering::AcqRel);
-        self.epoch.fetch_add(1, Ordering::AcqRel);
-    }
-
-    /// Requests in progress.
-    pub fn active(&self) -> u32 {
-        self.active.load(Ordering::Acquire)
-    }
-
-    /// Changes every time a request starts or ends.
-    pub fn epoch(&self) -> u32 {
-        self.epoch.load(Ordering::Acquire)
-    }
-
-    /// Whether the connection became a tunnel (101): its bytes are no longer HTTP.
-    pub fn is_upgraded(&self) -> bool {
-        self.upgraded.load(Ordering::Acquire)
-    }
-}
 
 /// The request handler shared by every connection of every traffic listener.
 #[derive(Debug)]
@@ -183,7 +134,7 @@ impl Proxy {
         if response.status() == StatusCode::SWITCHING_PROTOCOLS {
             let client_upgrade = client_upgrade.ok_or(ProxyError::BadUpgrade)?;
             let upstream_upgrade = hyper::upgrade::on(&mut response);
-            conn.activity.upgraded.store(true, Ordering::Release);
+            conn.activity.set_upgraded();
             tunnel::spawn(
                 &self.tunnels,
                 &self.hard_stop,

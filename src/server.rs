@@ -1,23 +1,27 @@
-//! Traffic listeners: bind, then an accept loop per listener that takes an admission permit
-//! *before* `accept`, and a task per connection serving HTTP/1.1 and HTTP/2 (h2c prior
-//! knowledge, detected per connection) through [`Proxy::handle`].
+//! Traffic listeners: [`bind`], then [`accept::run`] per listener, which takes an admission
+//! permit *before* `accept`, and [`connection::serve`] per connection, serving HTTP/1.1 and
+//! HTTP/2 (h2c prior knowledge, detected per connection) through the proxy.
 
+pub mod accept;
 pub mod conn_io;
+pub mod connection;
 
-use crate::admission::{Admission, Permit};
-use crate::config::{Config, ListenerConfig};
+use crate::admission::Admission;
+use crate::config::{AtLimit, Config, ListenerConfig};
+use crate::conn::ClientConn;
 use crate::metrics::Metrics;
-use crate::proxy::{ClientConn, ConnActivity, Proxy};
+use crate::proxy::Proxy;
 use arc_swap::ArcSwap;
-use conn_io::{ConnIo, IoTimeouts};
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use conn_io::IoTimeouts;
+use dashmap::DashMap;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
 use socket2::{Domain, Socket, Type};
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -73,12 +77,19 @@ pub struct ServerCtx {
     /// Cancelled when whatever is left must stop now.
     pub hard_stop: CancellationToken,
     settings: ArcSwap<ConnSettings>,
+    /// Open connections, so the longest-idle one can be asked to close at the ceiling.
+    open: DashMap<u64, Weak<ClientConn>>,
+    next_id: AtomicU64,
 }
 
 /// Per-connection settings derived from the config, replaced whole on reload.
 struct ConnSettings {
+    /// For connections admitted within the baseline.
     http: auto::Builder<TokioExecutor>,
+    /// For burst connections: HTTP/1 keep-alive off, so each answers `Connection: close`.
+    http_burst: auto::Builder<TokioExecutor>,
     timeouts: IoTimeouts,
+    at_limit: AtLimit,
 }
 
 impl ServerCtx {
@@ -98,6 +109,8 @@ impl ServerCtx {
             draining: CancellationToken::new(),
             hard_stop,
             settings: ArcSwap::from_pointee(ConnSettings::from_config(config)),
+            open: DashMap::new(),
+            next_id: AtomicU64::new(0),
         }
     }
 
@@ -106,126 +119,69 @@ impl ServerCtx {
         self.settings
             .store(Arc::new(ConnSettings::from_config(config)));
     }
+
+    fn register(&self, conn: &Arc<ClientConn>) -> u64 {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.open.insert(id, Arc::downgrade(conn));
+        id
+    }
+
+    fn unregister(&self, id: u64) {
+        self.open.remove(&id);
+    }
+
+    /// Asks the connection idle for longest to close, to free a slot for one that waits.
+    /// Returns whether one was found. O(open connections), and only run at the ceiling.
+    pub fn reclaim_idle(&self) -> bool {
+        let oldest = self
+            .open
+            .iter()
+            .filter_map(|entry| entry.value().upgrade())
+            .filter(|conn| !conn.is_closing())
+            .filter_map(|conn| conn.activity.idle_since().map(|since| (since, conn)))
+            .min_by_key(|(since, _)| *since);
+        match oldest {
+            Some((_, conn)) => {
+                tracing::debug!(peer = %conn.peer, "at the connection ceiling: closing the longest-idle connection");
+                conn.request_close();
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 impl ConnSettings {
     fn from_config(config: &Config) -> Self {
-        let mut http = auto::Builder::new(TokioExecutor::new());
-        http.http1()
-            .timer(TokioTimer::new())
-            // Our own ConnIo enforces the header and idle timeouts (hyper's timer would also
-            // cut idle keep-alive connections at the header timeout, and without a 408).
-            .header_read_timeout(None)
-            .max_headers(config.limits.max_headers)
-            // The read buffer bounds the request head: past it hyper answers 431.
-            .max_buf_size(config.limits.max_header_bytes.max(8192))
-            .keep_alive(true);
-        http.http2()
-            .timer(TokioTimer::new())
-            .max_concurrent_streams(100)
-            .max_header_list_size(config.limits.max_header_bytes.min(u32::MAX as usize) as u32)
-            .keep_alive_interval(Some(Duration::from_secs(30)))
-            .keep_alive_timeout(Duration::from_secs(10));
         let timeouts = IoTimeouts {
             request_header: config.timeouts.request_header,
             idle: config.timeouts.idle,
         };
-        Self { http, timeouts }
-    }
-}
-
-/// Accepts connections on `listener` until `stop` is cancelled.
-pub async fn run(
-    listener: TcpListener,
-    name: Arc<str>,
-    ctx: Arc<ServerCtx>,
-    stop: CancellationToken,
-) {
-    let mut backoff = Duration::from_millis(5);
-    loop {
-        let permit = tokio::select! {
-            permit = ctx.admission.acquire() => permit,
-            () = stop.cancelled() => return,
-        };
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            () = stop.cancelled() => return,
-        };
-        match accepted {
-            Ok((stream, peer)) => {
-                backoff = Duration::from_millis(5);
-                let _ = stream.set_nodelay(true);
-                ctx.metrics
-                    .connections_accepted
-                    .with_label_values(&[&name])
-                    .inc();
-                let ctx2 = Arc::clone(&ctx);
-                ctx.connections
-                    .spawn(serve(stream, peer, permit, Arc::clone(&name), ctx2));
-            }
-            Err(e) if is_per_connection(&e) => {}
-            Err(e) => {
-                // EMFILE/ENFILE/ENOBUFS: wait for connections to close, never spin or exit.
-                tracing::warn!(listener = %name, error = %e, backoff = ?backoff, "accept failed; backing off");
-                drop(permit);
-                tokio::select! {
-                    () = tokio::time::sleep(backoff) => {}
-                    () = stop.cancelled() => return,
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(1));
-            }
+        Self {
+            http: http_builder(config, true),
+            http_burst: http_builder(config, false),
+            timeouts,
+            at_limit: config.admission.at_limit,
         }
     }
 }
 
-/// Errors that concern one connection only (it died in the backlog): just accept the next.
-fn is_per_connection(e: &std::io::Error) -> bool {
-    use std::io::ErrorKind::*;
-    matches!(
-        e.kind(),
-        ConnectionAborted | ConnectionReset | Interrupted | WouldBlock
-    )
-}
-
-async fn serve(
-    stream: TcpStream,
-    peer: SocketAddr,
-    mut permit: Permit,
-    listener: Arc<str>,
-    ctx: Arc<ServerCtx>,
-) {
-    permit.accepted();
-    let open = ctx.metrics.connections_open.with_label_values(&[&listener]);
-    open.inc();
-    let settings = ctx.settings.load_full();
-    let conn = Arc::new(ClientConn {
-        listener,
-        peer,
-        proto: "http",
-        activity: ConnActivity::default(),
-    });
-    let io = TokioIo::new(ConnIo::new(stream, Arc::clone(&conn), settings.timeouts));
-    let proxy = Arc::clone(&ctx.proxy);
-    let service_conn = Arc::clone(&conn);
-    let service =
-        service_fn(move |request| Arc::clone(&proxy).handle(request, Arc::clone(&service_conn)));
-    let connection = settings.http.serve_connection_with_upgrades(io, service);
-    tokio::pin!(connection);
-    let result = tokio::select! {
-        result = connection.as_mut() => result,
-        () = ctx.draining.cancelled() => {
-            // HTTP/1: finish the request in progress with `Connection: close`, close if idle;
-            // HTTP/2: GOAWAY, finish open streams.
-            connection.as_mut().graceful_shutdown();
-            tokio::select! {
-                result = connection.as_mut() => result,
-                () = ctx.hard_stop.cancelled() => Ok(()),
-            }
-        }
-    };
-    if let Err(e) = result {
-        tracing::debug!(%peer, error = %e, "connection ended with an error");
-    }
-    open.dec();
-    drop(permit);
+fn http_builder(config: &Config, keep_alive: bool) -> auto::Builder<TokioExecutor> {
+    let mut http = auto::Builder::new(TokioExecutor::new());
+    http.http1()
+        .timer(TokioTimer::new())
+        // Our own ConnIo enforces the header and idle timeouts (hyper's timer would also
+        // cut idle keep-alive connections at the header timeout, and without a 408).
+        .header_read_timeout(None)
+        .max_headers(config.limits.max_headers)
+        // The read buffer bounds the request head: past it hyper answers 431.
+        .max_buf_size(config.limits.max_header_bytes.max(8192))
+        .keep_alive(keep_alive);
+    http.http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(100)
+        .max_header_list_size(config.limits.max_header_bytes.min(u32::MAX as usize) as u32)
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(10));
+    http
 }

@@ -205,33 +205,46 @@ async fn a_second_signal_stops_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn running_out_of_file_descriptors_backs_off_and_recovers() {
-    let backend = TestBackend::named("a").await;
-    // 64 descriptors: a few dozen client connections exhaust them.
-    let process = Process::spawn_with_fd_limit(&config_text(&[(backend.addr, 1)], ""), Some(64));
+    // 64 descriptors in all: admission keeps a reserve, but every client below has a request
+    // in flight to a backend that never answers, so upstream sockets exhaust the rest.
+    let hung = TestBackend::start("hung", Behavior::Hang).await;
+    let ok = TestBackend::named("ok").await;
+    let text = config_text(
+        &[(hung.addr, 1)],
+        "[timeouts]\nupstream_response = \"60s\"\n",
+    );
+    let mut process = Process::spawn_with_fd_limit(&text, Some(64));
     let mut held = Vec::new();
-    for _ in 0..100 {
-        held.push(
-            tokio::net::TcpStream::connect(process.traffic)
-                .await
-                .unwrap(),
-        );
-    }
-    support::wait_until(
-        "accept to fail with EMFILE",
-        Duration::from_secs(10),
-        || process.logged("accept failed; backing off"),
-    )
-    .await;
-    drop(held);
-    let mut ok = false;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !ok && Instant::now() < deadline {
-        ok = support::client::try_get(process.traffic, "/")
+    for _ in 0..60 {
+        let mut stream = tokio::net::TcpStream::connect(process.traffic)
             .await
-            .is_some_and(|r| r.status == 200);
+            .unwrap();
+        tokio::io::AsyncWriteExt::write_all(&mut stream, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        held.push(stream);
     }
-    assert!(ok, "portero serves again once descriptors are free");
-    assert!(support::rss_bytes(process.pid()) > 0, "still running");
+    support::wait_until("descriptors to run out", Duration::from_secs(10), || {
+        process.logged("accept failed; backing off")
+    })
+    .await;
+    // Swap the hung backend for a healthy one and free every descriptor.
+    std::fs::write(
+        process.config.path(),
+        config_text(&[(ok.addr, 1)], "").replace("[log]\n", "[log]\nformat = \"json\"\n"),
+    )
+    .unwrap();
+    drop(held);
+    process.signal("HUP");
+    let mut served = false;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !served && Instant::now() < deadline {
+        served = support::client::try_get(process.traffic, "/")
+            .await
+            .is_some_and(|r| r.status == 200 && r.body == "ok");
+    }
+    assert!(served, "portero serves again once descriptors are free");
+    assert_eq!(process.child.try_wait().unwrap(), None, "still running");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -90,10 +90,14 @@ impl App {
         self.snapshot.store(Arc::clone(&new));
         drain_removed(&old, &new);
         self.server.update(&config);
-        self.admission.resize(
-            config.admission.baseline_connections,
-            config.admission.burst_connections,
-        );
+        if let Some(warning) = self
+            .fd
+            .and_then(|fd| super::fd_limit::shortfall(config.admission.burst_connections, fd))
+        {
+            tracing::warn!("{warning}");
+        }
+        let (baseline, burst) = super::admission_limits(&config, self.fd);
+        self.admission.resize(baseline, burst);
         self.config.store(config);
         for change in &changes {
             tracing::info!(generation, "{change}");

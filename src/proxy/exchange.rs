@@ -4,9 +4,9 @@
 //! line, and the end of the backend's in-flight count all happen there, so a long download
 //! counts as in flight until its last byte.
 
-use super::ClientConn;
 use crate::access_log::{AccessLog, Record};
 use crate::backend::InFlight;
+use crate::conn::ClientConn;
 use crate::metrics::{Metrics, code_class};
 use http::{HeaderValue, Method, StatusCode, Uri, Version};
 use std::sync::Arc;
@@ -75,7 +75,7 @@ impl Exchange {
         uri: Uri,
         version: Version,
     ) -> Self {
-        conn.activity.request_started();
+        conn.request_started();
         Self {
             recorder,
             conn,

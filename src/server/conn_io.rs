@@ -11,7 +11,7 @@
 //!   HTTP/2 connection with no open stream;
 //! - once upgraded to a tunnel (WebSocket): none; shutdown's drain deadline bounds it.
 
-use crate::proxy::ClientConn;
+use crate::conn::ClientConn;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;

@@ -55,7 +55,7 @@ impl Process {
         Self::spawn_with_fd_limit(text, None)
     }
 
-    /// Like [`spawn`](Self::spawn), with the soft open-files limit set to `fds` first.
+    /// Like [`spawn`](Self::spawn), with the open-files limit (soft and hard) set to `fds` first.
     pub fn spawn_with_fd_limit(text: &str, fds: Option<u32>) -> Process {
         let text = format!("{text}\n");
         let text = if text.contains("[log]") {
@@ -65,7 +65,7 @@ impl Process {
         };
         let config = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(config.path(), text).unwrap();
-        let limit = fds.map_or(String::new(), |n| format!("ulimit -S -n {n} && "));
+        let limit = fds.map_or(String::new(), |n| format!("ulimit -n {n} && "));
         let mut child = Command::new("sh")
             .arg("-c")
             .arg(format!("{limit}exec \"$0\" run --config \"$1\""))

@@ -1,0 +1,160 @@
+//! One client connection as the rest of the daemon sees it: who it is, which admission tier
+//! it came in on, what it is doing (requests in progress, idle since when, upgraded or not),
+//! and a way to ask it to close gracefully. The server creates it at accept; the proxy
+//! updates its activity per request; the connection's I/O reads that activity to choose its
+//! timeout; admission pressure asks idle ones to close.
+
+use crate::admission::Tier;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+use tokio::sync::Notify;
+
+/// A client connection.
+#[derive(Debug)]
+pub struct ClientConn {
+    /// The traffic listener's name.
+    pub listener: Arc<str>,
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// `"http"` or `"https"`.
+    pub proto: &'static str,
+    /// The admission tier it was accepted in.
+    pub tier: Tier,
+    /// What it is doing.
+    pub activity: ConnActivity,
+    close: Notify,
+    closing: AtomicBool,
+}
+
+impl ClientConn {
+    /// A newly accepted connection.
+    pub fn new(listener: Arc<str>, peer: SocketAddr, proto: &'static str, tier: Tier) -> Self {
+        Self {
+            listener,
+            peer,
+            proto,
+            tier,
+            activity: ConnActivity::default(),
+            close: Notify::new(),
+            closing: AtomicBool::new(false),
+        }
+    }
+
+    /// A request started on the connection. A connection admitted in the burst tier is asked
+    /// to close after it, so load drains back under the baseline by itself.
+    pub fn request_started(&self) {
+        self.activity.request_started();
+        if self.tier == Tier::Burst {
+            self.request_close();
+        }
+    }
+
+    /// Asks the connection to close gracefully: HTTP/1 after the response in progress (at
+    /// once when idle), HTTP/2 with GOAWAY after its open streams.
+    pub fn request_close(&self) {
+        if !self.closing.swap(true, Ordering::AcqRel) {
+            self.close.notify_one();
+        }
+    }
+
+    /// Whether it was asked to close.
+    pub fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
+    }
+
+    /// Resolves when [`request_close`](Self::request_close) has been called.
+    pub async fn close_requested(&self) {
+        self.close.notified().await;
+    }
+}
+
+/// Requests in progress on one connection, and since when it has been idle.
+#[derive(Debug)]
+pub struct ConnActivity {
+    active: AtomicU32,
+    epoch: AtomicU32,
+    idle_since_us: AtomicU64,
+    upgraded: AtomicBool,
+}
+
+impl Default for ConnActivity {
+    fn default() -> Self {
+        Self {
+            active: AtomicU32::new(0),
+            epoch: AtomicU32::new(0),
+            idle_since_us: AtomicU64::new(now_us()),
+            upgraded: AtomicBool::new(false),
+        }
+    }
+}
+
+impl ConnActivity {
+    /// A request started.
+    pub fn request_started(&self) {
+        self.active.fetch_add(1, Ordering::AcqRel);
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// A request ended (its response was sent, or it was abandoned).
+    pub fn request_finished(&self) {
+        if self.active.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.idle_since_us.store(now_us(), Ordering::Release);
+        }
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Requests in progress.
+    pub fn active(&self) -> u32 {
+        self.active.load(Ordering::Acquire)
+    }
+
+    /// Changes every time a request starts or ends.
+    pub fn epoch(&self) -> u32 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// When it last became idle (µs on a process-wide monotonic clock), if it is idle now:
+    /// no request in progress and not a tunnel.
+    pub fn idle_since(&self) -> Option<u64> {
+        (self.active() == 0 && !self.is_upgraded())
+            .then(|| self.idle_since_us.load(Ordering::Acquire))
+    }
+
+    /// Marks the connection as a tunnel (after a 101): its bytes are no longer HTTP.
+    pub fn set_upgraded(&self) {
+        self.upgraded.store(true, Ordering::Release);
+    }
+
+    /// Whether the connection became a tunnel.
+    pub fn is_upgraded(&self) -> bool {
+        self.upgraded.load(Ordering::Acquire)
+    }
+}
+
+fn now_us() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_micros() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idle_means_no_request_and_no_tunnel() {
+        let a = ConnActivity::default();
+        assert!(a.idle_since().is_some());
+        a.request_started();
+        a.request_started();
+        assert_eq!(a.idle_since(), None);
+        a.request_finished();
+        assert_eq!(a.idle_since(), None, "one of two requests still runs");
+        a.request_finished();
+        assert!(a.idle_since().is_some());
+        assert_eq!(a.epoch(), 4);
+        a.set_upgraded();
+        assert_eq!(a.idle_since(), None);
+    }
+}

@@ -1,0 +1,198 @@
+//! The accept loop of one listener. A permit is taken before `accept`, so the daemon never
+//! holds more client sockets than its ceiling. At the ceiling, one newcomer is accepted and
+//! held (the rest stay in the kernel backlog), the longest-idle connection is asked to close
+//! to make room for it, and then, by `admission.at_limit`: `queue` serves the newcomer as soon
+//! as a slot frees; `reject` answers it a pre-built 503 on a short-lived task.
+//!
+//! Holding that one newcomer costs one socket per listener beyond the ceiling; it is what lets
+//! portero know that someone is waiting (a listening socket cannot be asked "is anyone in
+//! your backlog" without accepting, and readiness alone goes stale).
+
+use super::{ServerCtx, connection};
+use crate::admission::Permit;
+use crate::config::AtLimit;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+const LIMIT_RESPONSE: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 24\r\nretry-after: 1\r\nconnection: close\r\n\r\n503 Service Unavailable\n";
+
+/// Rejections being written at once; past this a rejected connection is just closed, so a
+/// flood at the ceiling cannot grow into a flood of tasks.
+const MAX_REJECTING: usize = 256;
+
+/// How often a held newcomer looks again for an idle connection to reclaim.
+const RECLAIM_RETRY: Duration = Duration::from_millis(250);
+
+/// One listener's accept loop and what it needs.
+struct Acceptor {
+    listener: TcpListener,
+    name: Arc<str>,
+    ctx: Arc<ServerCtx>,
+    stop: CancellationToken,
+    rejecting: Arc<Semaphore>,
+}
+
+/// Accepts connections on `listener` until `stop` is cancelled.
+pub async fn run(
+    listener: TcpListener,
+    name: Arc<str>,
+    ctx: Arc<ServerCtx>,
+    stop: CancellationToken,
+) {
+    let acceptor = Acceptor {
+        listener,
+        name,
+        ctx,
+        stop,
+        rejecting: Arc::new(Semaphore::new(MAX_REJECTING)),
+    };
+    acceptor.run().await;
+}
+
+impl Acceptor {
+    async fn run(&self) {
+        let mut backoff = Duration::from_millis(5);
+        loop {
+            let permit = match self.ctx.admission.try_acquire() {
+                Some(permit) => permit,
+                None => match self.at_ceiling().await {
+                    Some(Admitted::Slot(permit)) => permit,
+                    Some(Admitted::Newcomer(permit, stream, peer)) => {
+                        self.serve(stream, peer, permit);
+                        continue;
+                    }
+                    None => return,
+                },
+            };
+            let accepted = tokio::select! {
+                accepted = self.listener.accept() => accepted,
+                // A live resize may have lowered the ceiling under this reserved slot.
+                () = self.ctx.admission.resized() => continue,
+                () = self.stop.cancelled() => return,
+            };
+            match accepted {
+                Ok((stream, peer)) => {
+                    backoff = Duration::from_millis(5);
+                    self.serve(stream, peer, permit);
+                }
+                Err(e) if is_per_connection(&e) => {}
+                Err(e) => {
+                    // EMFILE/ENFILE/ENOBUFS: wait for connections to close, never spin or exit.
+                    tracing::warn!(listener = %self.name, error = %e, backoff = ?backoff, "accept failed; backing off");
+                    drop::<Permit>(permit);
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => {}
+                        () = self.stop.cancelled() => return,
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                }
+            }
+        }
+    }
+
+    fn serve(&self, stream: TcpStream, peer: SocketAddr, permit: Permit) {
+        let _ = stream.set_nodelay(true);
+        self.ctx
+            .metrics
+            .connections_accepted
+            .with_label_values(&[&self.name])
+            .inc();
+        let task = connection::serve(
+            stream,
+            peer,
+            permit,
+            Arc::clone(&self.name),
+            Arc::clone(&self.ctx),
+        );
+        self.ctx.connections.spawn(task);
+    }
+
+    /// At the ceiling: wait for a slot, or for a newcomer to hold (queue) or turn away
+    /// (reject). `None` when stopped.
+    async fn at_ceiling(&self) -> Option<Admitted> {
+        let admission = &self.ctx.admission;
+        loop {
+            let (stream, peer) = tokio::select! {
+                // A slot freed before anyone arrived: accept normally.
+                permit = admission.acquire() => return Some(Admitted::Slot(permit)),
+                accepted = self.listener.accept() => match accepted {
+                    Ok(newcomer) => newcomer,
+                    Err(_) => continue,
+                },
+                () = self.stop.cancelled() => return None,
+            };
+            self.ctx.reclaim_idle();
+            if self.ctx.settings.load().at_limit == AtLimit::Reject {
+                self.ctx
+                    .metrics
+                    .connections_rejected
+                    .with_label_values(&[&self.name, "limit"])
+                    .inc();
+                reject(stream, &self.rejecting);
+                continue;
+            }
+            loop {
+                tokio::select! {
+                    permit = admission.acquire() => return Some(Admitted::Newcomer(permit, stream, peer)),
+                    () = tokio::time::sleep(RECLAIM_RETRY) => { self.ctx.reclaim_idle(); }
+                    () = self.stop.cancelled() => return None,
+                }
+            }
+        }
+    }
+}
+
+/// How the wait at the ceiling ended.
+enum Admitted {
+    /// A slot, and nobody in hand yet.
+    Slot(Permit),
+    /// A slot for the newcomer held while waiting.
+    Newcomer(Permit, TcpStream, SocketAddr),
+}
+
+/// Errors that concern one connection only (it died in the backlog): just accept the next.
+fn is_per_connection(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionReset | Interrupted | WouldBlock
+    )
+}
+
+/// Answers 503 and closes. The request bytes are drained briefly after the answer: closing a
+/// socket with unread input sends a reset, which could destroy the 503 before the client reads it.
+fn reject(mut stream: TcpStream, rejecting: &Arc<Semaphore>) {
+    let Ok(slot) = Arc::clone(rejecting).try_acquire_owned() else {
+        return;
+    };
+    tokio::spawn(async move {
+        let answer = async {
+            stream.write_all(LIMIT_RESPONSE).await?;
+            stream.shutdown().await?;
+            let mut sink = [0u8; 1024];
+            while stream.read(&mut sink).await? > 0 {}
+            Ok::<_, std::io::Error>(())
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(1), answer).await;
+        drop(slot);
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_limit_response_is_well_formed() {
+        let text = std::str::from_utf8(LIMIT_RESPONSE).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 503 "));
+        assert!(head.contains("retry-after: 1"));
+        assert!(head.contains(&format!("content-length: {}", body.len())));
+    }
+}

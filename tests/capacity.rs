@@ -1,0 +1,134 @@
+//! Capacity with real sockets: 10,000 idle keep-alive connections held against one portero
+//! process (the client is this test process), every one served, and the daemon's resident
+//! memory per connection reported. The figure is printed for BENCHMARKS.md, not asserted:
+//! memory depends on the allocator and the machine.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+use support::backend::TestBackend;
+use support::daemon::{Process, config_text};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+const CONNECTIONS: usize = 10_000;
+const AT_ONCE: usize = 250;
+
+fn raise_own_fd_limit() {
+    let (_, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE).unwrap();
+    rlimit::setrlimit(rlimit::Resource::NOFILE, hard, hard).unwrap();
+    assert!(
+        hard >= (CONNECTIONS + 2_000) as u64,
+        "this test needs {} descriptors, the hard limit is {hard}",
+        CONNECTIONS + 2_000
+    );
+}
+
+/// Connects from 127.0.0.{2..9} in turn, so ephemeral ports never run short.
+async fn connect(target: SocketAddr, index: usize) -> TcpStream {
+    let source = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + (index % 8) as u8));
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::new(source, 0)).unwrap();
+    socket
+        .connect(target)
+        .await
+        .unwrap_or_else(|e| panic!("connection {index} refused: {e}"))
+}
+
+async fn one_request(target: SocketAddr, index: usize) -> TcpStream {
+    let mut stream = connect(target, index).await;
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: capacity\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 512];
+    let mut text = Vec::new();
+    while !text.ends_with(b"a") {
+        let n = tokio::time::timeout(Duration::from_secs(30), stream.read(&mut buf))
+            .await
+            .expect("a response")
+            .unwrap();
+        assert!(n > 0, "connection {index} closed without a response");
+        text.extend_from_slice(&buf[..n]);
+    }
+    assert!(
+        text.starts_with(b"HTTP/1.1 200"),
+        "connection {index}: {}",
+        String::from_utf8_lossy(&text)
+    );
+    stream
+}
+
+fn idle_config(backend: SocketAddr) -> String {
+    config_text(
+        &[(backend, 1)],
+        "[timeouts]\nrequest_header = \"300s\"\nidle = \"300s\"\n",
+    )
+}
+
+async fn hold<F, Fut>(process: &Process, open: F) -> (Vec<TcpStream>, f64)
+where
+    F: Fn(SocketAddr, usize) -> Fut,
+    Fut: std::future::Future<Output = TcpStream>,
+{
+    for _ in 0..5 {
+        assert_eq!(support::client::get(process.traffic, "/").await.status, 200);
+    }
+    let before = support::rss_bytes(process.pid());
+    let mut held = Vec::with_capacity(CONNECTIONS);
+    for batch in (0..CONNECTIONS).collect::<Vec<_>>().chunks(AT_ONCE) {
+        let opened =
+            futures_util::future::join_all(batch.iter().map(|&i| open(process.traffic, i))).await;
+        held.extend(opened);
+    }
+    // A connect completes in the kernel's backlog; wait for portero to have accepted them all.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let status: serde_json::Value =
+            serde_json::from_str(&support::client::get(process.admin, "/status").await.body)
+                .unwrap();
+        if status["connections"]["open"] == CONNECTIONS {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not every connection was accepted: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let after = support::rss_bytes(process.pid());
+    (
+        held,
+        (after.saturating_sub(before)) as f64 / CONNECTIONS as f64,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_idle_keep_alive_connections_are_held_and_measured() {
+    raise_own_fd_limit();
+    let backend = TestBackend::named("a").await;
+    let process = Process::spawn(&idle_config(backend.addr));
+    let (held, per_connection) = hold(&process, one_request).await;
+    println!(
+        "portero RSS per idle keep-alive connection: {per_connection:.0} bytes ({} connections, one request each)",
+        held.len()
+    );
+    assert!(
+        process.logged("open-files limit"),
+        "the daemon reports its descriptor limit"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_connections_before_their_first_byte_are_held_and_measured() {
+    raise_own_fd_limit();
+    let backend = TestBackend::named("a").await;
+    let process = Process::spawn(&idle_config(backend.addr));
+    let (held, per_connection) = hold(&process, connect).await;
+    println!(
+        "portero RSS per connection before its first byte: {per_connection:.0} bytes ({} connections)",
+        held.len()
+    );
+}
