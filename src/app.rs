@@ -23,7 +23,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 mod fd_limit;
 mod reload;
@@ -66,7 +65,6 @@ pub struct App {
     server: Arc<ServerCtx>,
     readiness: Arc<Readiness>,
     access_log: AccessLog,
-    tunnels: TaskTracker,
     listeners: Vec<(String, SocketAddr)>,
     admin_addr: SocketAddr,
     stop_accepting: CancellationToken,
@@ -115,17 +113,11 @@ impl App {
         let (baseline, burst) = admission_limits(&config, fd);
         let admission = Admission::new(baseline, burst);
         let hard_stop = CancellationToken::new();
-        let tunnels = TaskTracker::new();
         let recorder = Arc::new(Recorder {
             metrics: Arc::clone(&metrics),
             access_log: access_log.clone(),
         });
-        let proxy = Arc::new(Proxy::new(
-            Arc::clone(&snapshot),
-            recorder,
-            tunnels.clone(),
-            hard_stop.clone(),
-        ));
+        let proxy = Arc::new(Proxy::new(Arc::clone(&snapshot), recorder));
         let server = Arc::new(ServerCtx::new(
             &config,
             proxy,
@@ -177,7 +169,6 @@ impl App {
             server,
             readiness,
             access_log,
-            tunnels,
             listeners,
             admin_addr,
             stop_accepting,
@@ -230,14 +221,12 @@ impl App {
         self.stop_accepting.cancel();
         self.server.draining.cancel();
         self.server.connections.close();
-        self.tunnels.close();
         let drain = self.config().timeouts.drain;
         tracing::info!(open = self.admission.open(), deadline = ?drain, "listeners closed; waiting for in-flight requests");
-        let finished = async {
-            self.server.connections.wait().await;
-            self.tunnels.wait().await;
-        };
-        if tokio::time::timeout(drain, finished).await.is_err() {
+        if tokio::time::timeout(drain, self.server.connections.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!(
                 open = self.admission.open(),
                 "drain deadline passed; closing what is left"

@@ -5,9 +5,10 @@
 //! timeout; admission pressure asks idle ones to close.
 
 use crate::admission::Tier;
+use hyper::upgrade::OnUpgrade;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 use tokio::sync::Notify;
 
@@ -26,6 +27,10 @@ pub struct ClientConn {
     pub activity: ConnActivity,
     close: Notify,
     closing: AtomicBool,
+    parkable: AtomicBool,
+    /// The backend's side of an upgrade (101) this connection's request got, for the
+    /// connection to splice once hyper hands its socket back.
+    upgrade: Mutex<Option<OnUpgrade>>,
 }
 
 impl ClientConn {
@@ -39,6 +44,8 @@ impl ClientConn {
             activity: ConnActivity::default(),
             close: Notify::new(),
             closing: AtomicBool::new(false),
+            parkable: AtomicBool::new(false),
+            upgrade: Mutex::new(None),
         }
     }
 
@@ -62,6 +69,30 @@ impl ClientConn {
     /// Whether it was asked to close.
     pub fn is_closing(&self) -> bool {
         self.closing.load(Ordering::Acquire)
+    }
+
+    /// Its HTTP/1 parser has gone idle, waiting for the next request: the connection can be
+    /// parked without it.
+    pub fn set_parkable(&self) {
+        self.parkable.store(true, Ordering::Release);
+    }
+
+    /// Whether it became parkable since the last call.
+    pub fn take_parkable(&self) -> bool {
+        self.parkable.swap(false, Ordering::AcqRel)
+    }
+
+    /// Records the backend's side of an upgrade and marks the connection as a tunnel.
+    pub fn set_upgrade(&self, upstream: OnUpgrade) {
+        self.activity.set_upgraded();
+        if let Ok(mut slot) = self.upgrade.lock() {
+            *slot = Some(upstream);
+        }
+    }
+
+    /// The backend's side of an upgrade, if a request was answered 101.
+    pub fn take_upgrade(&self) -> Option<OnUpgrade> {
+        self.upgrade.lock().ok()?.take()
     }
 
     /// Resolves when [`request_close`](Self::request_close) has been called.

@@ -6,7 +6,6 @@
 mod error;
 pub mod exchange;
 pub mod headers;
-mod tunnel;
 
 pub use error::ProxyError;
 
@@ -23,34 +22,18 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 /// The request handler shared by every connection of every traffic listener.
 #[derive(Debug)]
 pub struct Proxy {
     snapshot: SharedSnapshot,
     recorder: Arc<Recorder>,
-    /// Upgraded connections (WebSocket...) outlive their request; they are tracked here so
-    /// shutdown can wait for them and cut them at the drain deadline.
-    tunnels: TaskTracker,
-    hard_stop: CancellationToken,
 }
 
 impl Proxy {
     /// A proxy over the live snapshot.
-    pub fn new(
-        snapshot: SharedSnapshot,
-        recorder: Arc<Recorder>,
-        tunnels: TaskTracker,
-        hard_stop: CancellationToken,
-    ) -> Self {
-        Self {
-            snapshot,
-            recorder,
-            tunnels,
-            hard_stop,
-        }
+    pub fn new(snapshot: SharedSnapshot, recorder: Arc<Recorder>) -> Self {
+        Self { snapshot, recorder }
     }
 
     /// Serves one request. Never fails: errors become responses.
@@ -96,7 +79,6 @@ impl Proxy {
         let upstream = backend.upstream().clone();
 
         let upgrade = headers::requested_upgrade(request.headers());
-        let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut request));
         let headers = request.headers_mut();
         headers::remove_hop_by_hop(headers, upgrade.clone());
         let hop = Hop {
@@ -132,20 +114,19 @@ impl Proxy {
         exchange.upstream_responded(sent.elapsed(), response.status());
 
         if response.status() == StatusCode::SWITCHING_PROTOCOLS {
-            let client_upgrade = client_upgrade.ok_or(ProxyError::BadUpgrade)?;
-            let upstream_upgrade = hyper::upgrade::on(&mut response);
-            conn.activity.set_upgraded();
-            tunnel::spawn(
-                &self.tunnels,
-                &self.hard_stop,
-                client_upgrade,
-                upstream_upgrade,
-                conn.peer,
-            );
+            // Only to a request that asked for an upgrade; the connection splices the two
+            // sockets once the 101 is written and hyper hands the client's socket back.
+            if upgrade.is_none() {
+                return Err(ProxyError::BadUpgrade);
+            }
+            conn.set_upgrade(hyper::upgrade::on(&mut response));
             headers::remove_hop_by_hop(response.headers_mut(), upgrade);
             return Ok(response.map(|_| ResponseBody::empty()));
         }
         headers::remove_hop_by_hop(response.headers_mut(), None);
+        // The client gets our HTTP version, whatever the backend spoke (an HTTP/1.0 backend's
+        // version would otherwise turn a keep-alive client connection into a closing one).
+        *response.version_mut() = Version::HTTP_11;
         Ok(response.map(ResponseBody::upstream))
     }
 }

@@ -5,6 +5,7 @@
 pub mod accept;
 pub mod conn_io;
 pub mod connection;
+pub mod tunnel;
 
 use crate::admission::Admission;
 use crate::config::{AtLimit, Config, ListenerConfig};
@@ -14,8 +15,8 @@ use crate::proxy::Proxy;
 use arc_swap::ArcSwap;
 use conn_io::IoTimeouts;
 use dashmap::DashMap;
+use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use hyper_util::server::conn::auto;
 use socket2::{Domain, Socket, Type};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -84,10 +85,11 @@ pub struct ServerCtx {
 
 /// Per-connection settings derived from the config, replaced whole on reload.
 struct ConnSettings {
-    /// For connections admitted within the baseline.
-    http: auto::Builder<TokioExecutor>,
-    /// For burst connections: HTTP/1 keep-alive off, so each answers `Connection: close`.
-    http_burst: auto::Builder<TokioExecutor>,
+    /// HTTP/1 for connections admitted within the baseline.
+    http1: http1::Builder,
+    /// HTTP/1 for burst connections: keep-alive off, so each answers `Connection: close`.
+    http1_burst: http1::Builder,
+    http2: http2::Builder<TokioExecutor>,
     timeouts: IoTimeouts,
     at_limit: AtLimit,
 }
@@ -158,27 +160,35 @@ impl ConnSettings {
             idle: config.timeouts.idle,
         };
         Self {
-            http: http_builder(config, true),
-            http_burst: http_builder(config, false),
+            http1: http1_builder(config, true),
+            http1_burst: http1_builder(config, false),
+            http2: http2_builder(config),
             timeouts,
             at_limit: config.admission.at_limit,
         }
     }
 }
 
-fn http_builder(config: &Config, keep_alive: bool) -> auto::Builder<TokioExecutor> {
-    let mut http = auto::Builder::new(TokioExecutor::new());
-    http.http1()
-        .timer(TokioTimer::new())
-        // Our own ConnIo enforces the header and idle timeouts (hyper's timer would also
-        // cut idle keep-alive connections at the header timeout, and without a 408).
-        .header_read_timeout(None)
+fn http1_builder(config: &Config, keep_alive: bool) -> http1::Builder {
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        // ConnIo enforces the header and idle timeouts (hyper's timer also runs while a
+        // keep-alive connection is idle, and closes without a 408). hyper's own is set past
+        // both so it never fires first: with it set, hyper reads again as soon as a response
+        // ends, which is the moment ConnIo sees the connection go idle and offers to park it.
+        .header_read_timeout(
+            config.timeouts.request_header + config.timeouts.idle + Duration::from_secs(60),
+        )
         .max_headers(config.limits.max_headers)
         // The read buffer bounds the request head: past it hyper answers 431.
         .max_buf_size(config.limits.max_header_bytes.max(8192))
         .keep_alive(keep_alive);
-    http.http2()
-        .timer(TokioTimer::new())
+    http
+}
+
+fn http2_builder(config: &Config) -> http2::Builder<TokioExecutor> {
+    let mut http = http2::Builder::new(TokioExecutor::new());
+    http.timer(TokioTimer::new())
         .max_concurrent_streams(100)
         .max_header_list_size(config.limits.max_header_bytes.min(u32::MAX as usize) as u32)
         .keep_alive_interval(Some(Duration::from_secs(30)))

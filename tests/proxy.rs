@@ -415,3 +415,107 @@ async fn a_backend_that_never_completes_the_connect_gives_504_after_the_connect_
     assert!(started.elapsed() >= Duration::from_millis(300));
     assert!(started.elapsed() < Duration::from_secs(10));
 }
+
+async fn read_until(stream: &mut tokio::net::TcpStream, needle: &str, count: usize) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut text = String::new();
+    let mut buf = [0u8; 4096];
+    while text.matches(needle).count() < count {
+        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf))
+            .await
+            .expect("more bytes")
+            .unwrap();
+        if n == 0 {
+            break;
+        }
+        text.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    text
+}
+
+#[tokio::test]
+async fn pipelined_requests_are_answered_in_order() {
+    use tokio::io::AsyncWriteExt;
+    let a = TestBackend::named("a").await;
+    let app = start(&config_text(&[(a.addr, 1)], "")).await;
+    let mut stream = tokio::net::TcpStream::connect(traffic(&app)).await.unwrap();
+    stream
+        .write_all(b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\nGET /3 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let text = read_until(&mut stream, "HTTP/1.1 200", 3).await;
+    assert_eq!(text.matches("HTTP/1.1 200").count(), 3, "{text}");
+    assert_eq!(a.requests(), 3);
+}
+
+#[tokio::test]
+async fn a_parked_keep_alive_connection_serves_slow_heads_and_times_out_stalled_ones() {
+    use tokio::io::AsyncWriteExt;
+    let a = TestBackend::named("a").await;
+    let text = config_text(
+        &[(a.addr, 1)],
+        "[timeouts]\nrequest_header = \"1s\"\nidle = \"30s\"\n",
+    );
+    let app = start(&text).await;
+    let mut stream = tokio::net::TcpStream::connect(traffic(&app)).await.unwrap();
+    stream
+        .write_all(b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(
+        read_until(&mut stream, "\r\n\r\na", 1)
+            .await
+            .starts_with("HTTP/1.1 200")
+    );
+    // After a pause (the connection parks), a head that arrives in pieces is still served.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for piece in [&b"GET /2 HT"[..], b"TP/1.1\r\nHo", b"st: x\r\n", b"\r\n"] {
+        stream.write_all(piece).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        read_until(&mut stream, "\r\n\r\na", 1)
+            .await
+            .starts_with("HTTP/1.1 200")
+    );
+    // A head that stalls after the pause gets 408 at the header timeout, not the idle one.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    stream.write_all(b"GET /3 HTTP/1.1\r\nHo").await.unwrap();
+    let reply = read_until(&mut stream, "408", 1).await;
+    assert!(reply.starts_with("HTTP/1.1 408"), "{reply:?}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(a.requests(), 2);
+}
+
+#[tokio::test]
+async fn an_http10_backend_does_not_downgrade_the_client_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let backend = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let backend_addr = backend.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = backend.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let _ = s
+                    .write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                    .await;
+            });
+        }
+    });
+    let app = start(&config_text(&[(backend_addr, 1)], "")).await;
+    let mut stream = tokio::net::TcpStream::connect(traffic(&app)).await.unwrap();
+    for _ in 0..2 {
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let reply = read_until(&mut stream, "\r\n\r\nok", 1).await;
+        assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+        assert!(
+            !reply.to_ascii_lowercase().contains("connection: close"),
+            "{reply}"
+        );
+    }
+}

@@ -1,16 +1,46 @@
-//! One client connection: HTTP/1.1 or HTTP/2 detected from its first bytes, every request
-//! handed to the proxy, and a graceful close when the daemon drains, when admission reclaims
-//! it (idle at the ceiling) or after its first request when it was admitted in burst.
+//! One client connection, from accept to close. portero reads the first bytes itself to tell
+//! HTTP/1 from HTTP/2. HTTP/2 is served by one hyper connection for its whole life. HTTP/1 is
+//! served by a hyper connection per busy spell: when it goes idle between requests, hyper is
+//! asked to stop and hand the socket back, and the connection waits for its next request
+//! holding only the socket and a timer ("parked"), not hyper's two 8 KiB buffers. That is what
+//! keeps an idle keep-alive connection at a few KiB. The same hand-back serves upgrades: after
+//! a 101 the socket is spliced with the backend's.
+//!
+//! A connection closes gracefully when the daemon drains, when admission reclaims it (idle at
+//! the ceiling), or after its first request when it was admitted in burst.
 
 use super::ServerCtx;
-use super::conn_io::ConnIo;
+use super::conn_io::{ConnIo, Protocol};
+use super::tunnel;
 use crate::admission::{Permit, Tier};
+use crate::body::ResponseBody;
 use crate::conn::ClientConn;
+use http::{Request, Response};
+use hyper::body::Incoming;
 use hyper::service::service_fn;
+use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
+use std::convert::Infallible;
+use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
+use std::task::Poll;
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+
+type Io = ConnIo<TcpStream>;
+type Responding = Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, Infallible>> + Send>>;
+
+/// How one hyper HTTP/1 connection ended.
+enum Spell {
+    /// Idle: wait for the next request without hyper.
+    Parked,
+    /// A 101 was sent: splice with the backend.
+    Upgraded(OnUpgrade),
+    /// Done (the client or hyper ended it, or portero asked it to close).
+    Closed,
+}
 
 /// Serves one accepted connection until it closes; the permit is released at the end.
 pub async fn serve(
@@ -23,43 +53,153 @@ pub async fn serve(
     permit.accepted();
     let open = ctx.metrics.connections_open.with_label_values(&[&listener]);
     open.inc();
-    let settings = ctx.settings.load_full();
     let conn = Arc::new(ClientConn::new(listener, peer, "http", permit.tier()));
     let id = ctx.register(&conn);
-
-    let io = TokioIo::new(ConnIo::new(stream, Arc::clone(&conn), settings.timeouts));
-    let proxy = Arc::clone(&ctx.proxy);
-    let service_conn = Arc::clone(&conn);
-    let service =
-        service_fn(move |request| Arc::clone(&proxy).handle(request, Arc::clone(&service_conn)));
-    let http = match permit.tier() {
-        Tier::Baseline => &settings.http,
-        Tier::Burst => &settings.http_burst,
+    let session = Session {
+        ctx: &ctx,
+        conn: &conn,
     };
-    let connection = http.serve_connection_with_upgrades(io, service);
-    tokio::pin!(connection);
-    let asked_to_close = async {
-        tokio::select! {
-            () = conn.close_requested() => {}
-            () = ctx.draining.cancelled() => {}
-        }
-    };
-    let result = tokio::select! {
-        result = connection.as_mut() => result,
-        () = asked_to_close => {
-            // HTTP/1: finish the response in progress with `Connection: close`, or close now
-            // if idle; HTTP/2: GOAWAY, then finish the open streams.
-            connection.as_mut().graceful_shutdown();
-            tokio::select! {
-                result = connection.as_mut() => result,
-                () = ctx.hard_stop.cancelled() => Ok(()),
-            }
-        }
-    };
-    if let Err(e) = result {
+    if let Err(e) = session.run(stream).await {
         tracing::debug!(%peer, error = %e, "connection ended with an error");
     }
     ctx.unregister(id);
     open.dec();
     drop(permit);
+}
+
+struct Session<'a> {
+    ctx: &'a ServerCtx,
+    conn: &'a Arc<ClientConn>,
+}
+
+impl Session<'_> {
+    async fn run(&self, stream: TcpStream) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let settings = self.ctx.settings.load_full();
+        let mut io = ConnIo::new(stream, Arc::clone(self.conn), settings.timeouts);
+        let protocol = tokio::select! {
+            protocol = io.detect() => protocol?,
+            () = self.asked_to_close() => None,
+        };
+        match protocol {
+            None => Ok(()),
+            // Boxed: the parked state below must not carry hyper's connection inline.
+            Some(Protocol::Http2) => Ok(Box::pin(self.http2(io)).await?),
+            Some(Protocol::Http1) => self.http1(io).await,
+        }
+    }
+
+    async fn asked_to_close(&self) {
+        tokio::select! {
+            () = self.conn.close_requested() => {}
+            () = self.ctx.draining.cancelled() => {}
+        }
+    }
+
+    fn service(
+        &self,
+    ) -> impl hyper::service::Service<
+        Request<Incoming>,
+        Response = Response<ResponseBody>,
+        Error = Infallible,
+        Future = Responding,
+    > + use<> {
+        let proxy = Arc::clone(&self.ctx.proxy);
+        let conn = Arc::clone(self.conn);
+        service_fn(move |request| -> Responding {
+            Box::pin(Arc::clone(&proxy).handle(request, Arc::clone(&conn)))
+        })
+    }
+
+    async fn http1(&self, mut io: Io) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        loop {
+            let (returned, spell) = Box::pin(self.http1_spell(io)).await?;
+            io = returned;
+            match spell {
+                Spell::Parked => {
+                    tracing::trace!(peer = %self.conn.peer, "parked");
+                    let next = tokio::select! {
+                        next = io.park() => next?,
+                        () = self.asked_to_close() => false,
+                    };
+                    if !next {
+                        return Ok(());
+                    }
+                }
+                Spell::Upgraded(upstream) => {
+                    tunnel::run(io, upstream, &self.ctx.hard_stop, self.conn.peer).await;
+                    return Ok(());
+                }
+                Spell::Closed => {
+                    let _ = io.shutdown().await;
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// One hyper HTTP/1 connection, until it parks, upgrades or closes; returns the socket.
+    async fn http1_spell(&self, io: Io) -> Result<(Io, Spell), hyper::Error> {
+        let settings = self.ctx.settings.load_full();
+        let http1 = match self.conn.tier {
+            Tier::Baseline => &settings.http1,
+            Tier::Burst => &settings.http1_burst,
+        };
+        let mut connection = http1.serve_connection(TokioIo::new(io), self.service());
+        let (mut closing, mut parking) = (false, false);
+        let mut asked_to_close = pin!(self.asked_to_close());
+        let mut hard_stop = pin!(self.ctx.hard_stop.cancelled());
+        let _ = self.conn.take_parkable();
+        let finished = poll_fn(|cx| {
+            loop {
+                if let Poll::Ready(result) = connection.poll_without_shutdown(cx) {
+                    return Poll::Ready(result.map(|()| true));
+                }
+                if closing || parking {
+                    // Draining or parking: hyper finishes the response in progress first.
+                    return hard_stop.as_mut().poll(cx).map(|()| Ok(false));
+                }
+                if asked_to_close.as_mut().poll(cx).is_ready() {
+                    closing = true;
+                } else if self.conn.take_parkable() && self.conn.activity.idle_since().is_some() {
+                    parking = true;
+                } else {
+                    return Poll::Pending;
+                }
+                // Idle: hyper stops at once. Mid-request: after this response, with
+                // `Connection: close` if its head is not written yet.
+                Pin::new(&mut connection).graceful_shutdown();
+            }
+        })
+        .await?;
+        if !finished {
+            return Ok((connection.into_parts().io.into_inner(), Spell::Closed));
+        }
+        let parts = connection.into_parts();
+        let mut io = parts.io.into_inner();
+        io.unread(parts.read_buf);
+        let spell = match self.conn.take_upgrade() {
+            Some(upstream) => Spell::Upgraded(upstream),
+            None if parking && !closing => Spell::Parked,
+            None => Spell::Closed,
+        };
+        Ok((io, spell))
+    }
+
+    async fn http2(&self, io: Io) -> Result<(), hyper::Error> {
+        let settings = self.ctx.settings.load_full();
+        let connection = settings
+            .http2
+            .serve_connection(TokioIo::new(io), self.service());
+        let mut connection = pin!(connection);
+        tokio::select! {
+            result = connection.as_mut() => return result,
+            () = self.asked_to_close() => {}
+        }
+        // GOAWAY, then the open streams finish.
+        connection.as_mut().graceful_shutdown();
+        tokio::select! {
+            result = connection.as_mut() => result,
+            () = self.ctx.hard_stop.cancelled() => Ok(()),
+        }
+    }
 }

@@ -1,0 +1,86 @@
+use super::*;
+use crate::admission::Tier;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream, duplex};
+
+const TIMEOUTS: IoTimeouts = IoTimeouts {
+    request_header: Duration::from_secs(10),
+    idle: Duration::from_secs(60),
+};
+
+fn conn_io() -> (ConnIo<DuplexStream>, DuplexStream) {
+    let (server, client) = duplex(64 * 1024);
+    let conn = Arc::new(ClientConn::new(
+        Arc::from("test"),
+        "127.0.0.1:1".parse().unwrap(),
+        "http",
+        Tier::Baseline,
+    ));
+    (ConnIo::new(server, conn, TIMEOUTS), client)
+}
+
+#[tokio::test(start_paused = true)]
+async fn http1_is_detected_at_the_first_differing_byte_and_its_bytes_are_replayed() {
+    let (mut io, mut client) = conn_io();
+    client.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
+    assert_eq!(io.detect().await.unwrap(), Some(Protocol::Http1));
+    let mut replay = vec![0u8; 16];
+    io.read_exact(&mut replay).await.unwrap();
+    assert_eq!(replay, b"GET / HTTP/1.1\r\n");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_preface_split_over_writes_is_http2() {
+    let (mut io, mut client) = conn_io();
+    let writer = tokio::spawn(async move {
+        client.write_all(&H2_PREFACE[..5]).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        client.write_all(&H2_PREFACE[5..]).await.unwrap();
+        client
+    });
+    assert_eq!(io.detect().await.unwrap(), Some(Protocol::Http2));
+    let mut replay = vec![0u8; H2_PREFACE.len()];
+    io.read_exact(&mut replay).await.unwrap();
+    assert_eq!(replay, H2_PREFACE);
+    drop(writer.await.unwrap());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_silent_connection_is_given_up_at_the_header_timeout() {
+    let (mut io, _client) = conn_io();
+    let started = Instant::now();
+    assert_eq!(io.detect().await.unwrap(), None);
+    assert_eq!(started.elapsed(), TIMEOUTS.request_header);
+}
+
+#[tokio::test(start_paused = true)]
+async fn parking_waits_up_to_idle_and_keeps_unread_bytes_in_order() {
+    let (mut io, mut client) = conn_io();
+    client.write_all(b"GET /1 HTTP/1.1\r\n").await.unwrap();
+    io.detect().await.unwrap();
+    let mut first = vec![0u8; 17];
+    io.read_exact(&mut first).await.unwrap();
+    io.set_idle();
+    io.unread(Bytes::from_static(b"GET /2"));
+    client.write_all(b" HTTP/1.1\r\n").await.unwrap();
+    assert!(
+        io.park().await.unwrap(),
+        "buffered bytes count as the next request"
+    );
+    let mut next = vec![0u8; 6];
+    io.read_exact(&mut next).await.unwrap();
+    assert_eq!(next, b"GET /2");
+
+    let (mut io, _client) = conn_io();
+    io.set_idle();
+    let started = Instant::now();
+    assert!(!io.park().await.unwrap());
+    assert_eq!(started.elapsed(), TIMEOUTS.idle);
+}
+
+#[test]
+fn the_408_is_a_well_formed_response() {
+    let text = std::str::from_utf8(REQUEST_TIMEOUT).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 408 "));
+    assert!(head.contains(&format!("content-length: {}", body.len())));
+}
