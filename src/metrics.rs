@@ -22,6 +22,9 @@ pub struct Metrics {
     pub connections_limit: IntGaugeVec,
     /// `portero_connections_in_burst`.
     pub connections_in_burst: IntGauge,
+    /// `portero_connections_parked{listener}`: idle HTTP/1 keep-alive connections waiting
+    /// for their next request outside hyper.
+    pub connections_parked: IntGaugeVec,
     /// `portero_connections_accepted_total{listener}`.
     pub connections_accepted: IntCounterVec,
     /// `portero_connections_rejected_total{listener,reason}`.
@@ -112,6 +115,11 @@ impl Metrics {
             connections_open: gauge(
                 "portero_connections_open",
                 "Open client connections",
+                &["listener"],
+            ),
+            connections_parked: gauge(
+                "portero_connections_parked",
+                "Idle HTTP/1 keep-alive connections parked until their next request",
                 &["listener"],
             ),
             connections_limit: gauge(

@@ -68,7 +68,9 @@ fn idle_config(backend: SocketAddr) -> String {
     )
 }
 
-async fn hold<F, Fut>(process: &Process, open: F) -> (Vec<TcpStream>, f64)
+/// Opens `CONNECTIONS` with `open`, waits until portero holds them all (and, with `parked`,
+/// until every one has gone idle and parked), and returns them with RSS growth per connection.
+async fn hold<F, Fut>(process: &Process, open: F, parked: bool) -> (Vec<TcpStream>, f64)
 where
     F: Fn(SocketAddr, usize) -> Fut,
     Fut: std::future::Future<Output = TcpStream>,
@@ -89,7 +91,10 @@ where
         let status: serde_json::Value =
             serde_json::from_str(&support::client::get(process.admin, "/status").await.body)
                 .unwrap();
-        if status["connections"]["open"] == CONNECTIONS {
+        let metrics = support::client::get(process.admin, "/metrics").await.body;
+        let parked_now =
+            support::metric(&metrics, "portero_connections_parked{listener=\"http\"}") as usize;
+        if status["connections"]["open"] == CONNECTIONS && (!parked || parked_now == CONNECTIONS) {
             break;
         }
         assert!(
@@ -110,7 +115,7 @@ async fn ten_thousand_idle_keep_alive_connections_are_held_and_measured() {
     raise_own_fd_limit();
     let backend = TestBackend::named("a").await;
     let process = Process::spawn(&idle_config(backend.addr));
-    let (held, per_connection) = hold(&process, one_request).await;
+    let (held, per_connection) = hold(&process, one_request, true).await;
     println!(
         "portero RSS per idle keep-alive connection: {per_connection:.0} bytes ({} connections, one request each)",
         held.len()
@@ -126,7 +131,7 @@ async fn ten_thousand_connections_before_their_first_byte_are_held_and_measured(
     raise_own_fd_limit();
     let backend = TestBackend::named("a").await;
     let process = Process::spawn(&idle_config(backend.addr));
-    let (held, per_connection) = hold(&process, connect).await;
+    let (held, per_connection) = hold(&process, connect, false).await;
     println!(
         "portero RSS per connection before its first byte: {per_connection:.0} bytes ({} connections)",
         held.len()

@@ -30,6 +30,11 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 type Io = ConnIo<TcpStream>;
+
+/// How long an HTTP/1 connection stays idle inside hyper before it is parked. Under steady
+/// keep-alive load the next request comes sooner, so busy connections keep their hyper state;
+/// connections that really idle give back its buffers.
+const PARK_AFTER: std::time::Duration = std::time::Duration::from_millis(25);
 type Responding = Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, Infallible>> + Send>>;
 
 /// How one hyper HTTP/1 connection ended.
@@ -116,17 +121,30 @@ impl Session<'_> {
             io = returned;
             match spell {
                 Spell::Parked => {
-                    tracing::trace!(peer = %self.conn.peer, "parked");
+                    let parked = self
+                        .ctx
+                        .metrics
+                        .connections_parked
+                        .with_label_values(&[&self.conn.listener]);
+                    parked.inc();
                     let next = tokio::select! {
-                        next = io.park() => next?,
-                        () = self.asked_to_close() => false,
+                        next = io.park() => next,
+                        () = self.asked_to_close() => Ok(false),
                     };
-                    if !next {
+                    parked.dec();
+                    if !next? {
                         return Ok(());
                     }
                 }
                 Spell::Upgraded(upstream) => {
-                    tunnel::run(io, upstream, &self.ctx.hard_stop, self.conn.peer).await;
+                    // Boxed, like the spell: a parked connection's task stays small.
+                    Box::pin(tunnel::run(
+                        io,
+                        upstream,
+                        &self.ctx.hard_stop,
+                        self.conn.peer,
+                    ))
+                    .await;
                     return Ok(());
                 }
                 Spell::Closed => {
@@ -148,6 +166,8 @@ impl Session<'_> {
         let (mut closing, mut parking) = (false, false);
         let mut asked_to_close = pin!(self.asked_to_close());
         let mut hard_stop = pin!(self.ctx.hard_stop.cancelled());
+        // Armed when hyper goes idle; the connection parks if it stays idle until it fires.
+        let mut park_timer: Option<(Pin<Box<tokio::time::Sleep>>, u32)> = None;
         let _ = self.conn.take_parkable();
         let finished = poll_fn(|cx| {
             loop {
@@ -158,9 +178,30 @@ impl Session<'_> {
                     // Draining or parking: hyper finishes the response in progress first.
                     return hard_stop.as_mut().poll(cx).map(|()| Ok(false));
                 }
+                if self.conn.take_parkable() {
+                    let deadline = tokio::time::Instant::now() + PARK_AFTER;
+                    let epoch = self.conn.activity.epoch();
+                    match &mut park_timer {
+                        Some((timer, armed_at)) => {
+                            timer.as_mut().reset(deadline);
+                            *armed_at = epoch;
+                        }
+                        None => {
+                            park_timer = Some((Box::pin(tokio::time::sleep_until(deadline)), epoch))
+                        }
+                    }
+                }
                 if asked_to_close.as_mut().poll(cx).is_ready() {
                     closing = true;
-                } else if self.conn.take_parkable() && self.conn.activity.idle_since().is_some() {
+                } else if let Some((timer, armed_at)) = &mut park_timer
+                    && timer.as_mut().poll(cx).is_ready()
+                {
+                    let still_idle = *armed_at == self.conn.activity.epoch()
+                        && self.conn.activity.idle_since().is_some();
+                    park_timer = None;
+                    if !still_idle {
+                        continue;
+                    }
                     parking = true;
                 } else {
                     return Poll::Pending;
