@@ -101,6 +101,7 @@ pub async fn run(listener: TcpListener, ctx: Arc<AdminCtx>, stop: CancellationTo
 
 fn handle(ctx: &AdminCtx, request: Request<Incoming>) -> Response<ResponseBody> {
     match (request.method(), request.uri().path()) {
+        (&Method::GET, "/") => dashboard(),
         (&Method::GET, "/metrics") => metrics(ctx),
         (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
         (&Method::GET, "/readyz") => readyz(ctx),
@@ -110,6 +111,24 @@ fn handle(ctx: &AdminCtx, request: Request<Incoming>) -> Response<ResponseBody> 
         }
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
+}
+
+/// One self-contained page (inline CSS and JS, no external assets) over `/status` and `/metrics`.
+const DASHBOARD: &str = include_str!("admin/dashboard.html");
+
+fn dashboard() -> Response<ResponseBody> {
+    let mut response = Response::new(ResponseBody::full(DASHBOARD));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    // The page only talks to this origin; say so to the browser too.
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src data:"),
+    );
+    response
 }
 
 fn metrics(ctx: &AdminCtx) -> Response<ResponseBody> {
