@@ -5,10 +5,14 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::{HeaderMap, HeaderValue};
 use portero::admission::Admission;
-use portero::balance::RoundRobin;
+use portero::backend::{BackendSpec, now_us};
+use portero::config::{Balance, HashKey, OutlierConfig, PoolConfig, UpstreamProtocol};
+use portero::pool::{PickRequest, Pool};
 use portero::proxy::headers::{self, Hop};
 use portero::route::{HostMatch, Router, normalize_host};
+use portero::upstream::UpstreamSettings;
 use std::hint::black_box;
+use std::time::Duration;
 
 fn routing(c: &mut Criterion) {
     let router = Router::new(vec![
@@ -42,10 +46,46 @@ fn routing(c: &mut Criterion) {
 }
 
 fn picking(c: &mut Criterion) {
-    let rr = RoundRobin::new(&[3, 2, 1, 1, 5, 1, 1, 2]);
-    c.bench_function("pick: smooth weighted round robin, 8 backends", |b| {
-        b.iter(|| rr.pick(|i| black_box(i) != 4))
-    });
+    let settings = UpstreamSettings {
+        protocol: UpstreamProtocol::Http1,
+        connect_timeout: Duration::from_secs(1),
+        idle_timeout: Duration::from_secs(60),
+    };
+    for balance in [
+        Balance::RoundRobin,
+        Balance::LeastRequests,
+        Balance::Random,
+        Balance::ConsistentHash,
+    ] {
+        let config = PoolConfig {
+            name: "bench".into(),
+            balance,
+            protocol: UpstreamProtocol::Http1,
+            backends: (1..=8)
+                .map(|i| BackendSpec::new(format!("10.0.0.{i}:80").parse().unwrap(), i % 3 + 1))
+                .collect(),
+            health_check: None,
+            outlier: OutlierConfig::default(),
+            hash_key: HashKey::ClientIp,
+            slow_start: Duration::ZERO,
+            retries: 1,
+            retry_budget: 0.2,
+        };
+        let pool = Pool::build(&config, &settings, None, now_us());
+        let now = now_us();
+        c.bench_function(&format!("pick: {balance:?}, 8 weighted backends"), |b| {
+            let mut key = 0u64;
+            b.iter(|| {
+                key = key.wrapping_add(0x9e37_79b9_7f4a_7c15);
+                let request = PickRequest {
+                    now,
+                    key: Some(key),
+                    exclude: &[],
+                };
+                pool.pick(black_box(&request)).map(|p| p.backend.address())
+            })
+        });
+    }
 }
 
 fn header_rewrite(c: &mut Criterion) {

@@ -156,12 +156,13 @@ fn refresh_gauges(ctx: &AdminCtx) {
     m.backend_up.reset();
     m.backend_in_flight.reset();
     let snapshot = ctx.snapshot.load();
+    let now = crate::backend::now_us();
     for (name, pool) in snapshot.pools() {
         for member in pool.members() {
             let labels = [name.as_str(), &**member.backend.label()];
             m.backend_up
                 .with_label_values(&labels)
-                .set(i64::from(member.backend.is_selectable()));
+                .set(i64::from(member.backend.is_selectable(now)));
             m.backend_in_flight
                 .with_label_values(&labels)
                 .set(member.backend.in_flight() as i64);
@@ -175,10 +176,11 @@ fn readyz(ctx: &AdminCtx) -> Response<ResponseBody> {
         return text(StatusCode::SERVICE_UNAVAILABLE, &format!("{state}\n"));
     }
     let snapshot = ctx.snapshot.load();
+    let now = crate::backend::now_us();
     let empty: Vec<&str> = snapshot
         .pools()
         .iter()
-        .filter(|(_, pool)| !pool.members().iter().any(|m| m.backend.is_selectable()))
+        .filter(|(_, pool)| !pool.members().iter().any(|m| m.backend.is_selectable(now)))
         .map(|(name, _)| name.as_str())
         .collect();
     if empty.is_empty() {

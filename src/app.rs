@@ -68,7 +68,10 @@ pub struct App {
     listeners: Vec<(String, SocketAddr)>,
     admin_addr: SocketAddr,
     stop_accepting: CancellationToken,
-    stop_admin: CancellationToken,
+    /// Stops the admin listener and the health checks, after the drain.
+    stop_background: CancellationToken,
+    /// Announces every new snapshot generation (the health checks follow membership).
+    changes: tokio::sync::watch::Sender<u64>,
     reloading: Mutex<()>,
 }
 
@@ -143,7 +146,7 @@ impl App {
         }
 
         let readiness = Arc::new(Readiness::default());
-        let stop_admin = CancellationToken::new();
+        let stop_background = CancellationToken::new();
         let admin_ctx = Arc::new(AdminCtx {
             snapshot: Arc::clone(&snapshot),
             metrics: Arc::clone(&metrics),
@@ -152,7 +155,18 @@ impl App {
             listeners: listeners.clone(),
         });
         tracing::info!(address = %admin_addr, "admin listening");
-        tokio::spawn(admin::run(admin_listener, admin_ctx, stop_admin.clone()));
+        tokio::spawn(admin::run(
+            admin_listener,
+            admin_ctx,
+            stop_background.clone(),
+        ));
+        let (changes, generations) = tokio::sync::watch::channel(1);
+        tokio::spawn(crate::health::run(
+            Arc::clone(&snapshot),
+            generations,
+            Arc::clone(&metrics),
+            stop_background.clone(),
+        ));
 
         metrics.config_reloads.with_label_values(&["success"]);
         metrics.config_reloads.with_label_values(&["failure"]);
@@ -172,7 +186,8 @@ impl App {
             listeners,
             admin_addr,
             stop_accepting,
-            stop_admin,
+            stop_background,
+            changes,
             reloading: Mutex::new(()),
         }))
     }
@@ -235,7 +250,7 @@ impl App {
             let _ =
                 tokio::time::timeout(Duration::from_secs(1), self.server.connections.wait()).await;
         }
-        self.stop_admin.cancel();
+        self.stop_background.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(2), self.access_log.flush()).await;
         tracing::info!("stopped");
     }

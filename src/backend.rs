@@ -2,12 +2,21 @@
 //! file or a feed); [`Backend`] is the live one (health, in-flight requests, and the pooled
 //! upstream connections), shared by `Arc` so that it survives a membership swap when its
 //! address stays.
+//!
+//! Health has three inputs, kept apart so each is simple: active checks (up/down with
+//! rise/fall hysteresis, [`Hysteresis`]), passive outlier ejection (a deadline), and removal
+//! from the pool (draining). The reported [`BackendState`] is derived from them.
+
+mod health;
+
+pub use health::{Hysteresis, Transition, slow_start_factor};
 
 use crate::upstream::Upstream;
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// A backend as the config or a discovery feed describes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -27,25 +36,16 @@ impl BackendSpec {
 
 /// The state shown in `/status` and used by selection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
 pub enum BackendState {
     /// Receives new requests.
-    Healthy = 0,
-    /// Failed its checks; receives requests only in panic mode.
-    Unhealthy = 1,
+    Healthy,
+    /// Failed its checks or was ejected; receives requests only in panic mode.
+    Unhealthy,
     /// Removed from its pool; finishes in-flight requests, receives no new ones.
-    Draining = 2,
+    Draining,
 }
 
 impl BackendState {
-    fn from_u8(value: u8) -> Self {
-        match value {
-            0 => BackendState::Healthy,
-            1 => BackendState::Unhealthy,
-            _ => BackendState::Draining,
-        }
-    }
-
     /// The lower-case name used in `/status` and logs.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -67,18 +67,32 @@ pub struct Backend {
     address: SocketAddr,
     /// The address as text, made once: it labels metrics and log lines on every request.
     label: Arc<str>,
-    state: AtomicU8,
+    draining: AtomicBool,
+    checks: Mutex<Hysteresis>,
+    check_down: AtomicBool,
+    /// µs (process clock) until which passive outlier detection keeps it out; 0 = never.
+    ejected_until: AtomicU64,
+    ejections: AtomicU32,
+    consecutive_failures: AtomicU32,
+    /// µs when it last became able to take traffic, for slow start.
+    up_since: AtomicU64,
     in_flight: AtomicU64,
     upstream: Upstream,
 }
 
 impl Backend {
-    /// A new backend, healthy until a check says otherwise.
-    pub fn new(address: SocketAddr, upstream: Upstream) -> Self {
+    /// A backend able to take traffic since `up_since` (µs on [`now_us`]; 0 = always).
+    pub fn new(address: SocketAddr, upstream: Upstream, up_since: u64) -> Self {
         Self {
             address,
             label: address.to_string().into(),
-            state: AtomicU8::new(BackendState::Healthy as u8),
+            draining: AtomicBool::new(false),
+            checks: Mutex::new(Hysteresis::up()),
+            check_down: AtomicBool::new(false),
+            ejected_until: AtomicU64::new(0),
+            ejections: AtomicU32::new(0),
+            consecutive_failures: AtomicU32::new(0),
+            up_since: AtomicU64::new(up_since),
             in_flight: AtomicU64::new(0),
             upstream,
         }
@@ -94,19 +108,93 @@ impl Backend {
         &self.label
     }
 
-    /// Its current state.
+    /// Its state at `now` (µs on [`now_us`]).
+    pub fn state_at(&self, now: u64) -> BackendState {
+        if self.draining.load(Ordering::Acquire) {
+            BackendState::Draining
+        } else if self.check_down.load(Ordering::Acquire) || self.is_ejected(now) {
+            BackendState::Unhealthy
+        } else {
+            BackendState::Healthy
+        }
+    }
+
+    /// Its state now.
     pub fn state(&self) -> BackendState {
-        BackendState::from_u8(self.state.load(Ordering::Acquire))
+        self.state_at(now_us())
     }
 
-    /// Sets its state; returns the previous one.
-    pub fn set_state(&self, state: BackendState) -> BackendState {
-        BackendState::from_u8(self.state.swap(state as u8, Ordering::AcqRel))
+    /// Whether it may get a new request at `now` outside panic mode.
+    pub fn is_selectable(&self, now: u64) -> bool {
+        self.state_at(now) == BackendState::Healthy
     }
 
-    /// Whether selection may send it a new request outside panic mode.
-    pub fn is_selectable(&self) -> bool {
-        self.state() == BackendState::Healthy
+    /// Whether it is draining (removed from its pool).
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
+    }
+
+    /// Marks it removed: no new requests; in-flight ones finish.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Release);
+    }
+
+    /// Records one active check result; returns the transition it caused, if any.
+    pub fn record_check(&self, pass: bool, rise: u32, fall: u32) -> Option<Transition> {
+        let mut checks = self.checks.lock().unwrap_or_else(|e| e.into_inner());
+        let up = checks.record(pass, rise, fall)?;
+        self.check_down.store(!up, Ordering::Release);
+        if up {
+            self.up_since.store(now_us(), Ordering::Release);
+            Some(Transition::CheckPassed)
+        } else {
+            Some(Transition::CheckFailed)
+        }
+    }
+
+    fn is_ejected(&self, now: u64) -> bool {
+        now < self.ejected_until.load(Ordering::Acquire)
+    }
+
+    /// Whether passive outlier detection keeps it out at `now`.
+    pub fn ejected_at(&self, now: u64) -> bool {
+        self.is_ejected(now)
+    }
+
+    /// Records the outcome of a real request. Returns true when `threshold` failures in a row
+    /// have been reached and it is not ejected yet: the caller decides whether to eject (the
+    /// pool caps how many are out at once). A `threshold` of 0 turns this off.
+    pub fn record_outcome(&self, success: bool, threshold: u32, now: u64) -> bool {
+        if success {
+            self.consecutive_failures.store(0, Ordering::Release);
+            return false;
+        }
+        let failures = self.consecutive_failures.fetch_add(1, Ordering::AcqRel) + 1;
+        threshold > 0 && failures >= threshold && !self.is_ejected(now)
+    }
+
+    /// Ejects it from `now` for `base` times the number of recent ejections (capped at 10x),
+    /// so a backend that keeps failing stays out longer. Returns the duration.
+    pub fn eject(&self, now: u64, base: Duration) -> Duration {
+        let base_us = base.as_micros() as u64;
+        let last_end = self.ejected_until.load(Ordering::Acquire);
+        // A long quiet spell since the last ejection forgives the earlier ones.
+        if last_end != 0 && now.saturating_sub(last_end) > base_us.saturating_mul(10) {
+            self.ejections.store(0, Ordering::Release);
+        }
+        let times = (self.ejections.fetch_add(1, Ordering::AcqRel) + 1).min(10);
+        let duration = base_us.saturating_mul(u64::from(times));
+        self.ejected_until
+            .store(now.saturating_add(duration), Ordering::Release);
+        self.up_since
+            .store(now.saturating_add(duration), Ordering::Release);
+        self.consecutive_failures.store(0, Ordering::Release);
+        Duration::from_micros(duration)
+    }
+
+    /// When it last became able to take traffic (µs), for slow start.
+    pub fn up_since(&self) -> u64 {
+        self.up_since.load(Ordering::Acquire)
     }
 
     /// Requests sent to it whose response has not finished.
@@ -155,4 +243,15 @@ impl Drop for InFlight {
     fn drop(&mut self) {
         self.backend.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
+}
+
+/// Microseconds on a process-wide monotonic clock: cheap to compare and to keep in atomics.
+pub fn now_us() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    // Starts at 1 s so that 0 can mean "long ago".
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_micros() as u64
+        + 1_000_000
 }

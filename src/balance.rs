@@ -1,8 +1,107 @@
-//! Balancing algorithms, as pure functions over weights and an eligibility predicate: no
-//! sockets, no clocks, no allocation on the pick path. The pool calls them with "is this
-//! backend selectable" and gets back an index.
+//! Balancing algorithms, as pure functions over a [`Candidates`] view: no sockets, no clocks,
+//! no allocation on the pick path. The pool describes its members (which are eligible, their
+//! effective weights, their slow-start ramp, their in-flight requests) and gets back an index.
+
+mod maglev;
+
+pub use maglev::Maglev;
+
+/// A stable 64-bit hash of a consistent-hashing key (the same on every portero).
+pub fn key_hash(bytes: &[u8]) -> u64 {
+    maglev::hash(b"key", bytes)
+}
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// What an algorithm may know about the members of a pool, by index.
+pub trait Candidates {
+    /// How many members there are.
+    fn len(&self) -> usize;
+    /// Whether there are none.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Whether member `i` may be picked.
+    fn eligible(&self, i: usize) -> bool;
+    /// Its configured weight.
+    fn weight(&self, i: usize) -> u32;
+    /// Its slow-start share, in (0, 1]: 1 once ramped up.
+    fn ramp(&self, i: usize) -> f64;
+    /// Requests in flight to it.
+    fn in_flight(&self, i: usize) -> u64;
+
+    /// Weight times ramp: what weighted algorithms draw by.
+    fn effective_weight(&self, i: usize) -> f64 {
+        f64::from(self.weight(i)) * self.ramp(i)
+    }
+}
+
+/// Keeps `index` with probability `ramp` (slow start for algorithms that walk an order).
+fn accepts(ramp: f64, rng: &mut fastrand::Rng) -> bool {
+    ramp >= 1.0 || rng.f64() < ramp
+}
+
+/// Walks `order` (indexes) and returns the first eligible member its ramp accepts; when the
+/// ramp turns every eligible one down, the first eligible one.
+fn first_accepted(
+    order: impl Iterator<Item = usize>,
+    c: &impl Candidates,
+    rng: &mut fastrand::Rng,
+) -> Option<usize> {
+    let mut fallback = None;
+    for index in order {
+        if !c.eligible(index) {
+            continue;
+        }
+        if accepts(c.ramp(index), rng) {
+            return Some(index);
+        }
+        fallback.get_or_insert(index);
+    }
+    fallback
+}
+
+/// Weighted random: each eligible member with probability proportional to its effective weight.
+pub fn random(c: &impl Candidates, rng: &mut fastrand::Rng) -> Option<usize> {
+    weighted_draw(c, rng, usize::MAX)
+}
+
+fn weighted_draw(c: &impl Candidates, rng: &mut fastrand::Rng, except: usize) -> Option<usize> {
+    let total: f64 = (0..c.len())
+        .filter(|&i| i != except && c.eligible(i))
+        .map(|i| c.effective_weight(i))
+        .sum();
+    if total <= 0.0 {
+        return None;
+    }
+    let mut point = rng.f64() * total;
+    let mut last = None;
+    for i in (0..c.len()).filter(|&i| i != except && c.eligible(i)) {
+        point -= c.effective_weight(i);
+        last = Some(i);
+        if point < 0.0 {
+            break;
+        }
+    }
+    last
+}
+
+/// Least requests by the power of two choices: draw two members by effective weight and keep
+/// the one with fewer requests in flight per unit of weight. Near-optimal spreading at O(n)
+/// with no shared state, and it never herds every request onto one momentarily idle member.
+pub fn least_requests(c: &impl Candidates, rng: &mut fastrand::Rng) -> Option<usize> {
+    let first = weighted_draw(c, rng, usize::MAX)?;
+    let Some(second) = weighted_draw(c, rng, first) else {
+        return Some(first);
+    };
+    let load =
+        |i: usize| (c.in_flight(i) as f64 + 1.0) / c.effective_weight(i).max(f64::MIN_POSITIVE);
+    Some(if load(second) < load(first) {
+        second
+    } else {
+        first
+    })
+}
 
 /// Smooth weighted round robin (the nginx algorithm), precomputed: the interleaved order for
 /// the current weights is built once per membership snapshot, and a pick is one atomic
@@ -26,17 +125,17 @@ impl RoundRobin {
         }
     }
 
-    /// The next eligible index in the order, skipping ineligible ones (their turn passes to the
-    /// next in line); `None` when nothing is eligible.
-    pub fn pick(&self, eligible: impl Fn(usize) -> bool) -> Option<usize> {
+    /// The next eligible member in the order, skipping ineligible ones (their turn passes to
+    /// the next in line) and, in slow start, ones their ramp turns down; `None` when nothing
+    /// is eligible.
+    pub fn pick(&self, c: &impl Candidates, rng: &mut fastrand::Rng) -> Option<usize> {
         let len = self.sequence.len();
         if len == 0 {
             return None;
         }
         let start = self.cursor.fetch_add(1, Ordering::Relaxed);
-        (0..len)
-            .map(|step| self.sequence[(start.wrapping_add(step)) % len] as usize)
-            .find(|&index| eligible(index))
+        let order = (0..len).map(|step| self.sequence[start.wrapping_add(step) % len] as usize);
+        first_accepted(order, c, rng)
     }
 }
 
@@ -84,75 +183,7 @@ pub fn smooth_weighted_sequence(weights: &[u32]) -> Vec<u32> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod view;
 
-    fn counts(
-        rr: &RoundRobin,
-        n: usize,
-        picks: usize,
-        eligible: impl Fn(usize) -> bool,
-    ) -> Vec<usize> {
-        let mut counts = vec![0; n];
-        for _ in 0..picks {
-            if let Some(i) = rr.pick(&eligible) {
-                counts[i] += 1;
-            }
-        }
-        counts
-    }
-
-    #[test]
-    fn sequence_is_smooth() {
-        assert_eq!(
-            smooth_weighted_sequence(&[5, 1, 1]),
-            vec![0, 0, 1, 0, 2, 0, 0]
-        );
-        assert_eq!(smooth_weighted_sequence(&[1, 1, 1]), vec![0, 1, 2]);
-        assert_eq!(smooth_weighted_sequence(&[0, 2]), vec![1, 1]);
-        assert!(smooth_weighted_sequence(&[]).is_empty());
-    }
-
-    #[test]
-    fn weights_are_respected_exactly_over_whole_cycles() {
-        let rr = RoundRobin::new(&[3, 2, 1]);
-        assert_eq!(counts(&rr, 3, 600, |_| true), vec![300, 200, 100]);
-    }
-
-    #[test]
-    fn ineligible_backends_are_never_picked() {
-        let rr = RoundRobin::new(&[1, 1, 1, 1]);
-        let c = counts(&rr, 4, 400, |i| i != 2);
-        assert_eq!(c[2], 0);
-        assert_eq!(c.iter().sum::<usize>(), 400);
-        assert!(c.iter().enumerate().all(|(i, &n)| i == 2 || n >= 100));
-        assert_eq!(rr.pick(|_| false), None);
-        assert_eq!(RoundRobin::new(&[]).pick(|_| true), None);
-    }
-
-    #[test]
-    fn huge_weights_are_scaled_not_allocated() {
-        let rr = RoundRobin::new(&[1_000_000, 3_000_000, 1]);
-        assert!(rr.sequence.len() as u64 <= MAX_SEQUENCE + 3);
-        let c = counts(&rr, 3, rr.sequence.len() * 10, |_| true);
-        assert!(c[2] >= 1, "every positive weight keeps a slot");
-        let ratio = c[1] as f64 / c[0] as f64;
-        assert!((2.9..3.1).contains(&ratio), "ratio {ratio}");
-    }
-
-    #[test]
-    fn property_weights_respected_for_many_random_pools() {
-        let mut rng = fastrand::Rng::with_seed(7);
-        for _ in 0..200 {
-            let n = rng.usize(1..8);
-            let weights: Vec<u32> = (0..n).map(|_| rng.u32(1..20)).collect();
-            let rr = RoundRobin::new(&weights);
-            let total: u32 = weights.iter().sum();
-            let cycles = 5;
-            let c = counts(&rr, n, (total * cycles) as usize, |_| true);
-            for (i, &w) in weights.iter().enumerate() {
-                assert_eq!(c[i], (w * cycles) as usize, "weights {weights:?}");
-            }
-        }
-    }
-}
+#[cfg(test)]
+mod tests;

@@ -10,23 +10,72 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use pin_project_lite::pin_project;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 
-pin_project! {
-    /// A client's request body on its way to a backend, counting the bytes it passes.
-    pub struct RequestBody {
-        #[pin]
-        inner: Incoming,
-        received: Arc<AtomicU64>,
+/// A client's request body on its way to a backend, counting the bytes it passes. A
+/// streamed body stays in its [`BodySlot`] until the backend's connection first asks for it,
+/// so a try that fails before that (connect refused) leaves it for the next try.
+#[derive(Debug)]
+pub struct RequestBody {
+    kind: RequestKind,
+    received: Arc<AtomicU64>,
+}
+
+#[derive(Debug)]
+enum RequestKind {
+    Streaming {
+        slot: Arc<BodySlot>,
+        taken: Option<Incoming>,
+    },
+    Full(Option<Bytes>),
+}
+
+/// A client's body not read yet, waiting for the try that will stream it.
+#[derive(Debug)]
+pub struct BodySlot {
+    body: Mutex<Option<Incoming>>,
+    end: bool,
+    hint: SizeHint,
+}
+
+impl BodySlot {
+    /// Keeps `body` until a try takes it.
+    pub fn new(body: Incoming) -> Arc<Self> {
+        Arc::new(Self {
+            end: body.is_end_stream(),
+            hint: body.size_hint(),
+            body: Mutex::new(Some(body)),
+        })
+    }
+
+    /// Whether no try has started reading it.
+    pub fn is_unread(&self) -> bool {
+        self.body.lock().map(|b| b.is_some()).unwrap_or(false)
+    }
+
+    fn take(&self) -> Option<Incoming> {
+        self.body.lock().ok()?.take()
     }
 }
 
 impl RequestBody {
-    /// Wraps `inner`; bytes passed are added to `received`.
-    pub fn new(inner: Incoming, received: Arc<AtomicU64>) -> Self {
-        Self { inner, received }
+    /// A body streamed from `slot`; bytes passed are added to `received`.
+    pub fn streaming(slot: Arc<BodySlot>, received: Arc<AtomicU64>) -> Self {
+        Self {
+            kind: RequestKind::Streaming { slot, taken: None },
+            received,
+        }
+    }
+
+    /// A complete body (empty, or small and buffered so that it can be sent again).
+    pub fn full(data: Bytes, received: Arc<AtomicU64>) -> Self {
+        let data = (!data.is_empty()).then_some(data);
+        Self {
+            kind: RequestKind::Full(data),
+            received,
+        }
     }
 }
 
@@ -38,8 +87,20 @@ impl Body for RequestBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let this = self.project();
-        let frame = ready!(this.inner.poll_frame(cx));
+        let this = self.get_mut();
+        let frame = match &mut this.kind {
+            RequestKind::Full(data) => data.take().map(|d| Ok(Frame::data(d))),
+            RequestKind::Streaming { slot, taken } => {
+                if taken.is_none() {
+                    *taken = slot.take();
+                }
+                match taken {
+                    Some(body) => ready!(Pin::new(body).poll_frame(cx)),
+                    // Another try took it first: nothing more to send from here.
+                    None => None,
+                }
+            }
+        };
         if let Some(Ok(frame)) = &frame
             && let Some(data) = frame.data_ref()
         {
@@ -50,11 +111,25 @@ impl Body for RequestBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        match &self.kind {
+            RequestKind::Full(data) => data.is_none(),
+            RequestKind::Streaming {
+                taken: Some(body), ..
+            } => body.is_end_stream(),
+            RequestKind::Streaming { slot, taken: None } => slot.end,
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        match &self.kind {
+            RequestKind::Full(data) => {
+                SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
+            }
+            RequestKind::Streaming {
+                taken: Some(body), ..
+            } => body.size_hint(),
+            RequestKind::Streaming { slot, taken: None } => slot.hint,
+        }
     }
 }
 

@@ -4,16 +4,18 @@
 
 mod file;
 mod load;
+mod pool;
 pub mod units;
+
+pub use pool::{HashKey, HealthCheckConfig, OutlierConfig, PoolConfig};
 
 pub use file::{
     AdminConfig, AdmissionConfig, AtLimit, Balance, Limits, LogConfig, LogFormat, Timeouts,
     UpstreamProtocol,
 };
 
-use crate::backend::BackendSpec;
 use crate::route::HostMatch;
-use file::{BackendEntry, ListenerFile, PoolFile, RouteFile};
+use file::{ListenerFile, PoolFile, RouteFile};
 use ipnet::IpNet;
 use load::FileConfig;
 use std::collections::BTreeMap;
@@ -70,19 +72,6 @@ pub struct RouteConfig {
     pub path_prefix: String,
     /// Name of an existing pool.
     pub pool: String,
-}
-
-/// One pool of backends.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PoolConfig {
-    /// The pool's name (metric label).
-    pub name: String,
-    /// Balancing algorithm.
-    pub balance: Balance,
-    /// Protocol spoken to the backends.
-    pub protocol: UpstreamProtocol,
-    /// Static membership from the file.
-    pub backends: Vec<BackendSpec>,
 }
 
 impl Config {
@@ -213,84 +202,11 @@ fn pools(
 ) -> BTreeMap<String, PoolConfig> {
     let mut out = BTreeMap::new();
     for (name, (name_span, pool)) in files {
-        if let Some(pool) = pool_config(name, name_span, pool, problems) {
+        if let Some(pool) = pool::pool_config(name, name_span, pool, problems) {
             out.insert(name.clone(), pool);
         }
     }
     out
-}
-
-fn pool_config(
-    name: &str,
-    name_span: &Range<usize>,
-    pool: &PoolFile,
-    problems: &mut Vec<Problem>,
-) -> Option<PoolConfig> {
-    let before = problems.len();
-    let balance = pool
-        .balance
-        .as_ref()
-        .map_or(Balance::RoundRobin, |b| *b.get_ref());
-    if let Some(b) = pool
-        .balance
-        .as_ref()
-        .filter(|b| *b.get_ref() != Balance::RoundRobin)
-    {
-        problems.push(unsupported(b.span(), "balance other than round_robin"));
-    }
-    let optional = [
-        (pool.health_check.as_ref().map(|t| t.span()), "health_check"),
-        (pool.hash_key.as_ref().map(|t| t.span()), "hash_key"),
-        (pool.slow_start.as_ref().map(|t| t.span()), "slow_start"),
-        (pool.retries.as_ref().map(|t| t.span()), "retries"),
-        (pool.retry_budget.as_ref().map(|t| t.span()), "retry_budget"),
-        (pool.outlier.as_ref().map(|t| t.span()), "outlier"),
-        (pool.tls.as_ref().map(|t| t.span()), "tls"),
-        (pool.discovery.as_ref().map(|t| t.span()), "discovery"),
-    ];
-    for (span, key) in optional {
-        if let Some(span) = span {
-            problems.push(unsupported(span, &format!("pool.{name}.{key}")));
-        }
-    }
-    let Some(entries) = &pool.backends else {
-        problems.push(Problem::at(
-            name_span.clone(),
-            format!(
-                "pool `{name}` has no `backends`: list them, e.g. backends = [\"10.0.0.5:8080\"]"
-            ),
-        ));
-        return None;
-    };
-    let mut backends: Vec<BackendSpec> = Vec::new();
-    for entry in entries.get_ref() {
-        let spec = match *entry {
-            BackendEntry::Address(address) => BackendSpec::new(address, 1),
-            BackendEntry::Weighted { address, weight } => BackendSpec::new(address, weight),
-        };
-        if spec.weight == 0 {
-            problems.push(Problem::at(
-                entries.span(),
-                format!(
-                    "backend {} in pool `{name}` has weight 0; remove it instead",
-                    spec.address
-                ),
-            ));
-        }
-        if backends.iter().any(|b| b.address == spec.address) {
-            problems.push(Problem::at(
-                entries.span(),
-                format!("backend {} is listed twice in pool `{name}`", spec.address),
-            ));
-        }
-        backends.push(spec);
-    }
-    (problems.len() == before).then(|| PoolConfig {
-        name: name.to_string(),
-        balance,
-        protocol: pool.protocol,
-        backends,
-    })
 }
 
 fn routes(
@@ -363,7 +279,7 @@ fn route_config(
     })
 }
 
-fn unsupported(span: Range<usize>, what: &str) -> Problem {
+pub(crate) fn unsupported(span: Range<usize>, what: &str) -> Problem {
     Problem::at(
         span,
         format!("`{what}` is not supported by this build of portero yet"),

@@ -5,11 +5,11 @@
 //! timeout; admission pressure asks idle ones to close.
 
 use crate::admission::Tier;
+use crate::backend::now_us;
 use hyper::upgrade::OnUpgrade;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 
 /// A client connection.
@@ -162,11 +162,6 @@ impl ConnActivity {
     pub fn is_upgraded(&self) -> bool {
         self.upgraded.load(Ordering::Acquire)
     }
-}
-
-fn now_us() -> u64 {
-    static START: OnceLock<Instant> = OnceLock::new();
-    START.get_or_init(Instant::now).elapsed().as_micros() as u64
 }
 
 #[cfg(test)]

@@ -34,6 +34,7 @@ pub mod body;
 pub mod config;
 pub mod conn;
 pub mod demo;
+pub mod health;
 pub mod metrics;
 pub mod pool;
 pub mod proxy;

@@ -47,6 +47,11 @@ pub struct Metrics {
     pub health_checks: IntCounterVec,
     /// `portero_retries_total{pool}`.
     pub retries: IntCounterVec,
+    /// `portero_pool_panic_total{pool}`: requests sent in panic mode (fewer than half the
+    /// pool healthy, so spread over all of it).
+    pub pool_panic: IntCounterVec,
+    /// `portero_backend_transitions_total{pool,backend,to,reason}`.
+    pub backend_transitions: IntCounterVec,
     /// `portero_config_reloads_total{result}`.
     pub config_reloads: IntCounterVec,
     /// `portero_config_last_reload_success_timestamp_seconds`.
@@ -183,6 +188,16 @@ impl Metrics {
                 "Requests retried on another backend",
                 &["pool"],
             ),
+            pool_panic: counter(
+                "portero_pool_panic_total",
+                "Requests picked in panic mode: fewer than half the pool healthy, spread over all of it",
+                &["pool"],
+            ),
+            backend_transitions: counter(
+                "portero_backend_transitions_total",
+                "Backend state changes, by new state and reason",
+                &["pool", "backend", "to", "reason"],
+            ),
             config_reloads: counter(
                 "portero_config_reloads_total",
                 "Config reloads",
@@ -219,6 +234,15 @@ impl std::fmt::Debug for Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+impl Metrics {
+    /// Counts a backend's state change.
+    pub fn transition(&self, pool: &str, backend: &str, transition: crate::backend::Transition) {
+        self.backend_transitions
+            .with_label_values(&[pool, backend, transition.to(), transition.reason()])
+            .inc();
     }
 }
 

@@ -1,14 +1,20 @@
-//! A pool: an immutable list of members (a backend and its weight) plus the balancer state
-//! for exactly that list. Membership never changes in place: a new `Pool` is built and
-//! swapped in whole with the rest of the [`Snapshot`](crate::snapshot::Snapshot), reusing
-//! the live [`Backend`] of every address that stays, so its health, in-flight count and
-//! pooled connections carry over.
+//! A pool: an immutable list of members (a backend and its weight), the balancer built for
+//! exactly that list, and the pool's policies (panic threshold, slow start, outlier limits,
+//! retry budget). Membership never changes in place: a new `Pool` is built and swapped in whole
+//! with the rest of the [`Snapshot`](crate::snapshot::Snapshot), reusing the live [`Backend`] of
+//! every address that stays, so its health, in-flight count and pooled connections carry over.
 
-use crate::backend::{Backend, BackendSpec};
-use crate::balance::RoundRobin;
-use crate::config::PoolConfig;
+mod retry_budget;
+
+pub use retry_budget::RetryBudget;
+
+use crate::backend::{Backend, BackendSpec, slow_start_factor};
+use crate::balance::{self, Candidates, Maglev, RoundRobin};
+use crate::config::{Balance, PoolConfig};
 use crate::upstream::{Upstream, UpstreamSettings};
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// A backend's place in a pool.
 #[derive(Debug, Clone)]
@@ -19,42 +25,96 @@ pub struct Member {
     pub weight: u32,
 }
 
+#[derive(Debug)]
+enum Balancer {
+    RoundRobin(RoundRobin),
+    Random,
+    LeastRequests,
+    ConsistentHash(Maglev),
+}
+
 /// An immutable pool snapshot.
 #[derive(Debug)]
 pub struct Pool {
     name: Arc<str>,
+    config: PoolConfig,
     members: Vec<Member>,
-    round_robin: RoundRobin,
+    balancer: Balancer,
+    retry_budget: Arc<RetryBudget>,
+}
+
+/// What a pick needs to know about the request.
+#[derive(Debug, Clone, Copy)]
+pub struct PickRequest<'a> {
+    /// Now, in µs on [`crate::backend::now_us`].
+    pub now: u64,
+    /// The consistent-hash key's hash, when the pool hashes and the request has the key.
+    pub key: Option<u64>,
+    /// Backends already tried for this request (retries go elsewhere).
+    pub exclude: &'a [SocketAddr],
+}
+
+/// A pick.
+#[derive(Debug)]
+pub struct Picked<'a> {
+    /// The backend.
+    pub backend: &'a Arc<Backend>,
+    /// Whether panic mode chose it (fewer than half the pool healthy: spread over all).
+    pub panic: bool,
 }
 
 impl Pool {
     /// Builds the pool for `config`, taking live backends from `previous` where the address
-    /// is the same and making new ones (with new upstream clients) for the rest.
+    /// is the same and making new ones (with new upstream clients) for the rest. New backends
+    /// of a pool that already ran start their slow-start ramp `now`.
     pub fn build(
         config: &PoolConfig,
         settings: &UpstreamSettings,
         previous: Option<&Pool>,
+        now: u64,
     ) -> Pool {
+        let up_since = if previous.is_some() { now } else { 0 };
         let members = config
             .backends
             .iter()
             .map(|spec| Member {
                 backend: previous.and_then(|p| p.backend(spec)).unwrap_or_else(|| {
-                    Arc::new(Backend::new(spec.address, Upstream::new(settings)))
+                    Arc::new(Backend::new(
+                        spec.address,
+                        Upstream::new(settings),
+                        up_since,
+                    ))
                 }),
                 weight: spec.weight,
             })
             .collect();
-        Self::from_members(Arc::from(config.name.as_str()), members)
+        let retry_budget = previous
+            .map(|p| Arc::clone(&p.retry_budget))
+            .unwrap_or_else(|| Arc::new(RetryBudget::new(config.retry_budget, now)));
+        Self::from_members(config.clone(), members, retry_budget)
     }
 
-    /// A pool over the given members.
-    pub fn from_members(name: Arc<str>, members: Vec<Member>) -> Pool {
+    fn from_members(
+        config: PoolConfig,
+        members: Vec<Member>,
+        retry_budget: Arc<RetryBudget>,
+    ) -> Pool {
         let weights: Vec<u32> = members.iter().map(|m| m.weight).collect();
+        let balancer = match config.balance {
+            Balance::RoundRobin => Balancer::RoundRobin(RoundRobin::new(&weights)),
+            Balance::Random => Balancer::Random,
+            Balance::LeastRequests => Balancer::LeastRequests,
+            Balance::ConsistentHash => {
+                let names: Vec<&str> = members.iter().map(|m| &**m.backend.label()).collect();
+                Balancer::ConsistentHash(Maglev::new(&names, &weights))
+            }
+        };
         Pool {
-            name,
-            round_robin: RoundRobin::new(&weights),
+            name: Arc::from(config.name.as_str()),
+            config,
             members,
+            balancer,
+            retry_budget,
         }
     }
 
@@ -70,90 +130,107 @@ impl Pool {
         &self.name
     }
 
+    /// The config it was built from.
+    pub fn config(&self) -> &PoolConfig {
+        &self.config
+    }
+
     /// The members, in config order.
     pub fn members(&self) -> &[Member] {
         &self.members
     }
 
-    /// The backend for the next request, or `None` when no member can take it.
-    pub fn pick(&self) -> Option<&Arc<Backend>> {
-        let index = self
-            .round_robin
-            .pick(|i| self.members[i].backend.is_selectable())?;
-        Some(&self.members[index].backend)
+    /// The retry budget (shared with the pools this one replaces).
+    pub fn retry_budget(&self) -> &RetryBudget {
+        &self.retry_budget
+    }
+
+    /// The backend for a request, or `None` when no member is healthy (and not excluded).
+    /// Outside panic mode only healthy members are candidates; in panic mode (fewer than half
+    /// the members that could take traffic are healthy, but at least one is) every one of
+    /// them is, so the last healthy backends are not crushed.
+    pub fn pick(&self, request: &PickRequest<'_>) -> Option<Picked<'_>> {
+        let (mut usable, mut healthy) = (0usize, 0usize);
+        for member in &self.members {
+            let backend = &member.backend;
+            if backend.is_draining() || request.exclude.contains(&backend.address()) {
+                continue;
+            }
+            usable += 1;
+            healthy += usize::from(backend.is_selectable(request.now));
+        }
+        if healthy == 0 {
+            return None;
+        }
+        let panic = healthy * 2 < usable;
+        let view = View {
+            pool: self,
+            request,
+            panic,
+        };
+        let mut rng = fastrand::Rng::with_seed(fastrand::u64(..));
+        let index = match (&self.balancer, request.key) {
+            (Balancer::RoundRobin(rr), _) => rr.pick(&view, &mut rng),
+            (Balancer::Random, _) => balance::random(&view, &mut rng),
+            (Balancer::LeastRequests, _) => balance::least_requests(&view, &mut rng),
+            (Balancer::ConsistentHash(maglev), Some(key)) => maglev.pick(key, &view, &mut rng),
+            // No key in this request (no header, no cookie): spread at random.
+            (Balancer::ConsistentHash(_), None) => balance::random(&view, &mut rng),
+        }?;
+        Some(Picked {
+            backend: &self.members[index].backend,
+            panic,
+        })
+    }
+
+    /// Ejects `backend` for passive outlier detection unless half the pool is out already.
+    /// Returns the ejection's length when it was ejected.
+    pub fn try_eject(&self, backend: &Backend, now: u64) -> Option<Duration> {
+        let ejected = self
+            .members
+            .iter()
+            .filter(|m| m.backend.ejected_at(now))
+            .count();
+        if (ejected + 1) * 2 > self.members.len() {
+            return None;
+        }
+        Some(backend.eject(now, self.config.outlier.ejection))
+    }
+}
+
+/// The pool's members as the balancing algorithms see them for one pick.
+struct View<'a> {
+    pool: &'a Pool,
+    request: &'a PickRequest<'a>,
+    panic: bool,
+}
+
+impl Candidates for View<'_> {
+    fn len(&self) -> usize {
+        self.pool.members.len()
+    }
+
+    fn eligible(&self, i: usize) -> bool {
+        let backend = &self.pool.members[i].backend;
+        !backend.is_draining()
+            && !self.request.exclude.contains(&backend.address())
+            && (self.panic || backend.is_selectable(self.request.now))
+    }
+
+    fn weight(&self, i: usize) -> u32 {
+        self.pool.members[i].weight
+    }
+
+    fn ramp(&self, i: usize) -> f64 {
+        let since = self.pool.members[i].backend.up_since();
+        let elapsed = Duration::from_micros(self.request.now.saturating_sub(since));
+        slow_start_factor(elapsed, self.pool.config.slow_start)
+    }
+
+    fn in_flight(&self, i: usize) -> u64 {
+        self.pool.members[i].backend.in_flight()
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::backend::BackendState;
-    use crate::config::{Balance, UpstreamProtocol};
-    use std::time::Duration;
-
-    fn settings() -> UpstreamSettings {
-        UpstreamSettings {
-            protocol: UpstreamProtocol::Http1,
-            connect_timeout: Duration::from_secs(1),
-            idle_timeout: Duration::from_secs(60),
-        }
-    }
-
-    fn config(backends: &[(&str, u32)]) -> PoolConfig {
-        PoolConfig {
-            name: "api".into(),
-            balance: Balance::RoundRobin,
-            protocol: UpstreamProtocol::Http1,
-            backends: backends
-                .iter()
-                .map(|(a, w)| BackendSpec::new(a.parse().unwrap(), *w))
-                .collect(),
-        }
-    }
-
-    #[test]
-    fn picks_by_weight_and_skips_unhealthy() {
-        let pool = Pool::build(
-            &config(&[("10.0.0.1:80", 2), ("10.0.0.2:80", 1)]),
-            &settings(),
-            None,
-        );
-        let picks: Vec<_> = (0..6)
-            .map(|_| pool.pick().unwrap().address().port())
-            .collect();
-        assert_eq!(picks.len(), 6);
-        let first = pool.members()[0].backend.address();
-        assert_eq!(
-            (0..300)
-                .filter(|_| pool.pick().unwrap().address() == first)
-                .count(),
-            200
-        );
-        pool.members()[0].backend.set_state(BackendState::Unhealthy);
-        assert!((0..50).all(|_| pool.pick().unwrap().address() != first));
-        pool.members()[1].backend.set_state(BackendState::Draining);
-        assert!(pool.pick().is_none());
-    }
-
-    #[test]
-    fn rebuild_keeps_live_backends_that_stay() {
-        let old = Pool::build(
-            &config(&[("10.0.0.1:80", 1), ("10.0.0.2:80", 1)]),
-            &settings(),
-            None,
-        );
-        old.members()[0].backend.set_state(BackendState::Unhealthy);
-        let new = Pool::build(
-            &config(&[("10.0.0.1:80", 5), ("10.0.0.3:80", 1)]),
-            &settings(),
-            Some(&old),
-        );
-        assert!(Arc::ptr_eq(
-            &old.members()[0].backend,
-            &new.members()[0].backend
-        ));
-        assert_eq!(new.members()[0].backend.state(), BackendState::Unhealthy);
-        assert_eq!(new.members()[0].weight, 5);
-        assert_eq!(new.members()[1].backend.state(), BackendState::Healthy);
-    }
-}
+mod tests;

@@ -3,25 +3,26 @@
 //! [`ProxyError::status`]. Everything the request needs is read from one [`Snapshot`] loaded
 //! at its start, so a reload in the middle never mixes two configs in one request.
 
+mod affinity;
 mod error;
 pub mod exchange;
 pub mod headers;
+mod tries;
 
 pub use error::ProxyError;
 
-use crate::body::{RequestBody, ResponseBody};
+use crate::body::ResponseBody;
 use crate::conn::ClientConn;
 use crate::route::normalize_host;
 use crate::snapshot::{SharedSnapshot, Snapshot};
 use exchange::{Exchange, Recorder};
 use headers::Hop;
-use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{HeaderValue, Request, Response, StatusCode, Uri, Version, header};
+use http::uri::Authority;
+use http::{HeaderValue, Request, Response, StatusCode, Version, header};
 use hyper::body::Incoming;
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use tries::{Replay, Tries};
 
 /// The request handler shared by every connection of every traffic listener.
 #[derive(Debug)]
@@ -74,9 +75,8 @@ impl Proxy {
         let pool = snapshot
             .route(&normalize_host(&host), request.uri().path())
             .ok_or(ProxyError::NoRoute)?;
-        exchange.set_pool(Arc::clone(pool.name()));
-        let backend = pool.pick().ok_or(ProxyError::NoHealthyBackend)?;
-        let upstream = backend.upstream().clone();
+        exchange.set_pool(Arc::clone(pool));
+        let key = affinity::key(&pool.config().hash_key, request.headers(), conn.peer.ip());
 
         let upgrade = headers::requested_upgrade(request.headers());
         let headers = request.headers_mut();
@@ -89,29 +89,29 @@ impl Proxy {
         };
         headers::set_forwarded(headers, &hop);
         // The authority of an absolute-form target or of HTTP/2's :authority wins over any
-        // Host header (RFC 9112 §3.2.2); an HTTP/1.0 request without either gets the backend's.
-        let host_value = match host.as_str() {
-            "" => HeaderValue::from_str(backend.label()),
-            named => HeaderValue::from_str(named),
-        };
-        headers.insert(header::HOST, host_value.map_err(|_| ProxyError::BadHost)?);
+        // Host header (RFC 9112 §3.2.2). An HTTP/1.0 request may name none: each try then
+        // names its backend.
+        if !host.is_empty() {
+            headers.insert(
+                header::HOST,
+                HeaderValue::from_str(&host).map_err(|_| ProxyError::BadHost)?,
+            );
+        }
         exchange.set_request_id(headers::ensure_request_id(headers));
 
-        let (mut parts, body) = request.into_parts();
-        parts.uri = backend_uri(backend.address(), parts.uri.path_and_query());
-        parts.version = upstream.version();
-        let upstream_request = Request::from_parts(
-            parts,
-            RequestBody::new(body, Arc::clone(exchange.bytes_in())),
-        );
-        exchange.set_backend(backend.begin_request());
-
-        let sent = Instant::now();
-        let timeout = snapshot.config().timeouts.upstream_response;
-        let mut response = tokio::time::timeout(timeout, upstream.send(upstream_request))
-            .await
-            .map_err(|_| ProxyError::UpstreamTimeout)??;
-        exchange.upstream_responded(sent.elapsed(), response.status());
+        let (parts, body) = request.into_parts();
+        let replay = Replay::prepare(body, &parts.method).await?;
+        let tries = Tries {
+            pool,
+            method: parts.method,
+            path: parts.uri.path_and_query().cloned(),
+            headers: parts.headers,
+            no_host: host.is_empty(),
+            replay,
+            key,
+            timeout: snapshot.config().timeouts.upstream_response,
+        };
+        let mut response = tries.send(exchange).await?;
 
         if response.status() == StatusCode::SWITCHING_PROTOCOLS {
             // Only to a request that asked for an upgrade; the connection splices the two
@@ -147,15 +147,4 @@ fn request_host(request: &Request<Incoming>) -> Result<String, ProxyError> {
         None if request.version() == Version::HTTP_10 => Ok(String::new()),
         None => Err(ProxyError::BadHost),
     }
-}
-
-fn backend_uri(address: SocketAddr, path: Option<&PathAndQuery>) -> Uri {
-    let mut parts = http::uri::Parts::default();
-    parts.scheme = Some(Scheme::HTTP);
-    parts.authority = Authority::try_from(address.to_string()).ok();
-    parts.path_and_query = Some(
-        path.cloned()
-            .unwrap_or_else(|| PathAndQuery::from_static("/")),
-    );
-    Uri::from_parts(parts).expect("scheme, authority and path make a valid URI")
 }

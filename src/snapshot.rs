@@ -42,7 +42,12 @@ impl Snapshot {
                 });
                 (
                     name.clone(),
-                    Arc::new(Pool::build(pool, &settings, old.map(|p| &**p))),
+                    Arc::new(Pool::build(
+                        pool,
+                        &settings,
+                        old.map(|p| &**p),
+                        crate::backend::now_us(),
+                    )),
                 )
             })
             .collect();

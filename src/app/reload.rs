@@ -5,7 +5,6 @@
 //! once their last request ends.
 
 use super::{App, unix_now};
-use crate::backend::BackendState;
 use crate::config::{Config, ConfigError};
 use crate::snapshot::Snapshot;
 use std::collections::BTreeSet;
@@ -88,6 +87,7 @@ impl App {
         let new = Arc::new(Snapshot::build(Arc::clone(&config), generation, Some(&old)));
         let changes = diff(&old, &new);
         self.snapshot.store(Arc::clone(&new));
+        self.changes.send_replace(generation);
         drain_removed(&old, &new);
         self.server.update(&config);
         if let Some(warning) = self
@@ -181,7 +181,7 @@ fn drain_removed(old: &Snapshot, new: &Snapshot) {
                     .any(|m| Arc::ptr_eq(&m.backend, &member.backend))
             });
             if !stays {
-                member.backend.set_state(BackendState::Draining);
+                member.backend.start_draining();
             }
         }
     }

@@ -216,21 +216,85 @@ pub struct PoolFile {
     #[serde(default)]
     pub protocol: UpstreamProtocol,
     #[serde(default)]
-    pub health_check: Option<Spanned<toml::Table>>,
+    pub health_check: Option<Spanned<HealthCheckFile>>,
     #[serde(default)]
     pub hash_key: Option<Spanned<String>>,
-    #[serde(default, deserialize_with = "opt_duration")]
-    pub slow_start: Option<Spanned<Duration>>,
+    #[serde(default, deserialize_with = "units::duration")]
+    pub slow_start: Duration,
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+    #[serde(default = "default_retry_budget")]
+    pub retry_budget: Spanned<f64>,
     #[serde(default)]
-    pub retries: Option<Spanned<u32>>,
-    #[serde(default)]
-    pub retry_budget: Option<Spanned<f64>>,
-    #[serde(default)]
-    pub outlier: Option<Spanned<toml::Table>>,
+    pub outlier: OutlierConfig,
     #[serde(default)]
     pub tls: Option<Spanned<toml::Table>>,
     #[serde(default)]
     pub discovery: Option<Spanned<toml::Table>>,
+}
+
+fn default_retries() -> u32 {
+    1
+}
+
+fn default_retry_budget() -> Spanned<f64> {
+    Spanned::new(0..0, 0.2)
+}
+
+/// `[pool.NAME.health_check]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheckFile {
+    /// HTTP GET this path; without it, a TCP connect check.
+    #[serde(default)]
+    pub path: Option<Spanned<String>>,
+    /// Host header of the check (default: the backend's address).
+    #[serde(default)]
+    pub host: Option<String>,
+    #[serde(default = "default_interval", deserialize_with = "units::duration")]
+    pub interval: Duration,
+    #[serde(
+        default = "default_check_timeout",
+        deserialize_with = "units::duration"
+    )]
+    pub timeout: Duration,
+    #[serde(default = "default_rise")]
+    pub rise: u32,
+    #[serde(default = "default_fall")]
+    pub fall: u32,
+}
+
+fn default_interval() -> Duration {
+    Duration::from_secs(2)
+}
+fn default_check_timeout() -> Duration {
+    Duration::from_secs(1)
+}
+fn default_rise() -> u32 {
+    2
+}
+fn default_fall() -> u32 {
+    3
+}
+
+/// `[pool.NAME.outlier]`: passive health on real traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutlierConfig {
+    /// Connect errors, 5xx or timeouts in a row that eject a backend; 0 turns it off.
+    pub consecutive_failures: u32,
+    /// How long the first ejection lasts; each repeated ejection lasts longer.
+    #[serde(deserialize_with = "units::duration")]
+    pub ejection: Duration,
+}
+
+impl Default for OutlierConfig {
+    fn default() -> Self {
+        Self {
+            consecutive_failures: 5,
+            ejection: Duration::from_secs(30),
+        }
+    }
 }
 
 /// `pool.*.balance`.
@@ -280,13 +344,4 @@ pub enum BackendEntry {
 
 fn default_weight() -> u32 {
     1
-}
-
-fn opt_duration<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<Option<Spanned<Duration>>, D::Error> {
-    let text = Spanned::<String>::deserialize(d)?;
-    let span = text.span();
-    let value = units::parse_duration(text.get_ref()).map_err(serde::de::Error::custom)?;
-    Ok(Some(Spanned::new(span, value)))
 }

@@ -171,11 +171,79 @@ fn no_listener_or_no_pool_is_an_error() {
 #[test]
 fn features_not_built_yet_are_refused_not_ignored() {
     let shown = parse(&format!(
-        "{MINIMAL}\n[pool.api.health_check]\npath = \"/\"\n"
+        "{MINIMAL}\n[pool.api.discovery]\ndns = \"api.internal:80\"\n"
     ))
     .unwrap_err()
     .to_string();
     assert!(shown.contains("not supported by this build"), "{shown}");
+}
+
+#[test]
+fn pool_policies_parse_with_defaults() {
+    let text = format!(
+        "{MINIMAL}\nbalance = \"consistent_hash\"\nhash_key = \"cookie:session\"\nslow_start = \"30s\"\nretries = 2\n\
+         [pool.api.health_check]\npath = \"/healthz\"\nhost = \"api.internal\"\n"
+    );
+    let pool = &parse(&text).unwrap().pools["api"];
+    assert_eq!(pool.balance, Balance::ConsistentHash);
+    assert_eq!(pool.hash_key, HashKey::Cookie("session".into()));
+    assert_eq!(pool.slow_start, Duration::from_secs(30));
+    assert_eq!(pool.retries, 2);
+    assert_eq!(pool.retry_budget, 0.2);
+    assert_eq!(
+        pool.outlier,
+        OutlierConfig {
+            consecutive_failures: 5,
+            ejection: Duration::from_secs(30)
+        }
+    );
+    let check = pool.health_check.as_ref().unwrap();
+    assert_eq!(
+        (check.interval, check.timeout, check.rise, check.fall),
+        (Duration::from_secs(2), Duration::from_secs(1), 2, 3)
+    );
+    assert_eq!(check.path.as_deref(), Some("/healthz"));
+    let plain = &parse(MINIMAL).unwrap().pools["api"];
+    assert_eq!(
+        (
+            plain.retries,
+            plain.health_check.is_none(),
+            plain.slow_start
+        ),
+        (1, true, Duration::ZERO)
+    );
+}
+
+#[test]
+fn pool_policies_are_validated() {
+    let cases = [
+        ("hash_key = \"client_ip\"\n", "only applies to balance"),
+        (
+            "balance = \"consistent_hash\"\nhash_key = \"query:x\"\n",
+            "invalid hash_key",
+        ),
+        ("retry_budget = 1.5\n", "between 0 and 1"),
+        (
+            "[pool.api.health_check]\npath = \"healthz\"\n",
+            "must start with `/`",
+        ),
+        ("[pool.api.health_check]\nrise = 0\n", "at least 1"),
+        (
+            "[pool.api.health_check]\ninterval = \"1ms\"\n",
+            "at least 10ms",
+        ),
+        (
+            "[pool.api.outlier]\nconsecutive = 3\n",
+            "unknown field `consecutive`",
+        ),
+    ];
+    for (extra, expected) in cases {
+        let shown = parse(&format!("{MINIMAL}{extra}")).unwrap_err().to_string();
+        assert!(
+            shown.contains(expected),
+            "for {extra:?} expected {expected:?} in:\n{shown}"
+        );
+    }
 }
 
 #[test]

@@ -10,6 +10,9 @@ pub enum ProxyError {
     /// HTTP/1.1 request without a Host, or with a malformed one.
     #[error("missing or invalid Host")]
     BadHost,
+    /// The request body could not be read (the client aborted or sent a malformed body).
+    #[error("request body could not be read")]
+    BadRequestBody,
     /// No route matches the host and path.
     #[error("no route for this host and path")]
     NoRoute,
@@ -31,7 +34,7 @@ impl ProxyError {
     /// The status sent to the client: the one place this mapping lives.
     pub fn status(&self) -> StatusCode {
         match self {
-            ProxyError::BadHost => StatusCode::BAD_REQUEST,
+            ProxyError::BadHost | ProxyError::BadRequestBody => StatusCode::BAD_REQUEST,
             ProxyError::NoRoute => StatusCode::NOT_FOUND,
             ProxyError::NoHealthyBackend => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::Upstream(UpstreamError::Connect(_)) => StatusCode::BAD_GATEWAY,
@@ -46,6 +49,7 @@ impl ProxyError {
     pub fn kind(&self) -> &'static str {
         match self {
             ProxyError::BadHost => "bad_host",
+            ProxyError::BadRequestBody => "bad_request_body",
             ProxyError::NoRoute => "no_route",
             ProxyError::NoHealthyBackend => "no_healthy_backend",
             ProxyError::Upstream(UpstreamError::Connect(_)) => "connect_failed",
@@ -75,7 +79,7 @@ impl ProxyError {
             ProxyError::NoHealthyBackend => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
-            ProxyError::BadHost => {
+            ProxyError::BadHost | ProxyError::BadRequestBody => {
                 headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
             _ => {}
@@ -92,6 +96,7 @@ mod tests {
     fn every_arm_maps_to_its_status() {
         let cases = [
             (ProxyError::BadHost, 400),
+            (ProxyError::BadRequestBody, 400),
             (ProxyError::NoRoute, 404),
             (ProxyError::NoHealthyBackend, 503),
             (

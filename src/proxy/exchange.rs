@@ -8,6 +8,7 @@ use crate::access_log::{AccessLog, Record};
 use crate::backend::InFlight;
 use crate::conn::ClientConn;
 use crate::metrics::{Metrics, code_class};
+use crate::pool::Pool;
 use http::{HeaderValue, Method, StatusCode, Uri, Version};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -56,7 +57,7 @@ pub struct Exchange {
     version: Version,
     host: String,
     status: Option<StatusCode>,
-    pool: Option<Arc<str>>,
+    pool: Option<Arc<Pool>>,
     in_flight: Option<InFlight>,
     upstream_elapsed: Option<Duration>,
     request_id: Option<HeaderValue>,
@@ -108,8 +109,46 @@ impl Exchange {
     }
 
     /// Records the pool that serves the request.
-    pub fn set_pool(&mut self, pool: Arc<str>) {
+    pub fn set_pool(&mut self, pool: Arc<Pool>) {
         self.pool = Some(pool);
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.recorder.metrics
+    }
+
+    fn pool_name(&self) -> &str {
+        self.pool.as_ref().map_or("none", |p| &**p.name())
+    }
+
+    /// A try failed without a response; counted per backend.
+    pub fn try_failed(&self, kind: &'static str) {
+        if let Some(flight) = &self.in_flight {
+            self.recorder
+                .metrics
+                .upstream_errors
+                .with_label_values(&[self.pool_name(), flight.backend().label(), kind])
+                .inc();
+        }
+    }
+
+    /// Another try is about to be made.
+    pub fn retried(&self) {
+        self.recorder
+            .metrics
+            .retries
+            .with_label_values(&[self.pool_name()])
+            .inc();
+    }
+
+    /// A try's backend was picked in panic mode.
+    pub fn picked_in_panic(&self) {
+        self.recorder
+            .metrics
+            .pool_panic
+            .with_label_values(&[self.pool_name()])
+            .inc();
     }
 
     /// Records the backend chosen; it counts the request as in flight until the exchange ends.
@@ -125,8 +164,9 @@ impl Exchange {
     /// Records the backend's response head arriving.
     pub fn upstream_responded(&mut self, elapsed: Duration, status: StatusCode) {
         self.upstream_elapsed = Some(elapsed);
-        if let (Some(pool), Some(flight)) = (&self.pool, &self.in_flight) {
+        if let Some(flight) = &self.in_flight {
             let m = &self.recorder.metrics;
+            let pool = self.pool_name();
             m.upstream_response
                 .with_label_values(&[pool])
                 .observe(elapsed.as_secs_f64());
@@ -139,13 +179,6 @@ impl Exchange {
     /// Records that portero answered itself, and why.
     pub fn set_error(&mut self, kind: &'static str) {
         self.error = Some(kind);
-        if let (Some(pool), Some(flight)) = (&self.pool, &self.in_flight) {
-            self.recorder
-                .metrics
-                .upstream_errors
-                .with_label_values(&[pool, flight.backend().label(), kind])
-                .inc();
-        }
     }
 
     /// Records the status sent to the client.
@@ -158,14 +191,19 @@ impl Exchange {
         self.bytes_out += n;
     }
 
-    /// Ends the exchange.
+    /// Ends the exchange. A backend that broke off its response body counts as failing.
     pub fn finish(mut self, outcome: Outcome) {
         self.outcome = outcome;
+        if outcome == Outcome::UpstreamAborted
+            && let (Some(pool), Some(flight)) = (&self.pool, &self.in_flight)
+        {
+            super::tries::outcome(pool, flight.backend(), false, &self.recorder.metrics);
+        }
     }
 
     fn record(&self) {
         let status = self.status.map_or(499, |s| s.as_u16());
-        let pool = self.pool.as_deref().unwrap_or("none");
+        let pool = self.pool_name();
         let elapsed = self.started.elapsed();
         let m = &self.recorder.metrics;
         m.requests
@@ -189,7 +227,7 @@ impl Exchange {
                 bytes_out: self.bytes_out,
                 duration: elapsed.as_secs_f64(),
                 upstream_duration: self.upstream_elapsed.map(|d| d.as_secs_f64()),
-                pool: self.pool.as_deref(),
+                pool: self.pool.as_ref().map(|p| &**p.name()),
                 backend: self.in_flight.as_ref().map(|f| &**f.backend().label()),
                 request_id: self
                     .request_id

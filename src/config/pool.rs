@@ -1,0 +1,251 @@
+//! `[pool.NAME]`: validation of one pool's file entry into a [`PoolConfig`].
+
+use super::file::{BackendEntry, HealthCheckFile, PoolFile};
+use super::{Problem, unsupported};
+use crate::backend::BackendSpec;
+use std::ops::Range;
+use std::time::Duration;
+
+pub use super::file::{Balance, OutlierConfig, UpstreamProtocol};
+
+/// One pool of backends.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolConfig {
+    /// The pool's name (metric label).
+    pub name: String,
+    /// Balancing algorithm.
+    pub balance: Balance,
+    /// Protocol spoken to the backends.
+    pub protocol: UpstreamProtocol,
+    /// Static membership from the file.
+    pub backends: Vec<BackendSpec>,
+    /// Active checks; `None` means every backend counts as healthy unless ejected.
+    pub health_check: Option<HealthCheckConfig>,
+    /// Passive health on real traffic.
+    pub outlier: OutlierConfig,
+    /// What `consistent_hash` hashes.
+    pub hash_key: HashKey,
+    /// Ramp-up time of a new or recovered backend's share; zero = none.
+    pub slow_start: Duration,
+    /// Extra tries on another backend, when safe.
+    pub retries: u32,
+    /// Retries may add at most this fraction of the pool's request rate.
+    pub retry_budget: f64,
+}
+
+/// Active health checks of a pool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheckConfig {
+    /// HTTP GET this path (2xx/3xx pass); `None` = TCP connect.
+    pub path: Option<String>,
+    /// Host header for HTTP checks; `None` = the backend's address.
+    pub host: Option<String>,
+    /// Time between checks of one backend (with ±10% jitter).
+    pub interval: Duration,
+    /// One check's deadline.
+    pub timeout: Duration,
+    /// Passes in a row to become healthy.
+    pub rise: u32,
+    /// Failures in a row to become unhealthy.
+    pub fall: u32,
+}
+
+/// The key `consistent_hash` hashes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HashKey {
+    /// The client's IP address.
+    ClientIp,
+    /// A request header's value.
+    Header(http::HeaderName),
+    /// A cookie's value.
+    Cookie(String),
+}
+
+impl HashKey {
+    /// Parses `client_ip`, `header:NAME` or `cookie:NAME`.
+    pub fn parse(text: &str) -> Result<HashKey, String> {
+        let invalid = || {
+            format!(
+                "invalid hash_key `{text}`: use \"client_ip\", \"header:NAME\" or \"cookie:NAME\""
+            )
+        };
+        match text.split_once(':') {
+            None if text == "client_ip" => Ok(HashKey::ClientIp),
+            Some(("header", name)) if !name.is_empty() => {
+                http::HeaderName::from_bytes(name.as_bytes())
+                    .map(HashKey::Header)
+                    .map_err(|_| invalid())
+            }
+            Some(("cookie", name)) if !name.is_empty() && !name.contains([';', '=', ' ']) => {
+                Ok(HashKey::Cookie(name.to_string()))
+            }
+            _ => Err(invalid()),
+        }
+    }
+}
+
+/// Validates one pool; `None` (with problems pushed) when it is invalid.
+pub fn pool_config(
+    name: &str,
+    name_span: &Range<usize>,
+    pool: &PoolFile,
+    problems: &mut Vec<Problem>,
+) -> Option<PoolConfig> {
+    let before = problems.len();
+    let balance = pool
+        .balance
+        .as_ref()
+        .map_or(Balance::RoundRobin, |b| *b.get_ref());
+    let optional = [
+        (pool.tls.as_ref().map(|t| t.span()), "tls"),
+        (pool.discovery.as_ref().map(|t| t.span()), "discovery"),
+    ];
+    for (span, key) in optional {
+        if let Some(span) = span {
+            problems.push(unsupported(span, &format!("pool.{name}.{key}")));
+        }
+    }
+    let hash_key = match &pool.hash_key {
+        None => HashKey::ClientIp,
+        Some(key) if balance != Balance::ConsistentHash => {
+            problems.push(Problem::at(
+                key.span(),
+                "hash_key only applies to balance = \"consistent_hash\"",
+            ));
+            HashKey::ClientIp
+        }
+        Some(key) => HashKey::parse(key.get_ref()).unwrap_or_else(|e| {
+            problems.push(Problem::at(key.span(), e));
+            HashKey::ClientIp
+        }),
+    };
+    let budget = *pool.retry_budget.get_ref();
+    if !(0.0..=1.0).contains(&budget) {
+        problems.push(Problem::at(
+            pool.retry_budget.span(),
+            "retry_budget must be between 0 and 1",
+        ));
+    }
+    let health_check = pool
+        .health_check
+        .as_ref()
+        .and_then(|h| health_check(h.get_ref(), h.span(), problems));
+    let backends = backends(name, name_span, pool, problems)?;
+    (problems.len() == before).then(|| PoolConfig {
+        name: name.to_string(),
+        balance,
+        protocol: pool.protocol,
+        backends,
+        health_check,
+        outlier: pool.outlier,
+        hash_key,
+        slow_start: pool.slow_start,
+        retries: pool.retries,
+        retry_budget: budget,
+    })
+}
+
+fn health_check(
+    file: &HealthCheckFile,
+    span: Range<usize>,
+    problems: &mut Vec<Problem>,
+) -> Option<HealthCheckConfig> {
+    let before = problems.len();
+    if let Some(path) = &file.path
+        && !path.get_ref().starts_with('/')
+    {
+        problems.push(Problem::at(
+            path.span(),
+            "health_check.path must start with `/`",
+        ));
+    }
+    if file.rise == 0 || file.fall == 0 {
+        problems.push(Problem::at(
+            span.clone(),
+            "health_check.rise and fall must be at least 1",
+        ));
+    }
+    if file.interval < Duration::from_millis(10) || file.timeout.is_zero() {
+        problems.push(Problem::at(
+            span,
+            "health_check.interval must be at least 10ms and timeout more than 0",
+        ));
+    }
+    (problems.len() == before).then(|| HealthCheckConfig {
+        path: file.path.as_ref().map(|p| p.get_ref().clone()),
+        host: file.host.clone(),
+        interval: file.interval,
+        timeout: file.timeout,
+        rise: file.rise,
+        fall: file.fall,
+    })
+}
+
+fn backends(
+    name: &str,
+    name_span: &Range<usize>,
+    pool: &PoolFile,
+    problems: &mut Vec<Problem>,
+) -> Option<Vec<BackendSpec>> {
+    let Some(entries) = &pool.backends else {
+        problems.push(Problem::at(
+            name_span.clone(),
+            format!(
+                "pool `{name}` has no `backends`: list them, e.g. backends = [\"10.0.0.5:8080\"]"
+            ),
+        ));
+        return None;
+    };
+    let mut backends: Vec<BackendSpec> = Vec::new();
+    for entry in entries.get_ref() {
+        let spec = match *entry {
+            BackendEntry::Address(address) => BackendSpec::new(address, 1),
+            BackendEntry::Weighted { address, weight } => BackendSpec::new(address, weight),
+        };
+        if spec.weight == 0 {
+            problems.push(Problem::at(
+                entries.span(),
+                format!(
+                    "backend {} in pool `{name}` has weight 0; remove it instead",
+                    spec.address
+                ),
+            ));
+        }
+        if backends.iter().any(|b| b.address == spec.address) {
+            problems.push(Problem::at(
+                entries.span(),
+                format!("backend {} is listed twice in pool `{name}`", spec.address),
+            ));
+        }
+        backends.push(spec);
+    }
+    Some(backends)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_keys_parse() {
+        assert_eq!(HashKey::parse("client_ip"), Ok(HashKey::ClientIp));
+        assert_eq!(
+            HashKey::parse("header:X-User"),
+            Ok(HashKey::Header(http::HeaderName::from_static("x-user")))
+        );
+        assert_eq!(
+            HashKey::parse("cookie:session"),
+            Ok(HashKey::Cookie("session".into()))
+        );
+        for bad in [
+            "ip",
+            "header:",
+            "cookie:",
+            "cookie:a=b",
+            "header:bad name",
+            "query:x",
+        ] {
+            assert!(HashKey::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

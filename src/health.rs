@@ -1,0 +1,243 @@
+//! Active health checks: one task per (pool, backend) that probes every `interval` (with
+//! jitter, so a hundred backends are not probed in the same millisecond) and feeds the
+//! backend's rise/fall hysteresis. A supervisor keeps the set of tasks equal to the current
+//! snapshot's members: when membership changes, tasks of backends that left stop and new ones
+//! start, while backends that stay keep their task and their health (it lives in the
+//! [`Backend`], which the swap carries over). Checks never count against client limits.
+
+use crate::backend::{Backend, Transition, now_us};
+use crate::config::{HealthCheckConfig, UpstreamProtocol};
+use crate::metrics::Metrics;
+use crate::snapshot::SharedSnapshot;
+use bytes::Bytes;
+use http::{Request, StatusCode, header};
+use http_body_util::Empty;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+/// Why a check failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    /// No TCP connection.
+    #[error("connect failed: {0}")]
+    Connect(std::io::Error),
+    /// The HTTP exchange failed.
+    #[error("request failed: {0}")]
+    Http(#[from] hyper::Error),
+    /// The backend answered, with a status that is not 2xx or 3xx.
+    #[error("answered {0}")]
+    Status(StatusCode),
+    /// No answer within the check's timeout.
+    #[error("timed out")]
+    Timeout,
+}
+
+/// One probe: a TCP connect, or with a `path` an HTTP GET whose 2xx/3xx status passes.
+pub async fn check_once(
+    address: SocketAddr,
+    check: &HealthCheckConfig,
+    protocol: UpstreamProtocol,
+) -> Result<(), CheckError> {
+    let probe = async {
+        let stream = TcpStream::connect(address)
+            .await
+            .map_err(CheckError::Connect)?;
+        let Some(path) = &check.path else {
+            return Ok(());
+        };
+        let _ = stream.set_nodelay(true);
+        let host = check.host.clone().unwrap_or_else(|| address.to_string());
+        let request = Request::get(format!("http://{host}{path}"))
+            .header(header::HOST, &host)
+            .header(
+                header::USER_AGENT,
+                concat!("portero-health-check/", env!("CARGO_PKG_VERSION")),
+            )
+            .body(Empty::<Bytes>::new())
+            .map_err(|_| CheckError::Status(StatusCode::BAD_REQUEST))?;
+        let io = TokioIo::new(stream);
+        let status = match protocol {
+            UpstreamProtocol::Http1 => {
+                let (mut sender, connection) = hyper::client::conn::http1::handshake(io).await?;
+                tokio::spawn(connection);
+                sender.send_request(request).await?.status()
+            }
+            UpstreamProtocol::H2c => {
+                let (mut sender, connection) =
+                    hyper::client::conn::http2::handshake(TokioExecutor::new(), io).await?;
+                tokio::spawn(connection);
+                sender.send_request(request).await?.status()
+            }
+        };
+        if status.is_success() || status.is_redirection() {
+            Ok(())
+        } else {
+            Err(CheckError::Status(status))
+        }
+    };
+    tokio::time::timeout(check.timeout, probe)
+        .await
+        .map_err(|_| CheckError::Timeout)?
+}
+
+/// One backend's checks until `stop`: the first at once, then every `interval` ± 10%.
+async fn watch_backend(
+    pool: Arc<str>,
+    backend: Arc<Backend>,
+    check: HealthCheckConfig,
+    protocol: UpstreamProtocol,
+    metrics: Arc<Metrics>,
+    stop: CancellationToken,
+) {
+    let label = Arc::clone(backend.label());
+    loop {
+        let result = tokio::select! {
+            result = check_once(backend.address(), &check, protocol) => result,
+            () = stop.cancelled() => return,
+        };
+        let passed = result.is_ok();
+        let result_label = if passed { "pass" } else { "fail" };
+        metrics
+            .health_checks
+            .with_label_values(&[&*pool, &*label, result_label])
+            .inc();
+        if let Some(transition) = backend.record_check(passed, check.rise, check.fall) {
+            metrics.transition(&pool, &label, transition);
+            match result {
+                Ok(()) => {
+                    tracing::info!(%pool, backend = %label, rise = check.rise, "backend {transition}")
+                }
+                Err(e) => {
+                    tracing::warn!(%pool, backend = %label, fall = check.fall, error = %e, "backend {transition}")
+                }
+            }
+        }
+        let jitter = check.interval.mul_f64(0.9 + fastrand::f64() * 0.2);
+        tokio::select! {
+            () = tokio::time::sleep(jitter) => {}
+            () = stop.cancelled() => return,
+        }
+    }
+}
+
+/// A running check task and what it was started with.
+struct Watched {
+    backend: Arc<Backend>,
+    check: HealthCheckConfig,
+    protocol: UpstreamProtocol,
+    stop: CancellationToken,
+}
+
+/// Keeps one check task per backend of every pool that has `[health_check]`, following the
+/// snapshot as `changes` announces new generations; also reports ejections that ran out.
+pub async fn run(
+    snapshot: SharedSnapshot,
+    mut changes: watch::Receiver<u64>,
+    metrics: Arc<Metrics>,
+    stop: CancellationToken,
+) {
+    let mut watched: HashMap<(Arc<str>, SocketAddr), Watched> = HashMap::new();
+    let mut ejected: HashMap<(Arc<str>, SocketAddr), Arc<Backend>> = HashMap::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        reconcile(&snapshot, &mut watched, &metrics, &stop);
+        tokio::select! {
+            changed = changes.changed() => if changed.is_err() { break },
+            _ = tick.tick() => note_ejections(&snapshot, &mut ejected, &metrics),
+            () = stop.cancelled() => break,
+        }
+    }
+    for (_, task) in watched {
+        task.stop.cancel();
+    }
+}
+
+fn reconcile(
+    snapshot: &SharedSnapshot,
+    watched: &mut HashMap<(Arc<str>, SocketAddr), Watched>,
+    metrics: &Arc<Metrics>,
+    stop: &CancellationToken,
+) {
+    let snapshot = snapshot.load();
+    let mut wanted = HashMap::new();
+    for pool in snapshot.pools().values() {
+        let Some(check) = &pool.config().health_check else {
+            continue;
+        };
+        for member in pool.members() {
+            wanted.insert(
+                (Arc::clone(pool.name()), member.backend.address()),
+                (
+                    Arc::clone(&member.backend),
+                    check.clone(),
+                    pool.config().protocol,
+                ),
+            );
+        }
+    }
+    watched.retain(|key, task| {
+        let keep = wanted.get(key).is_some_and(|(backend, check, protocol)| {
+            Arc::ptr_eq(backend, &task.backend)
+                && *check == task.check
+                && *protocol == task.protocol
+        });
+        if !keep {
+            task.stop.cancel();
+        }
+        keep
+    });
+    for (key, (backend, check, protocol)) in wanted {
+        if watched.contains_key(&key) {
+            continue;
+        }
+        let task_stop = stop.child_token();
+        tokio::spawn(watch_backend(
+            Arc::clone(&key.0),
+            Arc::clone(&backend),
+            check.clone(),
+            protocol,
+            Arc::clone(metrics),
+            task_stop.clone(),
+        ));
+        watched.insert(
+            key,
+            Watched {
+                backend,
+                check,
+                protocol,
+                stop: task_stop,
+            },
+        );
+    }
+}
+
+/// Logs and counts ejections that have run out (they end by time, not by an event).
+fn note_ejections(
+    snapshot: &SharedSnapshot,
+    ejected: &mut HashMap<(Arc<str>, SocketAddr), Arc<Backend>>,
+    metrics: &Metrics,
+) {
+    let now = now_us();
+    let snapshot = snapshot.load();
+    ejected.retain(|(pool, address), backend| {
+        if backend.ejected_at(now) {
+            return true;
+        }
+        metrics.transition(pool, backend.label(), Transition::EjectionEnded);
+        tracing::info!(%pool, backend = %address, "backend {}", Transition::EjectionEnded);
+        false
+    });
+    for pool in snapshot.pools().values() {
+        for member in pool.members().iter().filter(|m| m.backend.ejected_at(now)) {
+            ejected
+                .entry((Arc::clone(pool.name()), member.backend.address()))
+                .or_insert_with(|| Arc::clone(&member.backend));
+        }
+    }
+}

@@ -1,0 +1,214 @@
+use super::*;
+use crate::backend::now_us;
+use crate::config::{HashKey, OutlierConfig, UpstreamProtocol};
+
+fn settings() -> UpstreamSettings {
+    UpstreamSettings {
+        protocol: UpstreamProtocol::Http1,
+        connect_timeout: Duration::from_secs(1),
+        idle_timeout: Duration::from_secs(60),
+    }
+}
+
+fn config(balance: Balance, backends: &[(&str, u32)]) -> PoolConfig {
+    PoolConfig {
+        name: "api".into(),
+        balance,
+        protocol: UpstreamProtocol::Http1,
+        backends: backends
+            .iter()
+            .map(|(a, w)| BackendSpec::new(a.parse().unwrap(), *w))
+            .collect(),
+        health_check: None,
+        outlier: OutlierConfig::default(),
+        hash_key: HashKey::ClientIp,
+        slow_start: Duration::ZERO,
+        retries: 1,
+        retry_budget: 0.2,
+    }
+}
+
+fn four(balance: Balance) -> Pool {
+    let backends = [
+        ("10.0.0.1:80", 1),
+        ("10.0.0.2:80", 1),
+        ("10.0.0.3:80", 1),
+        ("10.0.0.4:80", 1),
+    ];
+    Pool::build(&config(balance, &backends), &settings(), None, now_us())
+}
+
+fn request(now: u64) -> PickRequest<'static> {
+    PickRequest {
+        now,
+        key: None,
+        exclude: &[],
+    }
+}
+
+fn take_down(pool: &Pool, index: usize) {
+    pool.members()[index].backend.record_check(false, 1, 1);
+}
+
+#[test]
+fn picks_by_weight_and_skips_unhealthy() {
+    let pool = Pool::build(
+        &config(
+            Balance::RoundRobin,
+            &[("10.0.0.1:80", 2), ("10.0.0.2:80", 1), ("10.0.0.3:80", 1)],
+        ),
+        &settings(),
+        None,
+        now_us(),
+    );
+    let first = pool.members()[0].backend.address();
+    let now = now_us();
+    assert_eq!(
+        (0..400)
+            .filter(|_| pool.pick(&request(now)).unwrap().backend.address() == first)
+            .count(),
+        200
+    );
+    take_down(&pool, 0);
+    assert!((0..50).all(|_| pool.pick(&request(now)).unwrap().backend.address() != first));
+    pool.members()[1].backend.start_draining();
+    pool.members()[2].backend.start_draining();
+    assert!(
+        pool.pick(&request(now)).is_none(),
+        "draining members never take new requests"
+    );
+}
+
+#[test]
+fn panic_mode_spreads_over_all_when_fewer_than_half_are_healthy() {
+    for balance in [
+        Balance::RoundRobin,
+        Balance::Random,
+        Balance::LeastRequests,
+        Balance::ConsistentHash,
+    ] {
+        let pool = four(balance);
+        let now = now_us();
+        take_down(&pool, 1);
+        let picked = pool.pick(&request(now)).unwrap();
+        assert!(!picked.panic, "{balance:?}: 3 of 4 healthy is not panic");
+        take_down(&pool, 2);
+        take_down(&pool, 3);
+        let mut seen = [0usize; 4];
+        for k in 0..400u64 {
+            let picked = pool
+                .pick(&PickRequest {
+                    now,
+                    key: Some(k.wrapping_mul(0x9e37_79b9_7f4a_7c15)),
+                    exclude: &[],
+                })
+                .unwrap();
+            assert!(picked.panic, "{balance:?}: 1 of 4 healthy is panic");
+            seen[pool
+                .members()
+                .iter()
+                .position(|m| Arc::ptr_eq(&m.backend, picked.backend))
+                .unwrap()] += 1;
+        }
+        assert!(
+            seen.iter().all(|&n| n > 40),
+            "{balance:?}: spread over all: {seen:?}"
+        );
+        take_down(&pool, 0);
+        assert!(
+            pool.pick(&request(now)).is_none(),
+            "{balance:?}: none healthy: no pick (503)"
+        );
+    }
+}
+
+#[test]
+fn retries_exclude_what_was_tried() {
+    let pool = four(Balance::RoundRobin);
+    let now = now_us();
+    let tried: Vec<SocketAddr> = pool.members()[..3]
+        .iter()
+        .map(|m| m.backend.address())
+        .collect();
+    for _ in 0..20 {
+        let picked = pool
+            .pick(&PickRequest {
+                now,
+                key: None,
+                exclude: &tried,
+            })
+            .unwrap();
+        assert_eq!(
+            picked.backend.address(),
+            pool.members()[3].backend.address()
+        );
+    }
+}
+
+#[test]
+fn never_more_than_half_the_pool_is_ejected() {
+    let pool = four(Balance::RoundRobin);
+    let now = now_us();
+    assert!(pool.try_eject(&pool.members()[0].backend, now).is_some());
+    assert!(pool.try_eject(&pool.members()[1].backend, now).is_some());
+    assert_eq!(pool.try_eject(&pool.members()[2].backend, now), None);
+    assert!(!pool.members()[2].backend.ejected_at(now));
+    // Ejection runs out by itself.
+    let later = now + Duration::from_secs(31).as_micros() as u64;
+    assert!(pool.members()[0].backend.is_selectable(later));
+}
+
+#[test]
+fn repeated_ejections_last_longer() {
+    let pool = four(Balance::RoundRobin);
+    let backend = &pool.members()[0].backend;
+    let now = now_us();
+    assert_eq!(pool.try_eject(backend, now), Some(Duration::from_secs(30)));
+    let after = now + 31_000_000;
+    assert_eq!(
+        pool.try_eject(backend, after),
+        Some(Duration::from_secs(60))
+    );
+}
+
+#[test]
+fn rebuild_keeps_live_backends_that_stay() {
+    let old = Pool::build(
+        &config(
+            Balance::RoundRobin,
+            &[("10.0.0.1:80", 1), ("10.0.0.2:80", 1)],
+        ),
+        &settings(),
+        None,
+        now_us(),
+    );
+    take_down(&old, 0);
+    let now = now_us();
+    let new = Pool::build(
+        &config(
+            Balance::RoundRobin,
+            &[("10.0.0.1:80", 5), ("10.0.0.3:80", 1)],
+        ),
+        &settings(),
+        Some(&old),
+        now,
+    );
+    assert!(Arc::ptr_eq(
+        &old.members()[0].backend,
+        &new.members()[0].backend
+    ));
+    assert!(
+        !new.members()[0].backend.is_selectable(now),
+        "health carried over"
+    );
+    assert_eq!(new.members()[0].weight, 5);
+    assert_eq!(
+        new.members()[1].backend.up_since(),
+        now,
+        "a newcomer starts its slow-start ramp"
+    );
+    assert!(
+        std::ptr::eq(old.retry_budget(), new.retry_budget()),
+        "the retry budget carries over"
+    );
+}

@@ -1,0 +1,229 @@
+//! Sending a request to a pool: pick a backend, send, and when that fails, try another one
+//! only if it is safe (PRODUCT.md): the try failed before anything was sent (connect refused
+//! or timed out) and the body is still unread, or the method is idempotent and the body can
+//! be sent again (empty, or small and buffered). Never a POST or PATCH once sent. Retries come
+//! out of the pool's retry budget. Every try's outcome feeds passive outlier detection.
+
+use super::ProxyError;
+use super::exchange::Exchange;
+use crate::backend::{Backend, Transition, now_us};
+use crate::body::{BodySlot, RequestBody};
+use crate::metrics::Metrics;
+use crate::pool::{PickRequest, Pool};
+use crate::upstream::UpstreamError;
+use bytes::Bytes;
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, Uri, header};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Bodies up to this size are buffered for idempotent requests, so they can be sent again.
+const REPLAY_BUFFER: u64 = 64 * 1024;
+/// At most this many tries, whatever `retries` says.
+const MAX_TRIES: usize = 6;
+
+/// The request body in the form a retry can reuse.
+pub enum Replay {
+    /// Not read yet: the try that first reads it streams it; until then it can go anywhere.
+    Unread(Arc<BodySlot>),
+    /// Complete: every try gets a copy.
+    Full(Bytes),
+}
+
+impl Replay {
+    /// Prepares the body: empty or small bodies of idempotent requests are read whole now
+    /// (so they can be sent twice); anything else stays a stream.
+    pub async fn prepare(body: Incoming, method: &Method) -> Result<Replay, ProxyError> {
+        use http_body::Body as _;
+        if body.is_end_stream() {
+            return Ok(Replay::Full(Bytes::new()));
+        }
+        let small = body.size_hint().exact().is_some_and(|n| n <= REPLAY_BUFFER);
+        if small && is_idempotent(method) {
+            let data = body
+                .collect()
+                .await
+                .map_err(|_| ProxyError::BadRequestBody)?
+                .to_bytes();
+            return Ok(Replay::Full(data));
+        }
+        Ok(Replay::Unread(BodySlot::new(body)))
+    }
+
+    fn body(&self, exchange: &Exchange) -> Option<RequestBody> {
+        let received = Arc::clone(exchange.bytes_in());
+        match self {
+            Replay::Full(data) => Some(RequestBody::full(data.clone(), received)),
+            Replay::Unread(slot) if slot.is_unread() => {
+                Some(RequestBody::streaming(Arc::clone(slot), received))
+            }
+            Replay::Unread(_) => None,
+        }
+    }
+
+    fn is_full(&self) -> bool {
+        matches!(self, Replay::Full(_))
+    }
+}
+
+/// What every try of one request shares.
+pub struct Tries<'a> {
+    /// The pool.
+    pub pool: &'a Arc<Pool>,
+    /// Method of the request.
+    pub method: Method,
+    /// Path and query.
+    pub path: Option<PathAndQuery>,
+    /// Headers, already rewritten for the backend.
+    pub headers: HeaderMap,
+    /// Whether the client named no host (HTTP/1.0): each try sets the backend's.
+    pub no_host: bool,
+    /// The body.
+    pub replay: Replay,
+    /// The consistent-hash key, if any.
+    pub key: Option<u64>,
+    /// `timeouts.upstream_response`.
+    pub timeout: Duration,
+}
+
+impl Tries<'_> {
+    /// Sends the request, retrying when safe; the response of the last try, or its error.
+    pub async fn send(mut self, exchange: &mut Exchange) -> Result<Response<Incoming>, ProxyError> {
+        let config = self.pool.config();
+        let budget = self.pool.retry_budget();
+        budget.on_request();
+        let tries = (config.retries as usize + 1).min(MAX_TRIES);
+        let mut tried: Vec<SocketAddr> = Vec::new();
+        let mut last_error = ProxyError::NoHealthyBackend;
+        for attempt in 0..tries {
+            let now = now_us();
+            if attempt > 0 {
+                if !budget.try_retry(now) {
+                    tracing::debug!(pool = %self.pool.name(), "retry budget spent");
+                    break;
+                }
+                exchange.retried();
+            }
+            let Some(picked) = self.pool.pick(&PickRequest {
+                now,
+                key: self.key,
+                exclude: &tried,
+            }) else {
+                break;
+            };
+            if picked.panic {
+                exchange.picked_in_panic();
+            }
+            let backend = Arc::clone(picked.backend);
+            let Some(body) = self.replay.body(exchange) else {
+                break;
+            };
+            let last = attempt + 1 == tries;
+            let request = self.request(&backend, body, last);
+            exchange.set_backend(backend.begin_request());
+            let sent = Instant::now();
+            let result = tokio::time::timeout(self.timeout, backend.upstream().send(request)).await;
+            match result {
+                Ok(Ok(response)) => {
+                    exchange.upstream_responded(sent.elapsed(), response.status());
+                    outcome(
+                        self.pool,
+                        &backend,
+                        !response.status().is_server_error(),
+                        exchange.metrics(),
+                    );
+                    return Ok(response);
+                }
+                Ok(Err(error)) => {
+                    let retryable = match &error {
+                        UpstreamError::Connect(_) | UpstreamError::ConnectTimeout => true,
+                        UpstreamError::Request(_) => {
+                            is_idempotent(&self.method) && self.replay.is_full()
+                        }
+                    };
+                    last_error = ProxyError::Upstream(error);
+                    exchange.try_failed(last_error.kind());
+                    outcome(self.pool, &backend, false, exchange.metrics());
+                    if !retryable {
+                        break;
+                    }
+                    tried.push(backend.address());
+                }
+                Err(_elapsed) => {
+                    // Not retried: the backend may still be working on it, and the client has
+                    // already waited the whole response timeout.
+                    last_error = ProxyError::UpstreamTimeout;
+                    exchange.try_failed(last_error.kind());
+                    outcome(self.pool, &backend, false, exchange.metrics());
+                    break;
+                }
+            }
+        }
+        Err(last_error)
+    }
+
+    fn request(
+        &mut self,
+        backend: &Backend,
+        body: RequestBody,
+        last: bool,
+    ) -> Request<RequestBody> {
+        // The last try takes the headers; earlier ones copy them, in case a retry needs them.
+        let mut headers = if last {
+            std::mem::take(&mut self.headers)
+        } else {
+            self.headers.clone()
+        };
+        if self.no_host
+            && let Ok(host) = HeaderValue::from_str(backend.label())
+        {
+            headers.insert(header::HOST, host);
+        }
+        let mut request = Request::new(body);
+        *request.method_mut() = self.method.clone();
+        *request.uri_mut() = backend_uri(backend.address(), self.path.as_ref());
+        *request.version_mut() = backend.upstream().version();
+        *request.headers_mut() = headers;
+        request
+    }
+}
+
+/// Records a request's outcome on `backend` of `pool` for passive outlier detection, ejecting
+/// it when it has failed too often in a row.
+pub fn outcome(pool: &Pool, backend: &Backend, success: bool, metrics: &Metrics) {
+    let now = now_us();
+    let threshold = pool.config().outlier.consecutive_failures;
+    if backend.record_outcome(success, threshold, now) {
+        match pool.try_eject(backend, now) {
+            Some(duration) => {
+                tracing::warn!(pool = %pool.name(), backend = %backend.address(), ?duration, failures = threshold,
+                    "backend ejected: {}", Transition::Ejected);
+                metrics.transition(pool.name(), backend.label(), Transition::Ejected);
+            }
+            None => tracing::warn!(pool = %pool.name(), backend = %backend.address(),
+                "backend failing but not ejected: half the pool is out already"),
+        }
+    }
+}
+
+/// RFC 9110 §9.2.2.
+fn is_idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    )
+}
+
+fn backend_uri(address: SocketAddr, path: Option<&PathAndQuery>) -> Uri {
+    let mut parts = http::uri::Parts::default();
+    parts.scheme = Some(Scheme::HTTP);
+    parts.authority = Authority::try_from(address.to_string()).ok();
+    parts.path_and_query = Some(
+        path.cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/")),
+    );
+    Uri::from_parts(parts).expect("scheme, authority and path make a valid URI")
+}
