@@ -223,6 +223,10 @@ impl Candidates for View<'_> {
 
     fn ramp(&self, i: usize) -> f64 {
         let since = self.pool.members[i].backend.up_since();
+        if since == 0 {
+            // In the pool since the daemon started: nothing to ramp.
+            return 1.0;
+        }
         let elapsed = Duration::from_micros(self.request.now.saturating_sub(since));
         slow_start_factor(elapsed, self.pool.config.slow_start)
     }

@@ -5,7 +5,9 @@
 //! once their last request ends.
 
 use super::{App, unix_now};
+use crate::backend::Transition;
 use crate::config::{Config, ConfigError};
+use crate::metrics::Metrics;
 use crate::snapshot::Snapshot;
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -88,7 +90,7 @@ impl App {
         let changes = diff(&old, &new);
         self.snapshot.store(Arc::clone(&new));
         self.changes.send_replace(generation);
-        drain_removed(&old, &new);
+        drain_removed(&old, &new, &self.metrics);
         self.server.update(&config);
         if let Some(warning) = self
             .fd
@@ -172,7 +174,7 @@ fn diff(old: &Snapshot, new: &Snapshot) -> Vec<String> {
 }
 
 /// Backends no pool of the new snapshot uses get no new requests; their in-flight ones finish.
-fn drain_removed(old: &Snapshot, new: &Snapshot) {
+fn drain_removed(old: &Snapshot, new: &Snapshot, metrics: &Metrics) {
     for (name, pool) in old.pools() {
         for member in pool.members() {
             let stays = new.pools().get(name).is_some_and(|p| {
@@ -182,6 +184,7 @@ fn drain_removed(old: &Snapshot, new: &Snapshot) {
             });
             if !stays {
                 member.backend.start_draining();
+                metrics.transition(name, member.backend.label(), Transition::Removed);
             }
         }
     }

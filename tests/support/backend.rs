@@ -11,7 +11,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -41,11 +41,15 @@ pub enum Behavior {
     WebSocketEcho,
 }
 
-/// What the backend saw.
-#[derive(Default, Debug)]
+/// What the backend saw, and the status its `/healthz` answers.
+#[derive(Debug)]
 pub struct Seen {
-    /// Requests received.
+    /// Requests received (health checks not counted).
     pub requests: AtomicU64,
+    /// Health checks received.
+    pub health_checks: AtomicU64,
+    /// The status `/healthz` answers (200 unless a test changes it).
+    pub health: AtomicU16,
     /// Headers of every request, in order.
     pub headers: Mutex<Vec<HeaderMap>>,
 }
@@ -70,7 +74,12 @@ impl TestBackend {
     pub async fn start(name: &str, behavior: Behavior) -> TestBackend {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let seen = Arc::new(Seen::default());
+        let seen = Arc::new(Seen {
+            requests: AtomicU64::new(0),
+            health_checks: AtomicU64::new(0),
+            health: AtomicU16::new(200),
+            headers: Mutex::new(Vec::new()),
+        });
         let stop = CancellationToken::new();
         let name: Arc<str> = Arc::from(name);
         tokio::spawn(accept_loop(
@@ -91,6 +100,16 @@ impl TestBackend {
     /// Requests received so far.
     pub fn requests(&self) -> u64 {
         self.seen.requests.load(Ordering::SeqCst)
+    }
+
+    /// Makes `/healthz` answer `status`.
+    pub fn set_health(&self, status: u16) {
+        self.seen.health.store(status, Ordering::SeqCst);
+    }
+
+    /// Health checks received so far.
+    pub fn health_checks(&self) -> u64 {
+        self.seen.health_checks.load(Ordering::SeqCst)
     }
 
     /// Headers of the last request received.
@@ -146,6 +165,14 @@ async fn respond(
     seen: &Seen,
     mut request: Request<Incoming>,
 ) -> Response<Body> {
+    if request.uri().path() == "/healthz" {
+        seen.health_checks.fetch_add(1, Ordering::SeqCst);
+        let status = seen.health.load(Ordering::SeqCst);
+        return Response::builder()
+            .status(status)
+            .body(full(name.to_string()))
+            .unwrap();
+    }
     seen.requests.fetch_add(1, Ordering::SeqCst);
     seen.headers.lock().unwrap().push(request.headers().clone());
     let named = |body: Body| {
