@@ -70,8 +70,9 @@ fn picking(c: &mut Criterion) {
             slow_start: Duration::ZERO,
             retries: 1,
             retry_budget: 0.2,
+            discovery: None,
         };
-        let pool = Pool::build(&config, &settings, None, now_us());
+        let pool = Pool::build(&config, &config.backends, &settings, None, now_us());
         let now = now_us();
         c.bench_function(&format!("pick: {balance:?}, 8 weighted backends"), |b| {
             let mut key = 0u64;

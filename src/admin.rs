@@ -1,18 +1,26 @@
 //! The admin listener: metrics and the admin API, on its own port and outside the connection
 //! limits, so an overloaded daemon can still be scraped and probed.
 
+mod status;
+mod write;
+
 use crate::admission::Admission;
+use crate::app::{MembersError, ReloadError, ReloadReport};
+use crate::backend::BackendSpec;
 use crate::body::ResponseBody;
 use crate::metrics::Metrics;
 use crate::snapshot::SharedSnapshot;
+use arc_swap::ArcSwap;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use serde_json::json;
 use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::Weak;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -59,8 +67,37 @@ pub struct AdminCtx {
     pub admission: Arc<Admission>,
     /// Lifecycle.
     pub readiness: Arc<Readiness>,
-    /// Bound traffic listeners (name, address).
-    pub listeners: Vec<(String, std::net::SocketAddr)>,
+    /// Bound traffic listeners (name, address); a reload may change them.
+    pub listeners: Arc<ArcSwap<Vec<(String, std::net::SocketAddr)>>>,
+    /// When set, write endpoints need `Authorization: Bearer <token>`.
+    pub token: ArcSwap<Option<String>>,
+    /// The daemon, for the write endpoints.
+    pub control: Weak<dyn AdminControl>,
+}
+
+/// What the write endpoints ask of the daemon.
+pub trait AdminControl: Send + Sync {
+    /// Reloads the config file.
+    fn reload(
+        &self,
+    ) -> Pin<Box<dyn Future<Output = Result<ReloadReport, ControlError>> + Send + '_>>;
+    /// Sets a pool's backends (`PUT /pools/{name}/backends`); `None` when unchanged.
+    fn push(
+        &self,
+        pool: &str,
+        specs: Vec<BackendSpec>,
+    ) -> Result<Option<ReloadReport>, ControlError>;
+}
+
+/// Why a write endpoint's request was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// The reload failed.
+    #[error(transparent)]
+    Reload(#[from] ReloadError),
+    /// The membership push failed.
+    #[error(transparent)]
+    Members(#[from] MembersError),
 }
 
 /// Serves the admin API on `listener` until `stop` is cancelled.
@@ -88,7 +125,7 @@ pub async fn run(listener: TcpListener, ctx: Arc<AdminCtx>, stop: CancellationTo
         tokio::spawn(async move {
             let service = service_fn(move |request| {
                 let ctx = Arc::clone(&ctx);
-                async move { Ok::<_, Infallible>(handle(&ctx, request)) }
+                async move { Ok::<_, Infallible>(handle(&ctx, request).await) }
             });
             let connection = http.serve_connection(TokioIo::new(stream), service);
             tokio::select! {
@@ -99,16 +136,24 @@ pub async fn run(listener: TcpListener, ctx: Arc<AdminCtx>, stop: CancellationTo
     }
 }
 
-fn handle(ctx: &AdminCtx, request: Request<Incoming>) -> Response<ResponseBody> {
-    match (request.method(), request.uri().path()) {
-        (&Method::GET, "/") => dashboard(),
-        (&Method::GET, "/metrics") => metrics(ctx),
-        (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
-        (&Method::GET, "/readyz") => readyz(ctx),
-        (&Method::GET, "/status") => json_response(StatusCode::OK, &status(ctx)),
-        (_, "/metrics" | "/healthz" | "/readyz" | "/status") => {
-            text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
+async fn handle(ctx: &AdminCtx, request: Request<Incoming>) -> Response<ResponseBody> {
+    let path = request.uri().path().to_string();
+    let pool = path
+        .strip_prefix("/pools/")
+        .and_then(|rest| rest.strip_suffix("/backends"));
+    match (request.method(), path.as_str(), pool) {
+        (&Method::GET, "/", _) => dashboard(),
+        (&Method::GET, "/metrics", _) => status::metrics(ctx),
+        (&Method::GET, "/healthz", _) => text(StatusCode::OK, "ok\n"),
+        (&Method::GET, "/readyz", _) => status::readyz(ctx),
+        (&Method::GET, "/status", _) => json_response(StatusCode::OK, &status::status(ctx)),
+        (&Method::POST, "/reload", _) => write::reload(ctx, &request).await,
+        (&Method::PUT, _, Some(pool)) if !pool.is_empty() && !pool.contains('/') => {
+            let pool = pool.to_string();
+            write::push(ctx, request, &pool).await
         }
+        (_, "/" | "/metrics" | "/healthz" | "/readyz" | "/status" | "/reload", _)
+        | (_, _, Some(_)) => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
 }
@@ -129,110 +174,6 @@ fn dashboard() -> Response<ResponseBody> {
         HeaderValue::from_static("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src data:"),
     );
     response
-}
-
-fn metrics(ctx: &AdminCtx) -> Response<ResponseBody> {
-    refresh_gauges(ctx);
-    let mut response = Response::new(ResponseBody::full(ctx.metrics.encode()));
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-    );
-    response
-}
-
-/// Gauges that mirror live state are set at scrape time; backends are labelled only while
-/// they are members, so the label set stays bounded.
-fn refresh_gauges(ctx: &AdminCtx) {
-    let m = &ctx.metrics;
-    let a = &ctx.admission;
-    m.connections_limit
-        .with_label_values(&["baseline"])
-        .set(a.baseline() as i64);
-    m.connections_limit
-        .with_label_values(&["burst"])
-        .set(a.burst() as i64);
-    m.connections_in_burst.set(a.in_burst() as i64);
-    m.backend_up.reset();
-    m.backend_in_flight.reset();
-    let snapshot = ctx.snapshot.load();
-    let now = crate::backend::now_us();
-    for (name, pool) in snapshot.pools() {
-        for member in pool.members() {
-            let labels = [name.as_str(), &**member.backend.label()];
-            m.backend_up
-                .with_label_values(&labels)
-                .set(i64::from(member.backend.is_selectable(now)));
-            m.backend_in_flight
-                .with_label_values(&labels)
-                .set(member.backend.in_flight() as i64);
-        }
-    }
-}
-
-fn readyz(ctx: &AdminCtx) -> Response<ResponseBody> {
-    let state = ctx.readiness.as_str();
-    if state != "ready" {
-        return text(StatusCode::SERVICE_UNAVAILABLE, &format!("{state}\n"));
-    }
-    let snapshot = ctx.snapshot.load();
-    let now = crate::backend::now_us();
-    let empty: Vec<&str> = snapshot
-        .pools()
-        .iter()
-        .filter(|(_, pool)| !pool.members().iter().any(|m| m.backend.is_selectable(now)))
-        .map(|(name, _)| name.as_str())
-        .collect();
-    if empty.is_empty() {
-        text(StatusCode::OK, "ready\n")
-    } else {
-        text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &format!("no healthy backend in: {}\n", empty.join(", ")),
-        )
-    }
-}
-
-fn status(ctx: &AdminCtx) -> serde_json::Value {
-    let snapshot = ctx.snapshot.load();
-    let a = &ctx.admission;
-    let pools: Vec<_> = snapshot
-        .pools()
-        .iter()
-        .map(|(name, pool)| {
-            let backends: Vec<_> = pool
-                .members()
-                .iter()
-                .map(|m| {
-                    json!({
-                        "address": m.backend.address().to_string(),
-                        "state": m.backend.state().as_str(),
-                        "weight": m.weight,
-                        "in_flight": m.backend.in_flight(),
-                    })
-                })
-                .collect();
-            json!({ "name": name, "backends": backends })
-        })
-        .collect();
-    let listeners: Vec<_> = ctx
-        .listeners
-        .iter()
-        .map(|(name, address)| json!({ "name": name, "address": address.to_string() }))
-        .collect();
-    json!({
-        "version": env!("CARGO_PKG_VERSION"),
-        "state": ctx.readiness.as_str(),
-        "generation": snapshot.generation(),
-        "connections": {
-            "open": a.open(),
-            "baseline": a.baseline(),
-            "burst": a.burst(),
-            "in_burst": a.in_burst(),
-        },
-        "listeners": listeners,
-        "pools": pools,
-    })
 }
 
 fn text(status: StatusCode, body: &str) -> Response<ResponseBody> {

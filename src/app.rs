@@ -1,5 +1,5 @@
-//! The application: binds everything a [`Config`] names, spawns the tasks, and owns the two
-//! things that change a running daemon: reload and shutdown.
+//! The application: binds everything a [`Config`] names, spawns the tasks, and owns what
+//! changes a running daemon: reloads and membership updates ([`reload`]), and shutdown.
 //!
 //! Shutdown, in order: `/readyz` answers 503; listeners keep accepting for
 //! `timeouts.shutdown_grace` so outer load balancers notice; listeners close; every connection
@@ -13,20 +13,24 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::proxy::Proxy;
 use crate::proxy::exchange::Recorder;
-use crate::server::{self, ServerCtx, ServerError};
-use crate::snapshot::{SharedSnapshot, Snapshot};
+use crate::server::{ServerCtx, ServerError};
+use crate::snapshot::{Members, SharedSnapshot, Snapshot};
 use arc_swap::ArcSwap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
+mod control;
 mod fd_limit;
+mod listeners;
+mod members;
 mod reload;
+mod watch;
 
+pub use members::MembersError;
 pub use reload::{ReloadError, ReloadReport};
 
 /// Why the daemon could not start.
@@ -51,6 +55,14 @@ pub enum AppError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// `admin.token_file` could not be read.
+    #[error("cannot read admin.token_file {path:?}: {source}")]
+    Token {
+        /// The configured path.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
 }
 
 /// A running daemon.
@@ -60,19 +72,22 @@ pub struct App {
     fd: Option<fd_limit::FdLimit>,
     snapshot: SharedSnapshot,
     generation: AtomicU64,
+    /// Backend sets from discovery feeds and pushes. Its lock also serializes every change
+    /// to the snapshot, so two updates never interleave.
+    members: std::sync::Mutex<Members>,
     metrics: Arc<Metrics>,
     admission: Arc<Admission>,
     server: Arc<ServerCtx>,
     readiness: Arc<Readiness>,
     access_log: AccessLog,
-    listeners: Vec<(String, SocketAddr)>,
+    listeners: listeners::Listeners,
+    admin: Arc<AdminCtx>,
     admin_addr: SocketAddr,
-    stop_accepting: CancellationToken,
-    /// Stops the admin listener and the health checks, after the drain.
+    /// Stops the admin listener, health checks, discovery and the file watch, after the drain.
     stop_background: CancellationToken,
-    /// Announces every new snapshot generation (the health checks follow membership).
+    /// Announces every new snapshot generation (health checks and discovery follow it).
     changes: tokio::sync::watch::Sender<u64>,
-    reloading: Mutex<()>,
+    reloading: tokio::sync::Mutex<()>,
 }
 
 impl App {
@@ -88,15 +103,11 @@ impl App {
                 target: config.log.access_log.clone(),
                 source,
             })?;
+        let token = read_token(&config)?;
 
         // Bind everything before spawning anything, so a port in use fails the start cleanly.
-        let mut bound = Vec::new();
-        for listener in &config.listeners {
-            bound.push((
-                listener.name.clone(),
-                server::bind(listener, config.admission.backlog)?,
-            ));
-        }
+        let listeners = listeners::Listeners::new();
+        let bound = listeners.bind_new(&config.listeners, config.admission.backlog)?;
         let admin_listener = tokio::net::TcpListener::bind(config.admin.address)
             .await
             .map_err(|source| AppError::Admin {
@@ -108,14 +119,15 @@ impl App {
             .expect("a bound listener has a local address");
 
         let config = Arc::new(config);
+        let members = Members::new();
         let snapshot: SharedSnapshot = Arc::new(ArcSwap::from_pointee(Snapshot::build(
             Arc::clone(&config),
             1,
             None,
+            &members,
         )));
         let (baseline, burst) = admission_limits(&config, fd);
         let admission = Admission::new(baseline, burst);
-        let hard_stop = CancellationToken::new();
         let recorder = Arc::new(Recorder {
             metrics: Arc::clone(&metrics),
             access_log: access_log.clone(),
@@ -126,83 +138,85 @@ impl App {
             proxy,
             Arc::clone(&admission),
             Arc::clone(&metrics),
-            hard_stop,
+            CancellationToken::new(),
         ));
-
-        let stop_accepting = CancellationToken::new();
-        let mut listeners = Vec::new();
-        for (name, listener) in bound {
-            let address = listener
-                .local_addr()
-                .expect("a bound listener has a local address");
-            tracing::info!(listener = %name, %address, "listening");
-            listeners.push((name.clone(), address));
-            tokio::spawn(server::accept::run(
-                listener,
-                Arc::from(name.as_str()),
-                Arc::clone(&server),
-                stop_accepting.clone(),
-            ));
-        }
+        listeners.switch(&config.listeners, bound, &server);
 
         let readiness = Arc::new(Readiness::default());
         let stop_background = CancellationToken::new();
-        let admin_ctx = Arc::new(AdminCtx {
-            snapshot: Arc::clone(&snapshot),
-            metrics: Arc::clone(&metrics),
-            admission: Arc::clone(&admission),
-            readiness: Arc::clone(&readiness),
-            listeners: listeners.clone(),
-        });
-        tracing::info!(address = %admin_addr, "admin listening");
-        tokio::spawn(admin::run(
-            admin_listener,
-            admin_ctx,
-            stop_background.clone(),
-        ));
         let (changes, generations) = tokio::sync::watch::channel(1);
-        tokio::spawn(crate::health::run(
-            Arc::clone(&snapshot),
-            generations,
-            Arc::clone(&metrics),
-            stop_background.clone(),
-        ));
-
+        let app = Arc::new_cyclic(|app: &Weak<App>| {
+            let admin = Arc::new(AdminCtx {
+                snapshot: Arc::clone(&snapshot),
+                metrics: Arc::clone(&metrics),
+                admission: Arc::clone(&admission),
+                readiness: Arc::clone(&readiness),
+                listeners: Arc::clone(listeners.addresses()),
+                token: ArcSwap::from_pointee(token),
+                control: app.clone(),
+            });
+            tracing::info!(address = %admin_addr, "admin listening");
+            tokio::spawn(admin::run(
+                admin_listener,
+                Arc::clone(&admin),
+                stop_background.clone(),
+            ));
+            tokio::spawn(crate::health::run(
+                Arc::clone(&snapshot),
+                generations.clone(),
+                Arc::clone(&metrics),
+                stop_background.clone(),
+            ));
+            members::follow_discovery(
+                app.clone(),
+                Arc::clone(&snapshot),
+                generations,
+                Arc::clone(&metrics),
+                stop_background.clone(),
+            );
+            App {
+                config: ArcSwap::new(Arc::clone(&config)),
+                config_path,
+                fd,
+                snapshot,
+                generation: AtomicU64::new(1),
+                members: std::sync::Mutex::new(members),
+                metrics: Arc::clone(&metrics),
+                admission,
+                server,
+                readiness: Arc::clone(&readiness),
+                access_log,
+                listeners,
+                admin,
+                admin_addr,
+                stop_background,
+                changes,
+                reloading: tokio::sync::Mutex::new(()),
+            }
+        });
+        if config.watch {
+            watch::spawn(&app);
+        }
         metrics.config_reloads.with_label_values(&["success"]);
         metrics.config_reloads.with_label_values(&["failure"]);
         metrics.config_last_reload_success.set(unix_now());
         readiness.set_ready();
-        Ok(Arc::new(App {
-            config: ArcSwap::new(config),
-            config_path,
-            fd,
-            snapshot,
-            generation: AtomicU64::new(1),
-            metrics,
-            admission,
-            server,
-            readiness,
-            access_log,
-            listeners,
-            admin_addr,
-            stop_accepting,
-            stop_background,
-            changes,
-            reloading: Mutex::new(()),
-        }))
+        Ok(app)
     }
 
     /// The bound address of the traffic listener called `name`.
     pub fn listener_addr(&self, name: &str) -> Option<SocketAddr> {
         self.listeners
+            .addresses()
+            .load()
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, a)| *a)
     }
 
     /// Every traffic listener's name and bound address.
-    pub fn listeners(&self) -> &[(String, SocketAddr)] {
-        &self.listeners
+    pub fn listeners(&self) -> Vec<(String, SocketAddr)> {
+        self.listeners.addresses().load().to_vec()
     }
 
     /// The bound admin address.
@@ -233,7 +247,7 @@ impl App {
             tracing::info!(grace = ?grace, "draining: /readyz is 503, still accepting for the grace period");
             tokio::time::sleep(grace).await;
         }
-        self.stop_accepting.cancel();
+        self.listeners.stop_all();
         self.server.draining.cancel();
         self.server.connections.close();
         let drain = self.config().timeouts.drain;
@@ -269,7 +283,7 @@ impl App {
                 _ = int.recv() => break Duration::ZERO,
                 _ = hup.recv() => {
                     // A reload failure is logged and counted inside; the daemon keeps serving.
-                    let _ = self.reload().await;
+                    let _ = self.reload("signal").await;
                 }
             }
         };
@@ -284,6 +298,18 @@ impl App {
     fn next_generation(&self) -> u64 {
         self.generation.fetch_add(1, Ordering::AcqRel) + 1
     }
+}
+
+/// Reads `admin.token_file`, when set (surrounding whitespace ignored).
+fn read_token(config: &Config) -> Result<Option<String>, AppError> {
+    let Some(path) = &config.admin.token_file else {
+        return Ok(None);
+    };
+    let token = std::fs::read_to_string(path).map_err(|source| AppError::Token {
+        path: path.clone(),
+        source,
+    })?;
+    Ok(Some(token.trim().to_string()))
 }
 
 /// Raises the open-files limit and says loudly when it cannot cover the configured burst.

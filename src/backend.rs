@@ -17,6 +17,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 /// A backend as the config or a discovery feed describes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -77,6 +78,8 @@ pub struct Backend {
     /// µs when it last became able to take traffic, for slow start.
     up_since: AtomicU64,
     in_flight: AtomicU64,
+    /// Cancelled at the drain deadline after removal: what is still streaming is cut.
+    cut: CancellationToken,
     upstream: Upstream,
 }
 
@@ -94,6 +97,7 @@ impl Backend {
             consecutive_failures: AtomicU32::new(0),
             up_since: AtomicU64::new(up_since),
             in_flight: AtomicU64::new(0),
+            cut: CancellationToken::new(),
             upstream,
         }
     }
@@ -137,6 +141,16 @@ impl Backend {
     /// Marks it removed: no new requests; in-flight ones finish.
     pub fn start_draining(&self) {
         self.draining.store(true, Ordering::Release);
+    }
+
+    /// Ends whatever still streams from it (response bodies, tunnels): its drain deadline passed.
+    pub fn cut_in_flight(&self) {
+        self.cut.cancel();
+    }
+
+    /// Resolves when [`cut_in_flight`](Self::cut_in_flight) is called.
+    pub fn cut_signal(&self) -> WaitForCancellationFutureOwned {
+        self.cut.clone().cancelled_owned()
     }
 
     /// Records one active check result; returns the transition it caused, if any.

@@ -9,10 +9,12 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use pin_project_lite::pin_project;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
+use tokio_util::sync::WaitForCancellationFutureOwned;
 
 /// A client's request body on its way to a backend, counting the bytes it passes. A
 /// streamed body stays in its [`BodySlot`] until the backend's connection first asks for it,
@@ -136,7 +138,7 @@ impl Body for RequestBody {
 pin_project! {
     #[project = KindProj]
     enum Kind {
-        Upstream { #[pin] body: Incoming },
+        Upstream { #[pin] body: Incoming, #[pin] cut: WaitForCancellationFutureOwned },
         Full { data: Option<Bytes> },
     }
 }
@@ -161,20 +163,31 @@ pin_project! {
     }
 }
 
+/// Why a response body stopped short.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// The backend failed in the middle of it.
+    #[error("upstream body failed: {0}")]
+    Upstream(#[from] hyper::Error),
+    /// Its backend was removed from the pool and the drain deadline passed.
+    #[error("backend removed and drained: response cut")]
+    Drained,
+}
+
 impl Kind {
     fn is_end(&self) -> bool {
         match self {
-            Kind::Upstream { body } => body.is_end_stream(),
+            Kind::Upstream { body, .. } => body.is_end_stream(),
             Kind::Full { data } => data.is_none(),
         }
     }
 }
 
 impl ResponseBody {
-    /// A body streamed from a backend.
-    pub fn upstream(body: Incoming) -> Self {
+    /// A body streamed from a backend; `cut` ends it early (the backend's drain deadline).
+    pub fn upstream(body: Incoming, cut: WaitForCancellationFutureOwned) -> Self {
         Self {
-            kind: Kind::Upstream { body },
+            kind: Kind::Upstream { body, cut },
             exchange: None,
         }
     }
@@ -206,15 +219,21 @@ impl ResponseBody {
 
 impl Body for ResponseBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = self.project();
         let frame = match this.kind.project() {
-            KindProj::Upstream { body } => ready!(body.poll_frame(cx)),
+            KindProj::Upstream { body, cut } => {
+                if cut.poll(cx).is_ready() {
+                    Some(Err(BodyError::Drained))
+                } else {
+                    ready!(body.poll_frame(cx)).map(|f| f.map_err(BodyError::from))
+                }
+            }
             KindProj::Full { data } => data.take().map(|d| Ok(Frame::data(d))),
         };
         match &frame {
@@ -245,7 +264,7 @@ impl Body for ResponseBody {
 
     fn size_hint(&self) -> SizeHint {
         match &self.kind {
-            Kind::Upstream { body } => body.size_hint(),
+            Kind::Upstream { body, .. } => body.size_hint(),
             Kind::Full { data } => {
                 SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
             }

@@ -7,7 +7,9 @@ mod load;
 mod pool;
 pub mod units;
 
-pub use pool::{HashKey, HealthCheckConfig, OutlierConfig, PoolConfig};
+pub use pool::{
+    DiscoveryConfig, DiscoverySource, HashKey, HealthCheckConfig, OutlierConfig, PoolConfig,
+};
 
 pub use file::{
     AdminConfig, AdmissionConfig, AtLimit, Balance, Limits, LogConfig, LogFormat, Timeouts,
@@ -45,6 +47,8 @@ pub struct Config {
     pub routes: Vec<RouteConfig>,
     /// Pools by name.
     pub pools: BTreeMap<String, PoolConfig>,
+    /// Reload when the file changes on disk (top-level `watch`).
+    pub watch: bool,
 }
 
 /// The parts of `[security]` this build acts on.
@@ -113,6 +117,7 @@ fn validate(file: FileConfig) -> Result<Config, Vec<Problem>> {
         listeners,
         routes,
         pools,
+        watch: file.watch,
     })
 }
 

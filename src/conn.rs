@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
+use tokio_util::sync::WaitForCancellationFutureOwned;
 
 /// A client connection.
 #[derive(Debug)]
@@ -30,7 +31,7 @@ pub struct ClientConn {
     parkable: AtomicBool,
     /// The backend's side of an upgrade (101) this connection's request got, for the
     /// connection to splice once hyper hands its socket back.
-    upgrade: Mutex<Option<OnUpgrade>>,
+    upgrade: Mutex<Option<(OnUpgrade, WaitForCancellationFutureOwned)>>,
 }
 
 impl ClientConn {
@@ -82,16 +83,17 @@ impl ClientConn {
         self.parkable.swap(false, Ordering::AcqRel)
     }
 
-    /// Records the backend's side of an upgrade and marks the connection as a tunnel.
-    pub fn set_upgrade(&self, upstream: OnUpgrade) {
+    /// Records the backend's side of an upgrade (and what cuts it at the backend's drain
+    /// deadline) and marks the connection as a tunnel.
+    pub fn set_upgrade(&self, upstream: OnUpgrade, cut: WaitForCancellationFutureOwned) {
         self.activity.set_upgraded();
         if let Ok(mut slot) = self.upgrade.lock() {
-            *slot = Some(upstream);
+            *slot = Some((upstream, cut));
         }
     }
 
     /// The backend's side of an upgrade, if a request was answered 101.
-    pub fn take_upgrade(&self) -> Option<OnUpgrade> {
+    pub fn take_upgrade(&self) -> Option<(OnUpgrade, WaitForCancellationFutureOwned)> {
         self.upgrade.lock().ok()?.take()
     }
 

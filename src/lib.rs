@@ -34,6 +34,7 @@ pub mod body;
 pub mod config;
 pub mod conn;
 pub mod demo;
+pub mod discovery;
 pub mod health;
 pub mod metrics;
 pub mod pool;

@@ -47,6 +47,11 @@ pub struct Metrics {
     pub health_checks: IntCounterVec,
     /// `portero_retries_total{pool}`.
     pub retries: IntCounterVec,
+    /// `portero_pool_backends{pool,state}`: members by state.
+    pub pool_backends: IntGaugeVec,
+    /// `portero_discovery_updates_total{pool,source,result}`: feed reads by result
+    /// (`changed`, `unchanged`, `error`).
+    pub discovery_updates: IntCounterVec,
     /// `portero_pool_panic_total{pool}`: requests sent in panic mode (fewer than half the
     /// pool healthy, so spread over all of it).
     pub pool_panic: IntCounterVec,
@@ -187,6 +192,16 @@ impl Metrics {
                 "portero_retries_total",
                 "Requests retried on another backend",
                 &["pool"],
+            ),
+            pool_backends: gauge(
+                "portero_pool_backends",
+                "Backends of each pool by state",
+                &["pool", "state"],
+            ),
+            discovery_updates: counter(
+                "portero_discovery_updates_total",
+                "Discovery feed reads, by result: changed, unchanged or error (last good set kept)",
+                &["pool", "source", "result"],
             ),
             pool_panic: counter(
                 "portero_pool_panic_total",

@@ -64,18 +64,19 @@ pub struct Picked<'a> {
 }
 
 impl Pool {
-    /// Builds the pool for `config`, taking live backends from `previous` where the address
+    /// Builds the pool for `config` with the members `specs` (the config's `backends`, or the
+    /// latest set from discovery or a push), taking live backends from `previous` where the address
     /// is the same and making new ones (with new upstream clients) for the rest. New backends
     /// of a pool that already ran start their slow-start ramp `now`.
     pub fn build(
         config: &PoolConfig,
+        specs: &[BackendSpec],
         settings: &UpstreamSettings,
         previous: Option<&Pool>,
         now: u64,
     ) -> Pool {
         let up_since = if previous.is_some() { now } else { 0 };
-        let members = config
-            .backends
+        let members = specs
             .iter()
             .map(|spec| Member {
                 backend: previous.and_then(|p| p.backend(spec)).unwrap_or_else(|| {

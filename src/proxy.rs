@@ -112,6 +112,10 @@ impl Proxy {
             timeout: snapshot.config().timeouts.upstream_response,
         };
         let mut response = tries.send(exchange).await?;
+        let cut = exchange
+            .backend()
+            .expect("a response comes from a backend")
+            .cut_signal();
 
         if response.status() == StatusCode::SWITCHING_PROTOCOLS {
             // Only to a request that asked for an upgrade; the connection splices the two
@@ -119,7 +123,7 @@ impl Proxy {
             if upgrade.is_none() {
                 return Err(ProxyError::BadUpgrade);
             }
-            conn.set_upgrade(hyper::upgrade::on(&mut response));
+            conn.set_upgrade(hyper::upgrade::on(&mut response), cut);
             headers::remove_hop_by_hop(response.headers_mut(), upgrade);
             return Ok(response.map(|_| ResponseBody::empty()));
         }
@@ -127,7 +131,7 @@ impl Proxy {
         // The client gets our HTTP version, whatever the backend spoke (an HTTP/1.0 backend's
         // version would otherwise turn a keep-alive client connection into a closing one).
         *response.version_mut() = Version::HTTP_11;
-        Ok(response.map(ResponseBody::upstream))
+        Ok(response.map(|body| ResponseBody::upstream(body, cut)))
     }
 }
 

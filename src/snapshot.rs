@@ -2,6 +2,7 @@
 //! route table and every pool. It is built whole, off to the side, then published with a
 //! single `ArcSwap::store`; a request loads it once and keeps it until it ends.
 
+use crate::backend::BackendSpec;
 use crate::config::Config;
 use crate::pool::Pool;
 use crate::route::Router;
@@ -14,6 +15,10 @@ use std::sync::Arc;
 /// The live snapshot, shared by the proxy, the admin API and whatever reloads it.
 pub type SharedSnapshot = Arc<ArcSwap<Snapshot>>;
 
+/// Backend sets that replace pools' `backends` from the config: the latest from each pool's
+/// discovery feed, or from a push.
+pub type Members = BTreeMap<String, Vec<BackendSpec>>;
+
 /// Everything a request needs, immutable.
 #[derive(Debug)]
 pub struct Snapshot {
@@ -24,8 +29,15 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// Builds a snapshot for `config`, carrying live backends over from `previous`.
-    pub fn build(config: Arc<Config>, generation: u64, previous: Option<&Snapshot>) -> Snapshot {
+    /// Builds a snapshot for `config`, carrying live backends over from `previous`. A pool
+    /// listed in `members` gets that set instead of its `backends` from the file.
+    pub fn build(
+        config: Arc<Config>,
+        generation: u64,
+        previous: Option<&Snapshot>,
+        members: &Members,
+    ) -> Snapshot {
+        let now = crate::backend::now_us();
         let pools: BTreeMap<String, Arc<Pool>> = config
             .pools
             .iter()
@@ -35,19 +47,16 @@ impl Snapshot {
                     connect_timeout: config.timeouts.upstream_connect,
                     idle_timeout: config.timeouts.idle,
                 };
-                let old = previous.and_then(|p| p.pools.get(name)).filter(|_| {
-                    previous.is_some_and(|p| {
-                        p.config.pools.get(name).map(|c| c.protocol) == Some(pool.protocol)
-                    })
-                });
+                // Live backends carry over unless the protocol to them changed.
+                let old = previous
+                    .and_then(|p| p.pools.get(name))
+                    .filter(|old| old.config().protocol == pool.protocol);
+                let specs = members
+                    .get(name)
+                    .map_or(pool.backends.as_slice(), Vec::as_slice);
                 (
                     name.clone(),
-                    Arc::new(Pool::build(
-                        pool,
-                        &settings,
-                        old.map(|p| &**p),
-                        crate::backend::now_us(),
-                    )),
+                    Arc::new(Pool::build(pool, specs, &settings, old.map(|p| &**p), now)),
                 )
             })
             .collect();

@@ -1,24 +1,24 @@
-//! Reload: re-read the config file, validate all of it, build a complete new snapshot off to
-//! the side, and publish it with one atomic swap. A file that fails validation changes nothing.
-//! Requests in flight finish on the snapshot they started with; backends that leave a pool
-//! are marked draining (no new requests) and are dropped, with their idle pooled connections,
-//! once their last request ends.
+//! Reload: re-read the config file, validate all of it, bind any new listener, build a
+//! complete new snapshot off to the side, and publish it with one atomic swap. A file that
+//! fails validation, or a port that cannot be bound, changes nothing. Requests in flight
+//! finish on the snapshot they started with; backends that leave a pool are marked draining
+//! (no new requests) and cut at `timeouts.drain` if anything of theirs still streams.
 
-use super::{App, unix_now};
+use super::App;
 use crate::backend::Transition;
 use crate::config::{Config, ConfigError};
-use crate::metrics::Metrics;
-use crate::snapshot::Snapshot;
+use crate::server::ServerError;
+use crate::snapshot::{Members, Snapshot};
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-/// What a successful reload changed.
+/// What a successful reload or membership change did.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ReloadReport {
-    /// The new config generation.
+    /// The new generation.
     pub generation: u64,
-    /// One line per change, e.g. `pool api: added 10.0.0.7:8080`.
+    /// One line per change, e.g. `pool api: added 10.0.0.7:8080 weight 1`.
     pub changes: Vec<String>,
 }
 
@@ -31,24 +31,39 @@ pub enum ReloadError {
     /// The new file is invalid.
     #[error("{0}")]
     Invalid(#[from] ConfigError),
+    /// A new listener could not be bound.
+    #[error("{0}")]
+    Bind(#[from] ServerError),
+    /// `admin.token_file` could not be read.
+    #[error("cannot read admin.token_file: {0}")]
+    Token(std::io::Error),
     /// The change needs a restart in this build.
     #[error("{0}; restart portero to apply it")]
     NeedsRestart(String),
 }
 
 impl App {
-    /// Reloads the config file. Logged and counted in `portero_config_reloads_total`.
-    pub async fn reload(&self) -> Result<ReloadReport, ReloadError> {
+    /// Reloads the config file; `trigger` says why (signal, admin, watch). Logged and counted
+    /// in `portero_config_reloads_total`.
+    pub async fn reload(&self, trigger: &'static str) -> Result<ReloadReport, ReloadError> {
         let _one_at_a_time = self.reloading.lock().await;
         let result = match &self.config_path {
             None => Err(ReloadError::NoConfigFile),
             Some(path) => {
                 let path = path.clone();
-                // Reading the file is blocking I/O: keep it off the runtime's workers.
-                match tokio::task::spawn_blocking(move || Config::from_file(&path)).await {
-                    Ok(parsed) => parsed
-                        .map_err(ReloadError::from)
-                        .and_then(|c| self.apply(c)),
+                // Reading files is blocking I/O: keep it off the runtime's workers.
+                let read = tokio::task::spawn_blocking(move || -> Result<_, ReloadError> {
+                    let config = Config::from_file(&path)?;
+                    let token = super::read_token(&config).map_err(|e| match e {
+                        super::AppError::Token { source, .. } => ReloadError::Token(source),
+                        other => ReloadError::NeedsRestart(other.to_string()),
+                    })?;
+                    Ok((config, token))
+                })
+                .await;
+                match read {
+                    Ok(Ok((config, token))) => self.apply_with_token(config, token),
+                    Ok(Err(e)) => Err(e),
                     Err(e) => Err(ReloadError::NeedsRestart(format!(
                         "config reader failed: {e}"
                     ))),
@@ -61,8 +76,11 @@ impl App {
                     .config_reloads
                     .with_label_values(&["success"])
                     .inc();
-                self.metrics.config_last_reload_success.set(unix_now());
+                self.metrics
+                    .config_last_reload_success
+                    .set(super::unix_now());
                 tracing::info!(
+                    trigger,
                     generation = report.generation,
                     changes = report.changes.len(),
                     "config reloaded"
@@ -73,24 +91,40 @@ impl App {
                     .config_reloads
                     .with_label_values(&["failure"])
                     .inc();
-                tracing::error!(error = %e, "config reload rejected; the old config keeps serving");
+                tracing::error!(trigger, error = %e, "config reload rejected; the old config keeps serving");
             }
         }
         result
     }
 
-    /// Applies an already validated config: one atomic swap of a complete snapshot.
+    /// Applies an already validated config (the admin token unchanged).
     pub fn apply(&self, config: Config) -> Result<ReloadReport, ReloadError> {
-        let current = self.config();
-        needs_restart(&current, &config)?;
+        let token = self.admin.token.load_full();
+        self.apply_with_token(config, (*token).clone())
+    }
+
+    fn apply_with_token(
+        &self,
+        config: Config,
+        token: Option<String>,
+    ) -> Result<ReloadReport, ReloadError> {
+        needs_restart(&self.config(), &config)?;
+        let mut members = self.members.lock().unwrap_or_else(|e| e.into_inner());
+        let bound = self
+            .listeners
+            .bind_new(&config.listeners, config.admission.backlog)?;
+        let old_config = self.config();
+        // A pool's own source wins on reload: the file for static pools; a discovery pool keeps
+        // its feed's last set (never emptied while its feed re-resolves) unless the feed changed.
+        members.retain(|pool, _| {
+            let discovery = |c: &Config| c.pools.get(pool).and_then(|p| p.discovery.clone());
+            discovery(&config).is_some() && discovery(&config) == discovery(&old_config)
+        });
         let config = Arc::new(config);
-        let old = self.snapshot.load_full();
-        let generation = self.next_generation();
-        let new = Arc::new(Snapshot::build(Arc::clone(&config), generation, Some(&old)));
-        let changes = diff(&old, &new);
-        self.snapshot.store(Arc::clone(&new));
-        self.changes.send_replace(generation);
-        drain_removed(&old, &new, &self.metrics);
+        self.config.store(Arc::clone(&config));
+        let report = self.swap(Arc::clone(&config), &members);
+        self.listeners
+            .switch(&config.listeners, bound, &self.server);
         self.server.update(&config);
         if let Some(warning) = self
             .fd
@@ -100,23 +134,64 @@ impl App {
         }
         let (baseline, burst) = super::admission_limits(&config, self.fd);
         self.admission.resize(baseline, burst);
-        self.config.store(config);
+        self.admin.token.store(Arc::new(token));
+        Ok(report)
+    }
+
+    /// Builds and publishes the snapshot for `config` and `members`. Callers hold the
+    /// `members` lock, so swaps never interleave.
+    pub(super) fn swap(&self, config: Arc<Config>, members: &Members) -> ReloadReport {
+        let old = self.snapshot.load_full();
+        let generation = self.next_generation();
+        let new = Arc::new(Snapshot::build(
+            Arc::clone(&config),
+            generation,
+            Some(&old),
+            members,
+        ));
+        let changes = diff(&old, &new);
+        self.snapshot.store(Arc::clone(&new));
+        self.changes.send_replace(generation);
+        self.drain_removed(&old, &new, config.timeouts.drain);
         for change in &changes {
             tracing::info!(generation, "{change}");
         }
-        Ok(ReloadReport {
+        ReloadReport {
             generation,
             changes,
-        })
+        }
+    }
+
+    /// Backends no pool of the new snapshot uses get no new requests; what still streams from
+    /// them is cut at the drain deadline.
+    fn drain_removed(&self, old: &Snapshot, new: &Snapshot, drain: std::time::Duration) {
+        for (name, pool) in old.pools() {
+            for member in pool.members() {
+                let stays = new.pools().get(name).is_some_and(|p| {
+                    p.members()
+                        .iter()
+                        .any(|m| Arc::ptr_eq(&m.backend, &member.backend))
+                });
+                if stays || member.backend.is_draining() {
+                    continue;
+                }
+                member.backend.start_draining();
+                self.metrics
+                    .transition(name, member.backend.label(), Transition::Removed);
+                let backend = Arc::clone(&member.backend);
+                tokio::spawn(async move {
+                    tokio::time::sleep(drain).await;
+                    if backend.in_flight() > 0 {
+                        tracing::info!(backend = %backend.address(), in_flight = backend.in_flight(), "drain deadline passed: cutting what still streams");
+                    }
+                    backend.cut_in_flight();
+                });
+            }
+        }
     }
 }
 
 fn needs_restart(current: &Config, new: &Config) -> Result<(), ReloadError> {
-    if current.listeners != new.listeners {
-        return Err(ReloadError::NeedsRestart(
-            "the [[listener]] set changed".into(),
-        ));
-    }
     if current.admin.address != new.admin.address {
         return Err(ReloadError::NeedsRestart("admin.address changed".into()));
     }
@@ -141,6 +216,7 @@ fn addresses(snapshot: &Snapshot, pool: &str) -> BTreeSet<(SocketAddr, u32)> {
         .unwrap_or_default()
 }
 
+/// One line per pool added or removed, backend added or removed, and weight changed.
 fn diff(old: &Snapshot, new: &Snapshot) -> Vec<String> {
     let names: BTreeSet<&String> = old.pools().keys().chain(new.pools().keys()).collect();
     let mut changes = Vec::new();
@@ -171,21 +247,4 @@ fn diff(old: &Snapshot, new: &Snapshot) -> Vec<String> {
         }
     }
     changes
-}
-
-/// Backends no pool of the new snapshot uses get no new requests; their in-flight ones finish.
-fn drain_removed(old: &Snapshot, new: &Snapshot, metrics: &Metrics) {
-    for (name, pool) in old.pools() {
-        for member in pool.members() {
-            let stays = new.pools().get(name).is_some_and(|p| {
-                p.members()
-                    .iter()
-                    .any(|m| Arc::ptr_eq(&m.backend, &member.backend))
-            });
-            if !stays {
-                member.backend.start_draining();
-                metrics.transition(name, member.backend.label(), Transition::Removed);
-            }
-        }
-    }
 }

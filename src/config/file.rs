@@ -230,7 +230,35 @@ pub struct PoolFile {
     #[serde(default)]
     pub tls: Option<Spanned<toml::Table>>,
     #[serde(default)]
-    pub discovery: Option<Spanned<toml::Table>>,
+    pub discovery: Option<Spanned<DiscoveryFile>>,
+}
+
+/// `[pool.NAME.discovery]`: exactly one source.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiscoveryFile {
+    /// `"name:port"`: A/AAAA records of the name.
+    #[serde(default)]
+    pub dns: Option<Spanned<String>>,
+    /// `"_service._proto.name"`: SRV records (targets, ports, weights).
+    #[serde(default)]
+    pub srv: Option<Spanned<String>>,
+    /// A polled JSON document.
+    #[serde(default)]
+    pub http: Option<Spanned<String>>,
+    /// A watched JSON file.
+    #[serde(default)]
+    pub file: Option<Spanned<PathBuf>>,
+    /// Re-read at least this often.
+    #[serde(default = "default_refresh", deserialize_with = "units::duration")]
+    pub refresh: Duration,
+    /// DNS only: the resolver to ask.
+    #[serde(default)]
+    pub nameserver: Option<SocketAddr>,
+}
+
+fn default_refresh() -> Duration {
+    Duration::from_secs(5)
 }
 
 fn default_retries() -> u32 {

@@ -27,11 +27,14 @@ pub struct FileConfig {
     pub routes: Vec<RouteFile>,
     /// Pools by name, with the span of the name for error messages.
     pub pools: BTreeMap<String, (Range<usize>, PoolFile)>,
+    /// Top-level `watch`: reload when the file changes on disk.
+    pub watch: bool,
     /// Span of the `[[listener]]` array, or None when absent.
     pub listener_span: Option<Range<usize>>,
 }
 
-const SECTIONS: &str = "admission, timeouts, limits, log, security, admin, listener, route, pool";
+const SECTIONS: &str =
+    "watch, admission, timeouts, limits, log, security, admin, listener, route, pool";
 
 /// Parses `text`; on failure returns every problem found, with positions.
 pub fn parse(text: &str, origin: &str) -> Result<FileConfig, ConfigError> {
@@ -59,6 +62,7 @@ pub fn parse(text: &str, origin: &str) -> Result<FileConfig, ConfigError> {
             }
             "route" => file.routes = entries(value, "route", &mut problems),
             "pool" => file.pools = pools(value, &mut problems),
+            "watch" => section(value, &mut file.watch, &mut problems),
             other => problems.push(Problem::at(
                 key.span(),
                 format!("unknown section `{other}`, expected one of: {SECTIONS}"),

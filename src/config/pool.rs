@@ -1,9 +1,11 @@
 //! `[pool.NAME]`: validation of one pool's file entry into a [`PoolConfig`].
 
-use super::file::{BackendEntry, HealthCheckFile, PoolFile};
+use super::file::{BackendEntry, DiscoveryFile, HealthCheckFile, PoolFile};
 use super::{Problem, unsupported};
 use crate::backend::BackendSpec;
+use std::net::SocketAddr;
 use std::ops::Range;
+use std::path::PathBuf;
 use std::time::Duration;
 
 pub use super::file::{Balance, OutlierConfig, UpstreamProtocol};
@@ -31,6 +33,58 @@ pub struct PoolConfig {
     pub retries: u32,
     /// Retries may add at most this fraction of the pool's request rate.
     pub retry_budget: f64,
+    /// Where membership comes from when not from `backends`.
+    pub discovery: Option<DiscoveryConfig>,
+}
+
+/// `[pool.NAME.discovery]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiscoveryConfig {
+    /// The one source.
+    pub source: DiscoverySource,
+    /// Re-read at least this often (DNS: or when the records' TTL ends, if sooner).
+    pub refresh: Duration,
+    /// DNS only: the resolver to ask instead of the system's.
+    pub nameserver: Option<SocketAddr>,
+}
+
+/// A discovery source; each yields the complete desired set of backends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DiscoverySource {
+    /// A/AAAA records of `name`, each at `port`.
+    Dns {
+        /// The name.
+        name: String,
+        /// The port of every address.
+        port: u16,
+    },
+    /// SRV records of `name`: targets, ports and weights.
+    Srv {
+        /// The SRV name, e.g. `_http._tcp.api.internal`.
+        name: String,
+    },
+    /// A JSON document polled over HTTP.
+    Http {
+        /// Its URL.
+        url: http::Uri,
+    },
+    /// A JSON file on disk.
+    File {
+        /// Its path.
+        path: PathBuf,
+    },
+}
+
+impl DiscoverySource {
+    /// `dns`, `srv`, `http` or `file`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DiscoverySource::Dns { .. } => "dns",
+            DiscoverySource::Srv { .. } => "srv",
+            DiscoverySource::Http { .. } => "http",
+            DiscoverySource::File { .. } => "file",
+        }
+    }
 }
 
 /// Active health checks of a pool.
@@ -96,15 +150,13 @@ pub fn pool_config(
         .balance
         .as_ref()
         .map_or(Balance::RoundRobin, |b| *b.get_ref());
-    let optional = [
-        (pool.tls.as_ref().map(|t| t.span()), "tls"),
-        (pool.discovery.as_ref().map(|t| t.span()), "discovery"),
-    ];
-    for (span, key) in optional {
-        if let Some(span) = span {
-            problems.push(unsupported(span, &format!("pool.{name}.{key}")));
-        }
+    if let Some(tls) = &pool.tls {
+        problems.push(unsupported(tls.span(), &format!("pool.{name}.tls")));
     }
+    let discovery = pool
+        .discovery
+        .as_ref()
+        .and_then(|d| discovery(d.get_ref(), d.span(), problems));
     let hash_key = match &pool.hash_key {
         None => HashKey::ClientIp,
         Some(key) if balance != Balance::ConsistentHash => {
@@ -130,7 +182,14 @@ pub fn pool_config(
         .health_check
         .as_ref()
         .and_then(|h| health_check(h.get_ref(), h.span(), problems));
-    let backends = backends(name, name_span, pool, problems)?;
+    let backends = match (&pool.backends, &pool.discovery) {
+        (Some(listed), Some(_)) => {
+            problems.push(Problem::at(listed.span(), format!("pool `{name}` has both `backends` and `discovery`; discovery replaces the list: keep one")));
+            return None;
+        }
+        (None, Some(_)) => Vec::new(),
+        _ => backends(name, name_span, pool, problems)?,
+    };
     (problems.len() == before).then(|| PoolConfig {
         name: name.to_string(),
         balance,
@@ -142,6 +201,92 @@ pub fn pool_config(
         slow_start: pool.slow_start,
         retries: pool.retries,
         retry_budget: budget,
+        discovery,
+    })
+}
+
+fn discovery(
+    file: &DiscoveryFile,
+    span: Range<usize>,
+    problems: &mut Vec<Problem>,
+) -> Option<DiscoveryConfig> {
+    let given = [
+        file.dns.is_some(),
+        file.srv.is_some(),
+        file.http.is_some(),
+        file.file.is_some(),
+    ];
+    if given.iter().filter(|&&g| g).count() != 1 {
+        problems.push(Problem::at(
+            span,
+            "discovery needs exactly one source: dns, srv, http or file",
+        ));
+        return None;
+    }
+    if file.nameserver.is_some() && file.dns.is_none() && file.srv.is_none() {
+        problems.push(Problem::at(
+            span.clone(),
+            "discovery.nameserver only applies to dns and srv",
+        ));
+    }
+    if file.refresh < Duration::from_millis(10) {
+        problems.push(Problem::at(
+            span.clone(),
+            "discovery.refresh must be at least 10ms",
+        ));
+    }
+    let source = if let Some(dns) = &file.dns {
+        let parsed = dns
+            .get_ref()
+            .rsplit_once(':')
+            .and_then(|(n, p)| Some((n, p.parse::<u16>().ok()?)));
+        match parsed {
+            Some((name, port)) if !name.is_empty() && port != 0 => DiscoverySource::Dns {
+                name: name.to_string(),
+                port,
+            },
+            _ => {
+                problems.push(Problem::at(
+                    dns.span(),
+                    "discovery.dns must be \"name:port\", e.g. \"api.internal:8080\"",
+                ));
+                return None;
+            }
+        }
+    } else if let Some(srv) = &file.srv {
+        DiscoverySource::Srv {
+            name: srv.get_ref().clone(),
+        }
+    } else if let Some(http) = &file.http {
+        match http.get_ref().parse::<http::Uri>() {
+            Ok(url) if url.scheme_str() == Some("http") && url.authority().is_some() => {
+                DiscoverySource::Http { url }
+            }
+            Ok(url) if url.scheme_str() == Some("https") => {
+                problems.push(unsupported(http.span(), "an https discovery feed"));
+                return None;
+            }
+            _ => {
+                problems.push(Problem::at(
+                    http.span(),
+                    "discovery.http must be an http:// URL",
+                ));
+                return None;
+            }
+        }
+    } else {
+        DiscoverySource::File {
+            path: file
+                .file
+                .as_ref()
+                .map(|f| f.get_ref().clone())
+                .unwrap_or_default(),
+        }
+    };
+    Some(DiscoveryConfig {
+        source,
+        refresh: file.refresh,
+        nameserver: file.nameserver,
     })
 }
 

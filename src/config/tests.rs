@@ -171,7 +171,7 @@ fn no_listener_or_no_pool_is_an_error() {
 #[test]
 fn features_not_built_yet_are_refused_not_ignored() {
     let shown = parse(&format!(
-        "{MINIMAL}\n[pool.api.discovery]\ndns = \"api.internal:80\"\n"
+        "{MINIMAL}\n[pool.api.tls]\nca_file = \"/etc/ca.pem\"\n"
     ))
     .unwrap_err()
     .to_string();
@@ -250,4 +250,62 @@ fn pool_policies_are_validated() {
 fn line_col_counts_from_one() {
     assert_eq!(line_col("ab\ncd", 0), (1, 1));
     assert_eq!(line_col("ab\ncd", 4), (2, 2));
+}
+
+#[test]
+fn discovery_replaces_backends_and_takes_one_source() {
+    let base = "[[listener]]\naddress = \"127.0.0.1:8080\"\n[pool.api.discovery]\n";
+    let c = parse(&format!(
+        "{base}dns = \"api.internal:8080\"\nnameserver = \"127.0.0.1:5353\"\nrefresh = \"1s\"\n"
+    ))
+    .unwrap();
+    let d = c.pools["api"].discovery.as_ref().unwrap();
+    assert_eq!(
+        d.source,
+        DiscoverySource::Dns {
+            name: "api.internal".into(),
+            port: 8080
+        }
+    );
+    assert_eq!(
+        (d.refresh, d.nameserver),
+        (
+            Duration::from_secs(1),
+            Some("127.0.0.1:5353".parse().unwrap())
+        )
+    );
+    assert!(c.pools["api"].backends.is_empty());
+    let c = parse(&format!(
+        "{base}http = \"http://127.0.0.1:8500/backends.json\"\n"
+    ))
+    .unwrap();
+    assert_eq!(
+        c.pools["api"].discovery.as_ref().unwrap().source.kind(),
+        "http"
+    );
+    let cases = [
+        ("dns = \"a:1\"\nsrv = \"_x._tcp.a\"\n", "exactly one source"),
+        ("refresh = \"1s\"\n", "exactly one source"),
+        ("dns = \"api.internal\"\n", "name:port"),
+        ("http = \"ftp://x/\"\n", "http:// URL"),
+        (
+            "file = \"/x.json\"\nnameserver = \"127.0.0.1:53\"\n",
+            "only applies to dns",
+        ),
+        ("dns = \"a:1\"\nconsul = true\n", "unknown field `consul`"),
+    ];
+    for (extra, expected) in cases {
+        let shown = parse(&format!("{base}{extra}")).unwrap_err().to_string();
+        assert!(
+            shown.contains(expected),
+            "for {extra:?} expected {expected:?} in:\n{shown}"
+        );
+    }
+    let both = "[[listener]]\naddress = \"127.0.0.1:8080\"\n[pool.api]\nbackends = [\"10.0.0.1:80\"]\n[pool.api.discovery]\nfile = \"/x.json\"\n";
+    assert!(
+        parse(both)
+            .unwrap_err()
+            .to_string()
+            .contains("both `backends` and `discovery`")
+    );
 }

@@ -25,6 +25,7 @@ fn config(balance: Balance, backends: &[(&str, u32)]) -> PoolConfig {
         slow_start: Duration::ZERO,
         retries: 1,
         retry_budget: 0.2,
+        discovery: None,
     }
 }
 
@@ -35,7 +36,11 @@ fn four(balance: Balance) -> Pool {
         ("10.0.0.3:80", 1),
         ("10.0.0.4:80", 1),
     ];
-    Pool::build(&config(balance, &backends), &settings(), None, now_us())
+    build(&config(balance, &backends), None, now_us())
+}
+
+fn build(config: &PoolConfig, previous: Option<&Pool>, now: u64) -> Pool {
+    Pool::build(config, &config.backends, &settings(), previous, now)
 }
 
 fn request(now: u64) -> PickRequest<'static> {
@@ -52,12 +57,11 @@ fn take_down(pool: &Pool, index: usize) {
 
 #[test]
 fn picks_by_weight_and_skips_unhealthy() {
-    let pool = Pool::build(
+    let pool = build(
         &config(
             Balance::RoundRobin,
             &[("10.0.0.1:80", 2), ("10.0.0.2:80", 1), ("10.0.0.3:80", 1)],
         ),
-        &settings(),
         None,
         now_us(),
     );
@@ -173,23 +177,21 @@ fn repeated_ejections_last_longer() {
 
 #[test]
 fn rebuild_keeps_live_backends_that_stay() {
-    let old = Pool::build(
+    let old = build(
         &config(
             Balance::RoundRobin,
             &[("10.0.0.1:80", 1), ("10.0.0.2:80", 1)],
         ),
-        &settings(),
         None,
         now_us(),
     );
     take_down(&old, 0);
     let now = now_us();
-    let new = Pool::build(
+    let new = build(
         &config(
             Balance::RoundRobin,
             &[("10.0.0.1:80", 5), ("10.0.0.3:80", 1)],
         ),
-        &settings(),
         Some(&old),
         now,
     );

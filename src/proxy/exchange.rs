@@ -156,6 +156,11 @@ impl Exchange {
         self.in_flight = Some(in_flight);
     }
 
+    /// The backend of the current try.
+    pub fn backend(&self) -> Option<&Arc<crate::backend::Backend>> {
+        self.in_flight.as_ref().map(InFlight::backend)
+    }
+
     /// Records the request id sent upstream.
     pub fn set_request_id(&mut self, id: HeaderValue) {
         self.request_id = Some(id);

@@ -28,6 +28,7 @@ use std::sync::Arc;
 use std::task::Poll;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+use tokio_util::sync::WaitForCancellationFutureOwned;
 
 type Io = ConnIo<TcpStream>;
 
@@ -42,7 +43,7 @@ enum Spell {
     /// Idle: wait for the next request without hyper.
     Parked,
     /// A 101 was sent: splice with the backend.
-    Upgraded(OnUpgrade),
+    Upgraded(OnUpgrade, WaitForCancellationFutureOwned),
     /// Done (the client or hyper ended it, or portero asked it to close).
     Closed,
 }
@@ -136,11 +137,12 @@ impl Session<'_> {
                         return Ok(());
                     }
                 }
-                Spell::Upgraded(upstream) => {
+                Spell::Upgraded(upstream, cut) => {
                     // Boxed, like the spell: a parked connection's task stays small.
                     Box::pin(tunnel::run(
                         io,
                         upstream,
+                        cut,
                         &self.ctx.hard_stop,
                         self.conn.peer,
                     ))
@@ -219,7 +221,7 @@ impl Session<'_> {
         let mut io = parts.io.into_inner();
         io.unread(parts.read_buf);
         let spell = match self.conn.take_upgrade() {
-            Some(upstream) => Spell::Upgraded(upstream),
+            Some((upstream, cut)) => Spell::Upgraded(upstream, cut),
             None if parking && !closing => Spell::Parked,
             None => Spell::Closed,
         };

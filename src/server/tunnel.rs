@@ -6,12 +6,13 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use std::net::SocketAddr;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 /// Splices `client` with the backend's upgraded connection.
 pub async fn run<C: AsyncRead + AsyncWrite + Unpin>(
     mut client: C,
     upstream: OnUpgrade,
+    cut: WaitForCancellationFutureOwned,
     hard_stop: &CancellationToken,
     peer: SocketAddr,
 ) {
@@ -27,6 +28,7 @@ pub async fn run<C: AsyncRead + AsyncWrite + Unpin>(
             Ok((up, down)) => tracing::debug!(%peer, bytes_up = up, bytes_down = down, "tunnel closed"),
             Err(e) => tracing::debug!(%peer, error = %e, "tunnel failed"),
         },
-        () = hard_stop.cancelled() => tracing::info!(%peer, "tunnel cut at the drain deadline"),
+        () = hard_stop.cancelled() => tracing::info!(%peer, "tunnel cut at the shutdown drain deadline"),
+        () = cut => tracing::info!(%peer, "tunnel cut: its backend was removed and drained"),
     }
 }

@@ -1,0 +1,115 @@
+//! The read-only endpoints: `/metrics`, `/readyz`, `/status`.
+
+use super::{AdminCtx, text};
+use crate::body::ResponseBody;
+use http::{HeaderValue, Response, StatusCode, header};
+use serde_json::json;
+
+pub(super) fn metrics(ctx: &AdminCtx) -> Response<ResponseBody> {
+    refresh_gauges(ctx);
+    let mut response = Response::new(ResponseBody::full(ctx.metrics.encode()));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}
+
+/// Gauges that mirror live state are set at scrape time; backends are labelled only while
+/// they are members, so the label set stays bounded.
+fn refresh_gauges(ctx: &AdminCtx) {
+    let m = &ctx.metrics;
+    let a = &ctx.admission;
+    m.connections_limit
+        .with_label_values(&["baseline"])
+        .set(a.baseline() as i64);
+    m.connections_limit
+        .with_label_values(&["burst"])
+        .set(a.burst() as i64);
+    m.connections_in_burst.set(a.in_burst() as i64);
+    m.backend_up.reset();
+    m.backend_in_flight.reset();
+    m.pool_backends.reset();
+    let snapshot = ctx.snapshot.load();
+    let now = crate::backend::now_us();
+    for (name, pool) in snapshot.pools() {
+        for member in pool.members() {
+            let labels = [name.as_str(), &**member.backend.label()];
+            m.backend_up
+                .with_label_values(&labels)
+                .set(i64::from(member.backend.is_selectable(now)));
+            m.backend_in_flight
+                .with_label_values(&labels)
+                .set(member.backend.in_flight() as i64);
+            m.pool_backends
+                .with_label_values(&[name.as_str(), member.backend.state_at(now).as_str()])
+                .inc();
+        }
+    }
+}
+
+pub(super) fn readyz(ctx: &AdminCtx) -> Response<ResponseBody> {
+    let state = ctx.readiness.as_str();
+    if state != "ready" {
+        return text(StatusCode::SERVICE_UNAVAILABLE, &format!("{state}\n"));
+    }
+    let snapshot = ctx.snapshot.load();
+    let now = crate::backend::now_us();
+    let empty: Vec<&str> = snapshot
+        .pools()
+        .iter()
+        .filter(|(_, pool)| !pool.members().iter().any(|m| m.backend.is_selectable(now)))
+        .map(|(name, _)| name.as_str())
+        .collect();
+    if empty.is_empty() {
+        text(StatusCode::OK, "ready\n")
+    } else {
+        text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!("no healthy backend in: {}\n", empty.join(", ")),
+        )
+    }
+}
+
+pub(super) fn status(ctx: &AdminCtx) -> serde_json::Value {
+    let snapshot = ctx.snapshot.load();
+    let a = &ctx.admission;
+    let pools: Vec<_> = snapshot
+        .pools()
+        .iter()
+        .map(|(name, pool)| {
+            let backends: Vec<_> = pool
+                .members()
+                .iter()
+                .map(|m| {
+                    json!({
+                        "address": m.backend.address().to_string(),
+                        "state": m.backend.state().as_str(),
+                        "weight": m.weight,
+                        "in_flight": m.backend.in_flight(),
+                    })
+                })
+                .collect();
+            json!({ "name": name, "backends": backends })
+        })
+        .collect();
+    let listeners: Vec<_> = ctx
+        .listeners
+        .load()
+        .iter()
+        .map(|(name, address)| json!({ "name": name, "address": address.to_string() }))
+        .collect();
+    json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "state": ctx.readiness.as_str(),
+        "generation": snapshot.generation(),
+        "connections": {
+            "open": a.open(),
+            "baseline": a.baseline(),
+            "burst": a.burst(),
+            "in_burst": a.in_burst(),
+        },
+        "listeners": listeners,
+        "pools": pools,
+    })
+}
