@@ -155,30 +155,11 @@ impl App {
                 token: ArcSwap::from_pointee(token),
                 control: app.clone(),
             });
-            tracing::info!(address = %admin_addr, "admin listening");
-            tokio::spawn(admin::run(
-                admin_listener,
-                Arc::clone(&admin),
-                stop_background.clone(),
-            ));
-            tokio::spawn(crate::health::run(
-                Arc::clone(&snapshot),
-                generations.clone(),
-                Arc::clone(&metrics),
-                stop_background.clone(),
-            ));
-            members::follow_discovery(
-                app.clone(),
-                Arc::clone(&snapshot),
-                generations,
-                Arc::clone(&metrics),
-                stop_background.clone(),
-            );
             App {
                 config: ArcSwap::new(Arc::clone(&config)),
                 config_path,
                 fd,
-                snapshot,
+                snapshot: Arc::clone(&snapshot),
                 generation: AtomicU64::new(1),
                 members: std::sync::Mutex::new(members),
                 metrics: Arc::clone(&metrics),
@@ -189,11 +170,32 @@ impl App {
                 listeners,
                 admin,
                 admin_addr,
-                stop_background,
+                stop_background: stop_background.clone(),
                 changes,
                 reloading: tokio::sync::Mutex::new(()),
             }
         });
+        // Started only now that `app` exists: the discovery updates and the admin's write
+        // endpoints reach it through a weak reference, which cannot be upgraded before.
+        tracing::info!(address = %admin_addr, "admin listening");
+        tokio::spawn(admin::run(
+            admin_listener,
+            Arc::clone(&app.admin),
+            stop_background.clone(),
+        ));
+        tokio::spawn(crate::health::run(
+            Arc::clone(&snapshot),
+            generations.clone(),
+            Arc::clone(&metrics),
+            stop_background.clone(),
+        ));
+        members::follow_discovery(
+            Arc::downgrade(&app),
+            snapshot,
+            generations,
+            Arc::clone(&metrics),
+            stop_background,
+        );
         if config.watch {
             watch::spawn(&app);
         }

@@ -86,6 +86,9 @@ async fn follow(
         }
     };
     let mut last: Option<Vec<BackendSpec>> = None;
+    // After a failed read, try again at the pace of the last good one (a short TTL keeps
+    // its short cadence), never slower than `refresh`.
+    let mut pace = config.refresh;
     loop {
         let read = tokio::select! {
             read = source.read() => read,
@@ -107,15 +110,15 @@ async fn follow(
                     }
                 }
                 // Re-read when the records expire, but not in a tight loop on a zero TTL.
-                let wait = valid_for.map_or(config.refresh, |v| {
+                pace = valid_for.map_or(config.refresh, |v| {
                     v.clamp(Duration::from_millis(100), config.refresh)
                 });
-                (if changed { "changed" } else { "unchanged" }, wait)
+                (if changed { "changed" } else { "unchanged" }, pace)
             }
             Ok(Found::Unchanged) => ("unchanged", config.refresh),
             Err(e) => {
                 tracing::warn!(%pool, source = kind, error = %e, "discovery read failed; keeping the last good set");
-                ("error", config.refresh)
+                ("error", pace)
             }
         };
         metrics

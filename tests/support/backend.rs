@@ -39,6 +39,8 @@ pub enum Behavior {
     Status(u16),
     /// Upgrades WebSocket requests and echoes every message.
     WebSocketEcho,
+    /// 200 with `count` small chunks, one every `every`: a slow stream.
+    Trickle(u32, Duration),
 }
 
 /// What the backend saw, and the status its `/healthz` answers.
@@ -72,7 +74,51 @@ impl Drop for TestBackend {
 impl TestBackend {
     /// Starts a backend named `name` with `behavior`.
     pub async fn start(name: &str, behavior: Behavior) -> TestBackend {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_at("127.0.0.1:0".parse().unwrap(), name, behavior).await
+    }
+
+    /// Starts a backend listening on `address` (any loopback address, port 0 for any).
+    pub async fn start_at(address: SocketAddr, name: &str, behavior: Behavior) -> TestBackend {
+        Self::start_on(
+            std::net::TcpListener::bind(address).unwrap(),
+            name,
+            behavior,
+        )
+    }
+
+    /// Backends named `{prefix}0`, `{prefix}1`... on 127.0.0.{2,3,...} and one shared port
+    /// (as DNS discovery wants: one port, several addresses). Tests run in parallel, so the
+    /// port is retried until it is free on every address.
+    pub fn on_one_port(prefix: &str, count: u8) -> (u16, Vec<TestBackend>) {
+        for _ in 0..100 {
+            let port = std::net::TcpListener::bind("127.0.0.2:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let bound: Result<Vec<_>, _> = (0..count)
+                .map(|i| std::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 2 + i], port))))
+                .collect();
+            if let Ok(listeners) = bound {
+                let backends = listeners
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, l)| Self::start_on(l, &format!("{prefix}{i}"), Behavior::Name))
+                    .collect();
+                return (port, backends);
+            }
+        }
+        panic!("no port free on every address");
+    }
+
+    /// Starts a backend on an already bound listener.
+    pub fn start_on(
+        listener: std::net::TcpListener,
+        name: &str,
+        behavior: Behavior,
+    ) -> TestBackend {
+        listener.set_nonblocking(true).unwrap();
+        let listener = TcpListener::from_std(listener).unwrap();
         let addr = listener.local_addr().unwrap();
         let seen = Arc::new(Seen {
             requests: AtomicU64::new(0),
@@ -195,6 +241,20 @@ async fn respond(
                     let n = (size - offset).min(CHUNK.len() as u64) as usize;
                     Ok::<_, Infallible>(Frame::data(Bytes::from_static(&CHUNK[..n])))
                 }));
+            named(BodyExt::boxed(StreamBody::new(chunks)))
+        }
+        Behavior::Trickle(count, every) => {
+            let (count, every) = (*count, *every);
+            let chunks = futures_util::stream::unfold(0u32, move |sent| async move {
+                if sent == count {
+                    return None;
+                }
+                tokio::time::sleep(every).await;
+                Some((
+                    Ok::<_, Infallible>(Frame::data(Bytes::from_static(b"tick\n"))),
+                    sent + 1,
+                ))
+            });
             named(BodyExt::boxed(StreamBody::new(chunks)))
         }
         Behavior::Sink => {

@@ -159,3 +159,14 @@ impl Drop for Process {
 pub fn binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_portero"))
 }
+
+/// Starts portero in this process from a config file, so reloads re-read it.
+pub async fn start_with_file(text: &str) -> (Arc<App>, tempfile::NamedTempFile) {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), text).unwrap();
+    let config = Config::from_file(file.path()).unwrap_or_else(|e| panic!("{e}"));
+    let app = App::start(config, Some(file.path().to_path_buf()))
+        .await
+        .unwrap();
+    (app, file)
+}

@@ -8,6 +8,8 @@
 pub mod backend;
 pub mod client;
 pub mod daemon;
+pub mod dns;
+pub mod feed;
 
 use std::time::{Duration, Instant};
 
