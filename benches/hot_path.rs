@@ -50,6 +50,7 @@ fn picking(c: &mut Criterion) {
         protocol: UpstreamProtocol::Http1,
         connect_timeout: Duration::from_secs(1),
         idle_timeout: Duration::from_secs(60),
+        tls: None,
     };
     for balance in [
         Balance::RoundRobin,
@@ -71,6 +72,7 @@ fn picking(c: &mut Criterion) {
             retries: 1,
             retry_budget: 0.2,
             discovery: None,
+            tls: None,
         };
         let pool = Pool::build(&config, &config.backends, &settings, None, now_us());
         let now = now_us();

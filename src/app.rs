@@ -55,6 +55,9 @@ pub enum AppError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// A listener's TLS settings could not be built.
+    #[error("{0}")]
+    Tls(String),
     /// `admin.token_file` could not be read.
     #[error("cannot read admin.token_file {path:?}: {source}")]
     Token {
@@ -107,7 +110,10 @@ impl App {
 
         // Bind everything before spawning anything, so a port in use fails the start cleanly.
         let listeners = listeners::Listeners::new();
-        let bound = listeners.bind_new(&config.listeners, config.admission.backlog)?;
+        let bound = listeners.prepare(&config).map_err(|e| match e {
+            listeners::ListenerError::Bind(e) => AppError::Bind(e),
+            tls => AppError::Tls(tls.to_string()),
+        })?;
         let admin_listener = tokio::net::TcpListener::bind(config.admin.address)
             .await
             .map_err(|source| AppError::Admin {
@@ -140,7 +146,7 @@ impl App {
             Arc::clone(&metrics),
             CancellationToken::new(),
         ));
-        listeners.switch(&config.listeners, bound, &server);
+        listeners.switch(&config, bound, &server);
 
         let readiness = Arc::new(Readiness::default());
         let stop_background = CancellationToken::new();
@@ -196,6 +202,7 @@ impl App {
             Arc::clone(&metrics),
             stop_background,
         );
+        watch::spawn_certificates(&app);
         if config.watch {
             watch::spawn(&app);
         }

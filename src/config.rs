@@ -5,7 +5,10 @@
 mod file;
 mod load;
 mod pool;
+mod tls;
 pub mod units;
+
+pub use tls::{CertificateFile, ListenerTls, UpstreamTls, load_certificates};
 
 pub use pool::{
     DiscoveryConfig, DiscoverySource, HashKey, HealthCheckConfig, OutlierConfig, PoolConfig,
@@ -59,12 +62,16 @@ pub struct SecurityConfig {
 }
 
 /// One traffic listener.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ListenerConfig {
     /// Used in metric labels and logs; unique.
     pub name: String,
     /// Where to bind.
     pub address: SocketAddr,
+    /// HTTPS when set.
+    pub tls: Option<ListenerTls>,
+    /// Plain listener answering every request with a 308 to https.
+    pub http_redirect: bool,
 }
 
 /// One route: requests matching `host` and `path_prefix` go to `pool`.
@@ -164,12 +171,7 @@ fn listeners(file: &FileConfig, problems: &mut Vec<Problem>) -> Vec<ListenerConf
     let mut seen: BTreeMap<String, ()> = BTreeMap::new();
     let mut out = Vec::new();
     for (index, listener) in file.listeners.iter().enumerate() {
-        let ListenerFile {
-            name,
-            address,
-            proxy_protocol,
-            tls,
-        } = listener;
+        let ListenerFile { name, address, proxy_protocol, tls, http_redirect } = listener;
         let (name, span) = match name {
             Some(n) => (n.get_ref().clone(), Some(n.span())),
             None if index == 0 => ("http".to_string(), None),
@@ -190,13 +192,11 @@ fn listeners(file: &FileConfig, problems: &mut Vec<Problem>) -> Vec<ListenerConf
         if let Some(t) = proxy_protocol {
             problems.push(unsupported(t.span(), "listener.proxy_protocol"));
         }
-        if let Some(t) = tls {
-            problems.push(unsupported(t.span(), "listener.tls"));
+        let tls = tls.as_ref().and_then(|t| tls::listener_tls(t.get_ref(), t.span(), problems));
+        if *http_redirect && tls.is_some() {
+            problems.push(Problem::message(format!("listener `{name}`: http_redirect is for plain listeners, not TLS ones")));
         }
-        out.push(ListenerConfig {
-            name,
-            address: *address,
-        });
+        out.push(ListenerConfig { name, address: *address, tls, http_redirect: *http_redirect });
     }
     out
 }

@@ -20,8 +20,8 @@ pub struct ClientConn {
     pub listener: Arc<str>,
     /// The client's address.
     pub peer: SocketAddr,
-    /// `"http"` or `"https"`.
-    pub proto: &'static str,
+    /// Plain, redirecting to https, or TLS (with what the handshake settled).
+    pub scheme: ConnScheme,
     /// The admission tier it was accepted in.
     pub tier: Tier,
     /// What it is doing.
@@ -36,17 +36,25 @@ pub struct ClientConn {
 
 impl ClientConn {
     /// A newly accepted connection.
-    pub fn new(listener: Arc<str>, peer: SocketAddr, proto: &'static str, tier: Tier) -> Self {
+    pub fn new(listener: Arc<str>, peer: SocketAddr, scheme: ConnScheme, tier: Tier) -> Self {
         Self {
             listener,
             peer,
-            proto,
+            scheme,
             tier,
             activity: ConnActivity::default(),
             close: Notify::new(),
             closing: AtomicBool::new(false),
             parkable: AtomicBool::new(false),
             upgrade: Mutex::new(None),
+        }
+    }
+
+    /// `"http"` or `"https"`.
+    pub fn proto(&self) -> &'static str {
+        match self.scheme {
+            ConnScheme::Https(_) => "https",
+            _ => "http",
         }
     }
 
@@ -101,6 +109,30 @@ impl ClientConn {
     pub async fn close_requested(&self) {
         self.close.notified().await;
     }
+}
+
+/// How a connection's requests are to be treated by scheme.
+#[derive(Debug)]
+pub enum ConnScheme {
+    /// Plain HTTP.
+    Http,
+    /// Plain HTTP on a listener that answers everything with a 308 to https; the https port
+    /// to name (`None` = 443).
+    Redirect(Option<u16>),
+    /// HTTPS.
+    Https(ConnTls),
+}
+
+/// What a TLS handshake settled for a connection.
+#[derive(Debug)]
+pub struct ConnTls {
+    /// `TLSv1.2` or `TLSv1.3`.
+    pub version: &'static str,
+    /// With strict SNI: the names the connection's certificate covers (a Host outside them
+    /// gets 421).
+    pub covered: Option<Arc<crate::tls::LoadedCert>>,
+    /// `Strict-Transport-Security` to add to every response.
+    pub hsts: Option<http::HeaderValue>,
 }
 
 /// Requests in progress on one connection, and since when it has been idle.

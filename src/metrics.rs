@@ -47,6 +47,12 @@ pub struct Metrics {
     pub health_checks: IntCounterVec,
     /// `portero_retries_total{pool}`.
     pub retries: IntCounterVec,
+    /// `portero_tls_handshakes_total{listener,result,version}`.
+    pub tls_handshakes: IntCounterVec,
+    /// `portero_tls_certificate_expiry_timestamp_seconds{listener,name}`.
+    pub tls_certificate_expiry: IntGaugeVec,
+    /// `portero_tls_certificate_reloads_total{listener,result}`.
+    pub tls_certificate_reloads: IntCounterVec,
     /// `portero_pool_backends{pool,state}`: members by state.
     pub pool_backends: IntGaugeVec,
     /// `portero_discovery_updates_total{pool,source,result}`: feed reads by result
@@ -192,6 +198,21 @@ impl Metrics {
                 "portero_retries_total",
                 "Requests retried on another backend",
                 &["pool"],
+            ),
+            tls_handshakes: counter(
+                "portero_tls_handshakes_total",
+                "TLS handshakes by result (ok, error, timeout) and protocol version",
+                &["listener", "result", "version"],
+            ),
+            tls_certificate_expiry: gauge(
+                "portero_tls_certificate_expiry_timestamp_seconds",
+                "When each served certificate expires (Unix time), by its first name",
+                &["listener", "name"],
+            ),
+            tls_certificate_reloads: counter(
+                "portero_tls_certificate_reloads_total",
+                "Certificate changes picked up from disk, by result",
+                &["listener", "result"],
             ),
             pool_backends: gauge(
                 "portero_pool_backends",

@@ -12,13 +12,13 @@ mod tries;
 pub use error::ProxyError;
 
 use crate::body::ResponseBody;
-use crate::conn::ClientConn;
+use crate::conn::{ClientConn, ConnScheme, ConnTls};
 use crate::route::normalize_host;
 use crate::snapshot::{SharedSnapshot, Snapshot};
 use exchange::{Exchange, Recorder};
 use headers::Hop;
 use http::uri::Authority;
-use http::{HeaderValue, Request, Response, StatusCode, Version, header};
+use http::{HeaderValue, Request, Response, StatusCode, Uri, Version, header};
 use hyper::body::Incoming;
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -59,6 +59,10 @@ impl Proxy {
                 error.into_response()
             }
         };
+        let mut response = response;
+        if let ConnScheme::Https(ConnTls { hsts: Some(hsts), .. }) = &conn.scheme {
+            response.headers_mut().insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
+        }
         exchange.set_status(response.status());
         Ok(response.map(|body| body.with_exchange(exchange)))
     }
@@ -72,6 +76,17 @@ impl Proxy {
     ) -> Result<Response<ResponseBody>, ProxyError> {
         let host = request_host(&request)?;
         exchange.set_host(&host);
+        match &conn.scheme {
+            ConnScheme::Redirect(port) => return Ok(redirect_to_https(&host, *port, request.uri())),
+            // The certificate this connection negotiated must cover the Host it asks for,
+            // or one tenant's SNI could reach another tenant's site.
+            ConnScheme::Https(ConnTls { covered: Some(cert), .. })
+                if !crate::tls::covers(&cert.names, &normalize_host(&host)) =>
+            {
+                return Err(ProxyError::Misdirected);
+            }
+            _ => {}
+        }
         let pool = snapshot
             .route(&normalize_host(&host), request.uri().path())
             .ok_or(ProxyError::NoRoute)?;
@@ -84,7 +99,7 @@ impl Proxy {
         let hop = Hop {
             peer: conn.peer.ip(),
             trusted: snapshot.is_trusted_proxy(conn.peer.ip()),
-            proto: conn.proto,
+            proto: conn.proto(),
             host: &host,
         };
         headers::set_forwarded(headers, &hop);
@@ -151,4 +166,20 @@ fn request_host(request: &Request<Incoming>) -> Result<String, ProxyError> {
         None if request.version() == Version::HTTP_10 => Ok(String::new()),
         None => Err(ProxyError::BadHost),
     }
+}
+
+/// A 308 to the same host and path over https (the https port named unless it is 443).
+fn redirect_to_https(host: &str, port: Option<u16>, uri: &Uri) -> Response<ResponseBody> {
+    let name = normalize_host(host);
+    let authority = match port {
+        Some(port) => format!("{name}:{port}"),
+        None => name.into_owned(),
+    };
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut response = Response::new(ResponseBody::empty());
+    *response.status_mut() = StatusCode::PERMANENT_REDIRECT;
+    if let Ok(location) = HeaderValue::from_str(&format!("https://{authority}{path}")) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    response
 }

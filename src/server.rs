@@ -5,6 +5,8 @@
 pub mod accept;
 pub mod conn_io;
 pub mod connection;
+pub mod listener;
+pub mod stream;
 pub mod tunnel;
 
 use crate::admission::Admission;
@@ -91,6 +93,7 @@ struct ConnSettings {
     http1_burst: http1::Builder,
     http2: http2::Builder<TokioExecutor>,
     timeouts: IoTimeouts,
+    tls_handshake: Duration,
     at_limit: AtLimit,
 }
 
@@ -164,6 +167,7 @@ impl ConnSettings {
             http1_burst: http1_builder(config, false),
             http2: http2_builder(config),
             timeouts,
+            tls_handshake: config.timeouts.tls_handshake,
             at_limit: config.admission.at_limit,
         }
     }

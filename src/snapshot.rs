@@ -46,11 +46,12 @@ impl Snapshot {
                     protocol: pool.protocol,
                     connect_timeout: config.timeouts.upstream_connect,
                     idle_timeout: config.timeouts.idle,
+                    tls: pool.tls.clone(),
                 };
-                // Live backends carry over unless the protocol to them changed.
+                // Live backends carry over unless the protocol or TLS to them changed.
                 let old = previous
                     .and_then(|p| p.pools.get(name))
-                    .filter(|old| old.config().protocol == pool.protocol);
+                    .filter(|old| old.config().protocol == pool.protocol && old.config().tls == pool.tls);
                 let specs = members
                     .get(name)
                     .map_or(pool.backends.as_slice(), Vec::as_slice);

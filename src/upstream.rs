@@ -5,7 +5,11 @@
 
 use crate::body::RequestBody;
 use crate::config::UpstreamProtocol;
-use http::{Request, Response, Version};
+use crate::config::UpstreamTls;
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{Request, Response, Uri, Version};
+use hyper_rustls::{FixedServerNameResolver, HttpsConnector, HttpsConnectorBuilder};
+use std::net::SocketAddr;
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -13,7 +17,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::time::Duration;
 
 /// Settings every upstream client is built with.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct UpstreamSettings {
     /// HTTP/1.1 or h2c.
     pub protocol: UpstreamProtocol,
@@ -21,13 +25,22 @@ pub struct UpstreamSettings {
     pub connect_timeout: Duration,
     /// Idle pooled connections are closed after this.
     pub idle_timeout: Duration,
+    /// HTTPS to the backend (ALPN h2, then http/1.1).
+    pub tls: Option<UpstreamTls>,
 }
 
 /// A pooled client for one backend.
 #[derive(Clone, Debug)]
 pub struct Upstream {
-    client: Client<HttpConnector, RequestBody>,
+    client: Clients,
     version: Version,
+}
+
+/// Plain and TLS clients are different types; keeping them apart costs plain backends nothing.
+#[derive(Clone, Debug)]
+enum Clients {
+    Plain(Client<HttpConnector, RequestBody>),
+    Tls(Client<HttpsConnector<HttpConnector>, RequestBody>),
 }
 
 /// Why a request to a backend failed.
@@ -50,7 +63,7 @@ impl Upstream {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(settings.connect_timeout));
-        connector.enforce_http(true);
+        connector.enforce_http(settings.tls.is_none());
         let mut builder = Client::builder(TokioExecutor::new());
         builder
             .timer(TokioTimer::new())
@@ -65,10 +78,30 @@ impl Upstream {
                 Version::HTTP_2
             }
         };
-        Self {
-            client: builder.build(connector),
-            version,
-        }
+        let client = match &settings.tls {
+            None => Clients::Plain(builder.build(connector)),
+            Some(tls) => {
+                let https = HttpsConnectorBuilder::new().with_tls_config((*tls.client).clone()).https_only();
+                let https = match &tls.server_name {
+                    Some(name) => https.with_server_name_resolver(FixedServerNameResolver::new(name.clone())),
+                    None => https,
+                };
+                Clients::Tls(builder.build(https.enable_http1().enable_http2().wrap_connector(connector)))
+            }
+        };
+        Self { client, version }
+    }
+
+    /// The URI of `path` on the backend at `address`.
+    pub fn uri(&self, address: SocketAddr, path: Option<&PathAndQuery>) -> Uri {
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(match self.client {
+            Clients::Plain(_) => Scheme::HTTP,
+            Clients::Tls(_) => Scheme::HTTPS,
+        });
+        parts.authority = Authority::try_from(address.to_string()).ok();
+        parts.path_and_query = Some(path.cloned().unwrap_or_else(|| PathAndQuery::from_static("/")));
+        Uri::from_parts(parts).expect("scheme, authority and path make a valid URI")
     }
 
     /// The HTTP version requests to this backend must carry.
@@ -81,7 +114,11 @@ impl Upstream {
         &self,
         request: Request<RequestBody>,
     ) -> Result<Response<Incoming>, UpstreamError> {
-        self.client.request(request).await.map_err(|e| {
+        let sent = match &self.client {
+            Clients::Plain(client) => client.request(request).await,
+            Clients::Tls(client) => client.request(request).await,
+        };
+        sent.map_err(|e| {
             if e.is_connect() {
                 if is_timeout(&e) {
                     UpstreamError::ConnectTimeout

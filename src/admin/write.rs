@@ -98,7 +98,7 @@ fn refused(error: &ControlError) -> Response<ResponseBody> {
     let status = match error {
         ControlError::Reload(ReloadError::Invalid(_)) => StatusCode::UNPROCESSABLE_ENTITY,
         ControlError::Reload(
-            ReloadError::Bind(_) | ReloadError::NeedsRestart(_) | ReloadError::NoConfigFile,
+            ReloadError::Listener(_) | ReloadError::NeedsRestart(_) | ReloadError::NoConfigFile,
         ) => StatusCode::CONFLICT,
         ControlError::Reload(ReloadError::Token(_)) => StatusCode::INTERNAL_SERVER_ERROR,
         ControlError::Members(MembersError::UnknownPool(_)) => StatusCode::NOT_FOUND,

@@ -1,11 +1,17 @@
 //! The traffic listeners of a running daemon, and how a reload changes them: every new or
-//! moved listener is bound first (a port that cannot be bound fails the reload with nothing
-//! changed), then the new ones start accepting, then the ones no longer wanted stop. Their
-//! connections are not touched: they finish on their own or at shutdown.
+//! moved listener is bound, and every listener's settings (TLS certificates...) are built,
+//! before anything changes, so a port that cannot be bound or a certificate rustls refuses
+//! fails the reload with nothing changed. Then new listeners start accepting, kept ones get
+//! their new settings (new handshakes use them; established connections keep theirs), and
+//! the ones no longer wanted stop; their connections are not touched.
 
-use crate::config::ListenerConfig;
+use crate::config::{Config, ListenerConfig, load_certificates};
+use crate::metrics::Metrics;
+use crate::server::listener::{ListenerCtx, ListenerSettings, TlsSettings};
 use crate::server::{self, ServerCtx, ServerError};
+use crate::tls::TlsError;
 use arc_swap::ArcSwap;
+use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use tokio::net::TcpListener;
@@ -15,11 +21,28 @@ use tokio_util::sync::CancellationToken;
 struct Running {
     config: ListenerConfig,
     address: SocketAddr,
+    ctx: Arc<ListenerCtx>,
     stop: CancellationToken,
+    /// The certificate files' bytes as last loaded, to notice changes on disk.
+    certificates: u64,
 }
 
-/// Listeners bound for a change, not accepting yet.
-pub struct Bound(Vec<(ListenerConfig, TcpListener)>);
+/// What a reload prepared: new sockets, and settings for every wanted listener.
+pub struct Prepared {
+    bound: Vec<(ListenerConfig, TcpListener)>,
+    settings: Vec<(String, ListenerSettings)>,
+}
+
+/// Why listeners could not be prepared.
+#[derive(Debug, thiserror::Error)]
+pub enum ListenerError {
+    /// A socket could not be bound.
+    #[error(transparent)]
+    Bind(#[from] ServerError),
+    /// A listener's TLS settings could not be built.
+    #[error("listener `{0}`: {1}")]
+    Tls(String, TlsError),
+}
 
 /// The set of traffic listeners.
 pub struct Listeners {
@@ -30,64 +53,112 @@ pub struct Listeners {
     stop_all: CancellationToken,
 }
 
+fn same_socket(a: &ListenerConfig, b: &ListenerConfig) -> bool {
+    a.name == b.name && a.address == b.address
+}
+
+/// A hash of the bytes of a listener's certificate and key files.
+fn certificates_on_disk(listener: &ListenerConfig) -> u64 {
+    let mut hasher = fnv::FnvHasher::default();
+    for file in listener.tls.iter().flat_map(|t| &t.files) {
+        std::fs::read(&file.cert).unwrap_or_default().hash(&mut hasher);
+        std::fs::read(&file.key).unwrap_or_default().hash(&mut hasher);
+    }
+    hasher.finish()
+}
+
 impl Listeners {
     /// No listener yet.
     pub fn new() -> Self {
-        Self {
-            running: Mutex::new(Vec::new()),
-            addresses: Arc::default(),
-            stop_all: CancellationToken::new(),
-        }
+        Self { running: Mutex::new(Vec::new()), addresses: Arc::default(), stop_all: CancellationToken::new() }
     }
 
-    /// Binds every listener of `wanted` that is not already running at the same address.
-    pub fn bind_new(&self, wanted: &[ListenerConfig], backlog: u32) -> Result<Bound, ServerError> {
+    /// Binds every listener of `config` not already running at the same address, and builds
+    /// every listener's settings.
+    pub fn prepare(&self, config: &Config) -> Result<Prepared, ListenerError> {
         let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
         let mut bound = Vec::new();
-        for listener in wanted {
-            if !running.iter().any(|r| r.config == *listener) {
-                bound.push((listener.clone(), server::bind(listener, backlog)?));
+        let mut settings = Vec::new();
+        for listener in &config.listeners {
+            let built = ListenerSettings::from_config(listener, config).map_err(|e| ListenerError::Tls(listener.name.clone(), e))?;
+            settings.push((listener.name.clone(), built));
+            if !running.iter().any(|r| same_socket(&r.config, listener)) {
+                bound.push((listener.clone(), server::bind(listener, config.admission.backlog)?));
             }
         }
-        Ok(Bound(bound))
+        Ok(Prepared { bound, settings })
     }
 
-    /// Starts accepting on `bound` and stops the running listeners `wanted` no longer has.
-    pub fn switch(&self, wanted: &[ListenerConfig], bound: Bound, server: &Arc<ServerCtx>) {
+    /// Starts the new listeners, gives kept ones their new settings, stops the unwanted.
+    pub fn switch(&self, config: &Config, prepared: Prepared, server: &Arc<ServerCtx>) {
         let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
-        for (config, listener) in bound.0 {
-            let address = listener
-                .local_addr()
-                .expect("a bound listener has a local address");
-            tracing::info!(listener = %config.name, %address, "listening");
-            let stop = self.stop_all.child_token();
-            let name: Arc<str> = Arc::from(config.name.as_str());
-            tokio::spawn(server::accept::run(
-                listener,
-                name,
-                Arc::clone(server),
-                stop.clone(),
-            ));
-            running.push(Running {
-                config,
-                address,
-                stop,
-            });
-        }
+        let Prepared { bound, mut settings } = prepared;
+        let mut take = |name: &str| {
+            let at = settings.iter().position(|(n, _)| n == name).expect("settings prepared for every listener");
+            settings.swap_remove(at).1
+        };
         running.retain(|r| {
-            let keep = wanted.contains(&r.config);
+            let keep = config.listeners.iter().any(|l| same_socket(l, &r.config));
             if !keep {
                 tracing::info!(listener = %r.config.name, address = %r.address, "listener closed by reload");
                 r.stop.cancel();
             }
             keep
         });
-        self.addresses.store(Arc::new(
-            running
-                .iter()
-                .map(|r| (r.config.name.clone(), r.address))
-                .collect(),
-        ));
+        for r in running.iter_mut() {
+            let wanted = config.listeners.iter().find(|l| same_socket(l, &r.config)).expect("kept listeners are wanted");
+            r.ctx.settings.store(Arc::new(take(&r.config.name)));
+            r.config = wanted.clone();
+            r.certificates = certificates_on_disk(wanted);
+        }
+        for (config, listener) in bound {
+            let address = listener.local_addr().expect("a bound listener has a local address");
+            tracing::info!(listener = %config.name, %address, tls = config.tls.is_some(), "listening");
+            let stop = self.stop_all.child_token();
+            let ctx = ListenerCtx::new(&config.name, take(&config.name));
+            tokio::spawn(server::accept::run(listener, Arc::clone(&ctx), Arc::clone(server), stop.clone()));
+            let certificates = certificates_on_disk(&config);
+            running.push(Running { config, address, ctx, stop, certificates });
+        }
+        self.addresses.store(Arc::new(running.iter().map(|r| (r.config.name.clone(), r.address)).collect()));
+        publish_expiry(&running, &server.metrics);
+    }
+
+    /// Rebuilds the TLS settings of listeners whose certificate files changed on disk. A
+    /// certificate or key that does not load is refused: logged, counted, old one kept.
+    pub fn reload_changed_certificates(&self, metrics: &Metrics) {
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        let mut changed = false;
+        for r in running.iter_mut() {
+            let Some(tls) = &r.config.tls else { continue };
+            let now = certificates_on_disk(&r.config);
+            if now == r.certificates {
+                continue;
+            }
+            r.certificates = now;
+            let reloads = |result: &str| metrics.tls_certificate_reloads.with_label_values(&[&r.config.name, result]).inc();
+            let loaded: Result<Vec<_>, _> = load_certificates(&tls.files).into_iter().collect();
+            let built = loaded.and_then(|certs| {
+                let redirect = r.ctx.settings.load().redirect;
+                TlsSettings::new(certs, tls.client_ca.as_deref().map(Vec::as_slice), tls.strict_sni, tls.hsts.clone())
+                    .map(|tls| ListenerSettings { tls: Some(tls), redirect })
+            });
+            match built {
+                Ok(settings) => {
+                    tracing::info!(listener = %r.config.name, "certificates reloaded from disk");
+                    r.ctx.settings.store(Arc::new(settings));
+                    reloads("success");
+                    changed = true;
+                }
+                Err(e) => {
+                    tracing::error!(listener = %r.config.name, error = %e, "new certificate refused; the old one keeps serving");
+                    reloads("failure");
+                }
+            }
+        }
+        if changed {
+            publish_expiry(&running, metrics);
+        }
     }
 
     /// Names and bound addresses, shared with the admin API.
@@ -98,5 +169,16 @@ impl Listeners {
     /// Stops accepting everywhere (shutdown).
     pub fn stop_all(&self) {
         self.stop_all.cancel();
+    }
+}
+
+fn publish_expiry(running: &[Running], metrics: &Metrics) {
+    metrics.tls_certificate_expiry.reset();
+    for r in running {
+        let settings = r.ctx.settings.load();
+        for cert in settings.tls.iter().flat_map(|t| &t.certs) {
+            let name = cert.names.first().map_or("", String::as_str);
+            metrics.tls_certificate_expiry.with_label_values(&[&r.config.name, name]).set(cert.not_after);
+        }
     }
 }

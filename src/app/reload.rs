@@ -7,7 +7,6 @@
 use super::App;
 use crate::backend::Transition;
 use crate::config::{Config, ConfigError};
-use crate::server::ServerError;
 use crate::snapshot::{Members, Snapshot};
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -31,9 +30,9 @@ pub enum ReloadError {
     /// The new file is invalid.
     #[error("{0}")]
     Invalid(#[from] ConfigError),
-    /// A new listener could not be bound.
+    /// A new listener could not be bound, or its TLS settings built.
     #[error("{0}")]
-    Bind(#[from] ServerError),
+    Listener(#[from] super::listeners::ListenerError),
     /// `admin.token_file` could not be read.
     #[error("cannot read admin.token_file: {0}")]
     Token(std::io::Error),
@@ -110,9 +109,7 @@ impl App {
     ) -> Result<ReloadReport, ReloadError> {
         needs_restart(&self.config(), &config)?;
         let mut members = self.members.lock().unwrap_or_else(|e| e.into_inner());
-        let bound = self
-            .listeners
-            .bind_new(&config.listeners, config.admission.backlog)?;
+        let prepared = self.listeners.prepare(&config)?;
         let old_config = self.config();
         // A pool's own source wins on reload: the file for static pools; a discovery pool keeps
         // its feed's last set (never emptied while its feed re-resolves) unless the feed changed.
@@ -123,8 +120,7 @@ impl App {
         let config = Arc::new(config);
         self.config.store(Arc::clone(&config));
         let report = self.swap(Arc::clone(&config), &members);
-        self.listeners
-            .switch(&config.listeners, bound, &self.server);
+        self.listeners.switch(&config, prepared, &self.server);
         self.server.update(&config);
         if let Some(warning) = self
             .fd

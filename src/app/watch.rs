@@ -38,3 +38,25 @@ pub fn spawn(app: &Arc<App>) {
 async fn read(path: &Path) -> Option<Vec<u8>> {
     tokio::fs::read(path).await.ok()
 }
+
+/// Picks up certificate files changed on disk every two seconds (renewals by certbot or a
+/// Kubernetes secret update), without a reload.
+pub fn spawn_certificates(app: &Arc<App>) {
+    if !app.config().listeners.iter().any(|l| l.tls.is_some()) {
+        return;
+    }
+    let stop = app.stop_background.clone();
+    let app: Weak<App> = Arc::downgrade(app);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(2));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = stop.cancelled() => return,
+            }
+            let Some(app) = app.upgrade() else { return };
+            // Reading the files is blocking I/O.
+            let _ = tokio::task::spawn_blocking(move || app.listeners.reload_changed_certificates(&app.metrics)).await;
+        }
+    });
+}

@@ -191,7 +191,10 @@ pub struct ListenerFile {
     #[serde(default)]
     pub proxy_protocol: Option<Spanned<toml::Table>>,
     #[serde(default)]
-    pub tls: Option<Spanned<toml::Table>>,
+    pub tls: Option<Spanned<super::tls::ListenerTlsFile>>,
+    /// Answer every request with a 308 to the same URL over https.
+    #[serde(default)]
+    pub http_redirect: bool,
 }
 
 /// One `[[route]]`.
@@ -228,7 +231,7 @@ pub struct PoolFile {
     #[serde(default)]
     pub outlier: OutlierConfig,
     #[serde(default)]
-    pub tls: Option<Spanned<toml::Table>>,
+    pub tls: Option<Spanned<super::tls::UpstreamTlsFile>>,
     #[serde(default)]
     pub discovery: Option<Spanned<DiscoveryFile>>,
 }

@@ -35,6 +35,8 @@ pub struct PoolConfig {
     pub retry_budget: f64,
     /// Where membership comes from when not from `backends`.
     pub discovery: Option<DiscoveryConfig>,
+    /// HTTPS to the backends.
+    pub tls: Option<super::tls::UpstreamTls>,
 }
 
 /// `[pool.NAME.discovery]`.
@@ -150,9 +152,7 @@ pub fn pool_config(
         .balance
         .as_ref()
         .map_or(Balance::RoundRobin, |b| *b.get_ref());
-    if let Some(tls) = &pool.tls {
-        problems.push(unsupported(tls.span(), &format!("pool.{name}.tls")));
-    }
+    let tls = pool.tls.as_ref().and_then(|t| super::tls::upstream_tls(t.get_ref(), t.span(), problems));
     let discovery = pool
         .discovery
         .as_ref()
@@ -202,6 +202,7 @@ pub fn pool_config(
         retries: pool.retries,
         retry_budget: budget,
         discovery,
+        tls,
     })
 }
 

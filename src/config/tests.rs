@@ -171,7 +171,7 @@ fn no_listener_or_no_pool_is_an_error() {
 #[test]
 fn features_not_built_yet_are_refused_not_ignored() {
     let shown = parse(&format!(
-        "{MINIMAL}\n[pool.api.tls]\nca_file = \"/etc/ca.pem\"\n"
+        "{MINIMAL}\n[security.rate_limit]\nrequests_per_second = 10\n"
     ))
     .unwrap_err()
     .to_string();

@@ -7,6 +7,7 @@ fn settings() -> UpstreamSettings {
         protocol: UpstreamProtocol::Http1,
         connect_timeout: Duration::from_secs(1),
         idle_timeout: Duration::from_secs(60),
+        tls: None,
     }
 }
 
@@ -26,6 +27,7 @@ fn config(balance: Balance, backends: &[(&str, u32)]) -> PoolConfig {
         retries: 1,
         retry_budget: 0.2,
         discovery: None,
+        tls: None,
     }
 }
 

@@ -13,6 +13,9 @@ pub enum ProxyError {
     /// The request body could not be read (the client aborted or sent a malformed body).
     #[error("request body could not be read")]
     BadRequestBody,
+    /// The connection's TLS certificate does not cover the Host asked for.
+    #[error("misdirected: the certificate does not cover this host")]
+    Misdirected,
     /// No route matches the host and path.
     #[error("no route for this host and path")]
     NoRoute,
@@ -35,6 +38,7 @@ impl ProxyError {
     pub fn status(&self) -> StatusCode {
         match self {
             ProxyError::BadHost | ProxyError::BadRequestBody => StatusCode::BAD_REQUEST,
+            ProxyError::Misdirected => StatusCode::MISDIRECTED_REQUEST,
             ProxyError::NoRoute => StatusCode::NOT_FOUND,
             ProxyError::NoHealthyBackend => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::Upstream(UpstreamError::Connect(_)) => StatusCode::BAD_GATEWAY,
@@ -50,6 +54,7 @@ impl ProxyError {
         match self {
             ProxyError::BadHost => "bad_host",
             ProxyError::BadRequestBody => "bad_request_body",
+            ProxyError::Misdirected => "misdirected",
             ProxyError::NoRoute => "no_route",
             ProxyError::NoHealthyBackend => "no_healthy_backend",
             ProxyError::Upstream(UpstreamError::Connect(_)) => "connect_failed",
@@ -97,6 +102,7 @@ mod tests {
         let cases = [
             (ProxyError::BadHost, 400),
             (ProxyError::BadRequestBody, 400),
+            (ProxyError::Misdirected, 421),
             (ProxyError::NoRoute, 404),
             (ProxyError::NoHealthyBackend, 503),
             (

@@ -12,8 +12,8 @@ use crate::metrics::Metrics;
 use crate::pool::{PickRequest, Pool};
 use crate::upstream::UpstreamError;
 use bytes::Bytes;
-use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{HeaderMap, HeaderValue, Method, Request, Response, Uri, header};
+use http::uri::PathAndQuery;
+use http::{HeaderMap, HeaderValue, Method, Request, Response, header};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use std::net::SocketAddr;
@@ -184,7 +184,7 @@ impl Tries<'_> {
         }
         let mut request = Request::new(body);
         *request.method_mut() = self.method.clone();
-        *request.uri_mut() = backend_uri(backend.address(), self.path.as_ref());
+        *request.uri_mut() = backend.upstream().uri(backend.address(), self.path.as_ref());
         *request.version_mut() = backend.upstream().version();
         *request.headers_mut() = headers;
         request
@@ -215,15 +215,4 @@ fn is_idempotent(method: &Method) -> bool {
         *method,
         Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
     )
-}
-
-fn backend_uri(address: SocketAddr, path: Option<&PathAndQuery>) -> Uri {
-    let mut parts = http::uri::Parts::default();
-    parts.scheme = Some(Scheme::HTTP);
-    parts.authority = Authority::try_from(address.to_string()).ok();
-    parts.path_and_query = Some(
-        path.cloned()
-            .unwrap_or_else(|| PathAndQuery::from_static("/")),
-    );
-    Uri::from_parts(parts).expect("scheme, authority and path make a valid URI")
 }

@@ -8,6 +8,7 @@
 //! portero know that someone is waiting (a listening socket cannot be asked "is anyone in
 //! your backlog" without accepting, and readiness alone goes stale).
 
+use super::listener::ListenerCtx;
 use super::{ServerCtx, connection};
 use crate::admission::Permit;
 use crate::config::AtLimit;
@@ -32,6 +33,7 @@ const RECLAIM_RETRY: Duration = Duration::from_millis(250);
 struct Acceptor {
     listener: TcpListener,
     name: Arc<str>,
+    listener_ctx: Arc<ListenerCtx>,
     ctx: Arc<ServerCtx>,
     stop: CancellationToken,
     rejecting: Arc<Semaphore>,
@@ -40,13 +42,14 @@ struct Acceptor {
 /// Accepts connections on `listener` until `stop` is cancelled.
 pub async fn run(
     listener: TcpListener,
-    name: Arc<str>,
+    listener_ctx: Arc<ListenerCtx>,
     ctx: Arc<ServerCtx>,
     stop: CancellationToken,
 ) {
     let acceptor = Acceptor {
         listener,
-        name,
+        name: Arc::clone(&listener_ctx.name),
+        listener_ctx,
         ctx,
         stop,
         rejecting: Arc::new(Semaphore::new(MAX_REJECTING)),
@@ -102,13 +105,7 @@ impl Acceptor {
             .connections_accepted
             .with_label_values(&[&self.name])
             .inc();
-        let task = connection::serve(
-            stream,
-            peer,
-            permit,
-            Arc::clone(&self.name),
-            Arc::clone(&self.ctx),
-        );
+        let task = connection::serve(stream, peer, permit, Arc::clone(&self.listener_ctx), Arc::clone(&self.ctx));
         self.ctx.connections.spawn(task);
     }
 
@@ -133,7 +130,10 @@ impl Acceptor {
                     .connections_rejected
                     .with_label_values(&[&self.name, "limit"])
                     .inc();
-                reject(stream, &self.rejecting);
+                // A TLS client cannot read a plain 503: it is just closed.
+                if self.listener_ctx.settings.load().tls.is_none() {
+                    reject(stream, &self.rejecting);
+                }
                 continue;
             }
             loop {

@@ -108,6 +108,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ConnIo<S> {
         }
     }
 
+    /// The protocol was settled elsewhere (TLS ALPN): the first head (or stream) is due within
+    /// its deadline from now.
+    pub fn known(&mut self, protocol: Protocol) -> Protocol {
+        self.deadline.as_mut().reset(Instant::now() + self.timeouts.request_header);
+        self.decided(protocol)
+    }
+
     fn decided(&mut self, protocol: Protocol) -> Protocol {
         self.protocol = Some(protocol);
         match protocol {

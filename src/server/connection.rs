@@ -14,7 +14,9 @@ use super::conn_io::{ConnIo, Protocol};
 use super::tunnel;
 use crate::admission::{Permit, Tier};
 use crate::body::ResponseBody;
-use crate::conn::ClientConn;
+use super::listener::{ListenerCtx, ListenerSettings};
+use super::stream::ClientStream;
+use crate::conn::{ClientConn, ConnScheme, ConnTls};
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -30,7 +32,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
-type Io = ConnIo<TcpStream>;
+type Io = ConnIo<ClientStream>;
 
 /// How long an HTTP/1 connection stays idle inside hyper before it is parked. Under steady
 /// keep-alive load the next request comes sooner, so busy connections keep their hyper state;
@@ -49,28 +51,63 @@ enum Spell {
 }
 
 /// Serves one accepted connection until it closes; the permit is released at the end.
-pub async fn serve(
-    stream: TcpStream,
-    peer: SocketAddr,
-    mut permit: Permit,
-    listener: Arc<str>,
-    ctx: Arc<ServerCtx>,
-) {
+pub async fn serve(stream: TcpStream, peer: SocketAddr, mut permit: Permit, listener: Arc<ListenerCtx>, ctx: Arc<ServerCtx>) {
     permit.accepted();
-    let open = ctx.metrics.connections_open.with_label_values(&[&listener]);
+    let open = ctx.metrics.connections_open.with_label_values(&[&listener.name]);
     open.inc();
-    let conn = Arc::new(ClientConn::new(listener, peer, "http", permit.tier()));
-    let id = ctx.register(&conn);
-    let session = Session {
-        ctx: &ctx,
-        conn: &conn,
-    };
-    if let Err(e) = session.run(stream).await {
-        tracing::debug!(%peer, error = %e, "connection ended with an error");
+    let settings = listener.settings.load_full();
+    if let Some((stream, scheme, protocol)) = open_stream(stream, &settings, &listener.name, &ctx).await {
+        let conn = Arc::new(ClientConn::new(Arc::clone(&listener.name), peer, scheme, permit.tier()));
+        let id = ctx.register(&conn);
+        let session = Session { ctx: &ctx, conn: &conn };
+        if let Err(e) = session.run(stream, protocol).await {
+            tracing::debug!(%peer, error = %e, "connection ended with an error");
+        }
+        ctx.unregister(id);
     }
-    ctx.unregister(id);
     open.dec();
     drop(permit);
+}
+
+/// The plain stream, or the TLS one after a handshake within `timeouts.tls_handshake` (a
+/// stalled handshake gives its slot back at that deadline). For TLS the protocol is known
+/// from ALPN.
+async fn open_stream(
+    stream: TcpStream,
+    settings: &ListenerSettings,
+    listener: &str,
+    ctx: &ServerCtx,
+) -> Option<(ClientStream, ConnScheme, Option<Protocol>)> {
+    let Some(tls) = &settings.tls else {
+        let scheme = settings.redirect.map_or(ConnScheme::Http, ConnScheme::Redirect);
+        return Some((ClientStream::Plain(stream), scheme, None));
+    };
+    let handshakes = &ctx.metrics.tls_handshakes;
+    let deadline = ctx.settings.load().tls_handshake;
+    let stream = match tokio::time::timeout(deadline, tls.acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => {
+            tracing::debug!(listener, error = %e, "TLS handshake failed");
+            handshakes.with_label_values(&[listener, "error", "none"]).inc();
+            return None;
+        }
+        Err(_) => {
+            tracing::debug!(listener, "TLS handshake timed out");
+            handshakes.with_label_values(&[listener, "timeout", "none"]).inc();
+            return None;
+        }
+    };
+    let session = stream.get_ref().1;
+    let version = match session.protocol_version() {
+        Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
+        Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
+        _ => "other",
+    };
+    handshakes.with_label_values(&[listener, "ok", version]).inc();
+    let protocol = if session.alpn_protocol() == Some(b"h2") { Protocol::Http2 } else { Protocol::Http1 };
+    let covered = if tls.strict_sni { crate::tls::chosen(&tls.certs, session.server_name()).cloned() } else { None };
+    let scheme = ConnScheme::Https(ConnTls { version, covered, hsts: tls.hsts.clone() });
+    Some((ClientStream::Tls(Box::new(stream)), scheme, Some(protocol)))
 }
 
 struct Session<'a> {
@@ -79,12 +116,15 @@ struct Session<'a> {
 }
 
 impl Session<'_> {
-    async fn run(&self, stream: TcpStream) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    async fn run(&self, stream: ClientStream, known: Option<Protocol>) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         let settings = self.ctx.settings.load_full();
         let mut io = ConnIo::new(stream, Arc::clone(self.conn), settings.timeouts);
-        let protocol = tokio::select! {
-            protocol = io.detect() => protocol?,
-            () = self.asked_to_close() => None,
+        let protocol = match known {
+            Some(protocol) => Some(io.known(protocol)),
+            None => tokio::select! {
+                protocol = io.detect() => protocol?,
+                () = self.asked_to_close() => None,
+            },
         };
         match protocol {
             None => Ok(()),

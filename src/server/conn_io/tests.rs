@@ -12,7 +12,7 @@ fn conn_io() -> (ConnIo<DuplexStream>, DuplexStream) {
     let conn = Arc::new(ClientConn::new(
         Arc::from("test"),
         "127.0.0.1:1".parse().unwrap(),
-        "http",
+        crate::conn::ConnScheme::Http,
         Tier::Baseline,
     ));
     (ConnIo::new(server, conn, TIMEOUTS), client)

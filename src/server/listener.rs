@@ -1,0 +1,73 @@
+//! What one traffic listener's connections share: its name and its settings (TLS acceptor and
+//! certificates, HTTPS redirect), replaced whole by a reload or a certificate change on disk
+//! without rebinding; new connections use the new settings, established ones keep theirs.
+
+use crate::config::{Config, ListenerConfig};
+use crate::tls::{self, LoadedCert, TlsError};
+use arc_swap::ArcSwap;
+use http::HeaderValue;
+use std::sync::Arc;
+use tokio_rustls::TlsAcceptor;
+
+/// A listener's shared state.
+pub struct ListenerCtx {
+    /// Its name (metric label).
+    pub name: Arc<str>,
+    /// Its current settings.
+    pub settings: ArcSwap<ListenerSettings>,
+}
+
+/// A listener's settings.
+pub struct ListenerSettings {
+    /// HTTPS: how to accept, and what the connection's certificate covers.
+    pub tls: Option<TlsSettings>,
+    /// Plain listener that redirects to https: the https port to name (`None` = 443).
+    pub redirect: Option<Option<u16>>,
+}
+
+/// An HTTPS listener's TLS state.
+pub struct TlsSettings {
+    /// Accepts handshakes.
+    pub acceptor: TlsAcceptor,
+    /// The certificates, in SNI order.
+    pub certs: Vec<Arc<LoadedCert>>,
+    /// 421 for a Host the connection's certificate does not cover.
+    pub strict_sni: bool,
+    /// `Strict-Transport-Security` to add.
+    pub hsts: Option<HeaderValue>,
+}
+
+impl ListenerSettings {
+    /// The settings `listener` asks for, within `config` (which says where https lives).
+    pub fn from_config(listener: &ListenerConfig, config: &Config) -> Result<Self, TlsError> {
+        let tls = match &listener.tls {
+            None => None,
+            Some(t) => Some(TlsSettings::new(t.certs.clone(), t.client_ca.as_deref().map(Vec::as_slice), t.strict_sni, t.hsts.clone())?),
+        };
+        let redirect = listener.http_redirect.then(|| {
+            let https_port = config.listeners.iter().find(|l| l.tls.is_some()).map(|l| l.address.port());
+            https_port.filter(|&p| p != 443)
+        });
+        Ok(Self { tls, redirect })
+    }
+}
+
+impl TlsSettings {
+    /// Builds the acceptor for `certs`.
+    pub fn new(
+        certs: Vec<Arc<LoadedCert>>,
+        client_ca: Option<&[rustls::pki_types::CertificateDer<'static>]>,
+        strict_sni: bool,
+        hsts: Option<HeaderValue>,
+    ) -> Result<Self, TlsError> {
+        let config = tls::server_config(&certs, client_ca)?;
+        Ok(Self { acceptor: TlsAcceptor::from(config), certs, strict_sni, hsts })
+    }
+}
+
+impl ListenerCtx {
+    /// A listener's state.
+    pub fn new(name: &str, settings: ListenerSettings) -> Arc<Self> {
+        Arc::new(Self { name: Arc::from(name), settings: ArcSwap::from_pointee(settings) })
+    }
+}

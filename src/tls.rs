@@ -1,0 +1,211 @@
+//! TLS with rustls (aws-lc-rs provider: see README): server configs for HTTPS listeners (several
+//! certificates chosen by SNI, wildcards included, the first as default; ALPN h2 and http/1.1;
+//! session tickets and a session cache; optional client certificates) and client configs for
+//! HTTPS backends. Certificates and keys are read and checked when the config is, so
+//! `portero check` finds a bad key and a reload with one changes nothing.
+
+use rustls::crypto::aws_lc_rs;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
+use rustls::sign::CertifiedKey;
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Session cache entries per listener (resumption without tickets, TLS 1.2 clients).
+const SESSION_CACHE: usize = 16 * 1024;
+
+/// Why TLS material could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// A file could not be read or holds no usable PEM.
+    #[error("{path}: {problem}")]
+    File {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// rustls refused the material.
+    #[error("{0}")]
+    Rustls(#[from] rustls::Error),
+}
+
+fn file_error(path: &Path, problem: impl fmt::Display) -> TlsError {
+    TlsError::File { path: path.display().to_string(), problem: problem.to_string() }
+}
+
+/// A certificate chain with its key, and what portero needs to know about the leaf.
+pub struct LoadedCert {
+    /// Ready for rustls.
+    pub key: Arc<CertifiedKey>,
+    /// DNS names of the leaf (subject alternative names, else the common name), lower case.
+    pub names: Vec<String>,
+    /// Its notAfter, as Unix seconds.
+    pub not_after: i64,
+    /// Its serial number, hex.
+    pub serial: String,
+}
+
+impl fmt::Debug for LoadedCert {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoadedCert").field("names", &self.names).field("serial", &self.serial).finish()
+    }
+}
+
+/// Reads a PEM certificate chain (leaf first) and its PEM private key (RSA, ECDSA or Ed25519).
+pub fn load_cert(cert: &Path, key: &Path) -> Result<LoadedCert, TlsError> {
+    let chain = load_chain(cert)?;
+    let private = PrivateKeyDer::from_pem_file(key).map_err(|e| file_error(key, format!("no usable private key: {e}")))?;
+    let signing = aws_lc_rs::sign::any_supported_type(&private).map_err(|e| file_error(key, e))?;
+    let (names, not_after, serial) = describe(&chain[0]).map_err(|e| file_error(cert, e))?;
+    let certified = CertifiedKey::new(chain, signing);
+    certified.keys_match().map_err(|e| file_error(key, format!("does not match {}: {e}", cert.display())))?;
+    Ok(LoadedCert { key: Arc::new(certified), names, not_after, serial })
+}
+
+/// Reads every certificate of a PEM file.
+pub fn load_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let chain: Vec<_> = CertificateDer::pem_file_iter(path)
+        .map_err(|e| file_error(path, e))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| file_error(path, e))?;
+    if chain.is_empty() {
+        return Err(file_error(path, "no certificate in the file"));
+    }
+    Ok(chain)
+}
+
+fn describe(leaf: &CertificateDer<'_>) -> Result<(Vec<String>, i64, String), String> {
+    use x509_parser::prelude::*;
+    let (_, cert) = parse_x509_certificate(leaf).map_err(|e| format!("not an X.509 certificate: {e}"))?;
+    let mut names: Vec<String> = cert
+        .subject_alternative_name()
+        .ok()
+        .flatten()
+        .map(|san| {
+            san.value
+                .general_names
+                .iter()
+                .filter_map(|n| match n {
+                    GeneralName::DNSName(d) => Some(d.to_ascii_lowercase()),
+                    GeneralName::IPAddress(ip) => match ip.len() {
+                        4 => Some(std::net::Ipv4Addr::new(ip[0], ip[1], ip[2], ip[3]).to_string()),
+                        _ => None,
+                    },
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if names.is_empty() {
+        names.extend(cert.subject().iter_common_name().filter_map(|cn| cn.as_str().ok()).map(str::to_ascii_lowercase));
+    }
+    Ok((names, cert.validity().not_after.timestamp(), cert.raw_serial_as_string()))
+}
+
+/// Whether a certificate with `names` covers `host` (exactly, or by a `*.` wildcard of one label).
+pub fn covers(names: &[String], host: &str) -> bool {
+    let host = host.to_ascii_lowercase();
+    names.iter().any(|name| match name.strip_prefix("*.") {
+        Some(suffix) => host.split_once('.').is_some_and(|(label, rest)| !label.is_empty() && rest == suffix),
+        None => *name == host,
+    })
+}
+
+/// Picks the certificate whose names cover the SNI name; the first one otherwise.
+#[derive(Debug)]
+struct SniResolver {
+    certs: Vec<Arc<LoadedCert>>,
+}
+
+impl SniResolver {
+    fn choose(&self, sni: Option<&str>) -> &Arc<LoadedCert> {
+        sni.and_then(|name| self.certs.iter().find(|c| covers(&c.names, name))).unwrap_or(&self.certs[0])
+    }
+}
+
+impl ResolvesServerCert for SniResolver {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(Arc::clone(&self.choose(hello.server_name()).key))
+    }
+}
+
+/// The certificate a connection got for its SNI name (for the 421 check).
+pub fn chosen<'a>(certs: &'a [Arc<LoadedCert>], sni: Option<&str>) -> Option<&'a Arc<LoadedCert>> {
+    sni.and_then(|name| certs.iter().find(|c| covers(&c.names, name))).or(certs.first())
+}
+
+/// A listener's server config. `client_ca` requires and verifies client certificates.
+pub fn server_config(certs: &[Arc<LoadedCert>], client_ca: Option<&[CertificateDer<'static>]>) -> Result<Arc<ServerConfig>, TlsError> {
+    let provider = Arc::new(aws_lc_rs::default_provider());
+    let builder = ServerConfig::builder_with_provider(Arc::clone(&provider)).with_safe_default_protocol_versions()?;
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(cas) => {
+            let mut roots = RootCertStore::empty();
+            for ca in cas {
+                roots.add(ca.clone())?;
+            }
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .map_err(|e| TlsError::File { path: "client_ca".into(), problem: e.to_string() })?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder.with_cert_resolver(Arc::new(SniResolver { certs: certs.to_vec() }));
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.session_storage = rustls::server::ServerSessionMemoryCache::new(SESSION_CACHE);
+    config.ticketer = aws_lc_rs::Ticketer::new()?;
+    Ok(Arc::new(config))
+}
+
+/// A client config for HTTPS backends: `ca_file` or the system's roots; a client certificate
+/// for mTLS; ALPN h2 then http/1.1.
+pub fn client_config(ca_file: Option<&Path>, client: Option<(&Path, &Path)>) -> Result<Arc<ClientConfig>, TlsError> {
+    let mut roots = RootCertStore::empty();
+    match ca_file {
+        Some(path) => {
+            for ca in load_chain(path)? {
+                roots.add(ca).map_err(|e| file_error(path, e))?;
+            }
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            for ca in found.certs {
+                // One unusable system root is no reason to refuse the others.
+                let _ = roots.add(ca);
+            }
+        }
+    }
+    let builder = ClientConfig::builder_with_provider(Arc::new(aws_lc_rs::default_provider()))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots);
+    let mut config = match client {
+        None => builder.with_no_client_auth(),
+        Some((cert, key)) => {
+            let chain = load_chain(cert)?;
+            let private = PrivateKeyDer::from_pem_file(key).map_err(|e| file_error(key, format!("no usable private key: {e}")))?;
+            builder.with_client_auth_cert(chain, private)?
+        }
+    };
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_cover_hosts_exactly_or_by_one_label_wildcards() {
+        let names = vec!["api.example.com".to_string(), "*.example.org".to_string()];
+        assert!(covers(&names, "API.example.com"));
+        assert!(covers(&names, "www.example.org"));
+        assert!(!covers(&names, "example.org"));
+        assert!(!covers(&names, "a.b.example.org"));
+        assert!(!covers(&names, "www.example.com"));
+    }
+}
