@@ -171,7 +171,13 @@ fn listeners(file: &FileConfig, problems: &mut Vec<Problem>) -> Vec<ListenerConf
     let mut seen: BTreeMap<String, ()> = BTreeMap::new();
     let mut out = Vec::new();
     for (index, listener) in file.listeners.iter().enumerate() {
-        let ListenerFile { name, address, proxy_protocol, tls, http_redirect } = listener;
+        let ListenerFile {
+            name,
+            address,
+            proxy_protocol,
+            tls,
+            http_redirect,
+        } = listener;
         let (name, span) = match name {
             Some(n) => (n.get_ref().clone(), Some(n.span())),
             None if index == 0 => ("http".to_string(), None),
@@ -192,11 +198,20 @@ fn listeners(file: &FileConfig, problems: &mut Vec<Problem>) -> Vec<ListenerConf
         if let Some(t) = proxy_protocol {
             problems.push(unsupported(t.span(), "listener.proxy_protocol"));
         }
-        let tls = tls.as_ref().and_then(|t| tls::listener_tls(t.get_ref(), t.span(), problems));
+        let tls = tls
+            .as_ref()
+            .and_then(|t| tls::listener_tls(t.get_ref(), t.span(), problems));
         if *http_redirect && tls.is_some() {
-            problems.push(Problem::message(format!("listener `{name}`: http_redirect is for plain listeners, not TLS ones")));
+            problems.push(Problem::message(format!(
+                "listener `{name}`: http_redirect is for plain listeners, not TLS ones"
+            )));
         }
-        out.push(ListenerConfig { name, address: *address, tls, http_redirect: *http_redirect });
+        out.push(ListenerConfig {
+            name,
+            address: *address,
+            tls,
+            http_redirect: *http_redirect,
+        });
     }
     out
 }

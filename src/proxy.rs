@@ -60,8 +60,13 @@ impl Proxy {
             }
         };
         let mut response = response;
-        if let ConnScheme::Https(ConnTls { hsts: Some(hsts), .. }) = &conn.scheme {
-            response.headers_mut().insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
+        if let ConnScheme::Https(ConnTls {
+            hsts: Some(hsts), ..
+        }) = &conn.scheme
+        {
+            response
+                .headers_mut()
+                .insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
         }
         exchange.set_status(response.status());
         Ok(response.map(|body| body.with_exchange(exchange)))
@@ -77,12 +82,15 @@ impl Proxy {
         let host = request_host(&request)?;
         exchange.set_host(&host);
         match &conn.scheme {
-            ConnScheme::Redirect(port) => return Ok(redirect_to_https(&host, *port, request.uri())),
+            ConnScheme::Redirect(port) => {
+                return Ok(redirect_to_https(&host, *port, request.uri()));
+            }
             // The certificate this connection negotiated must cover the Host it asks for,
             // or one tenant's SNI could reach another tenant's site.
-            ConnScheme::Https(ConnTls { covered: Some(cert), .. })
-                if !crate::tls::covers(&cert.names, &normalize_host(&host)) =>
-            {
+            ConnScheme::Https(ConnTls {
+                covered: Some(cert),
+                ..
+            }) if !crate::tls::covers(&cert.names, &normalize_host(&host)) => {
                 return Err(ProxyError::Misdirected);
             }
             _ => {}

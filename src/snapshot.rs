@@ -49,9 +49,9 @@ impl Snapshot {
                     tls: pool.tls.clone(),
                 };
                 // Live backends carry over unless the protocol or TLS to them changed.
-                let old = previous
-                    .and_then(|p| p.pools.get(name))
-                    .filter(|old| old.config().protocol == pool.protocol && old.config().tls == pool.tls);
+                let old = previous.and_then(|p| p.pools.get(name)).filter(|old| {
+                    old.config().protocol == pool.protocol && old.config().tls == pool.tls
+                });
                 let specs = members
                     .get(name)
                     .map_or(pool.backends.as_slice(), Vec::as_slice);

@@ -34,7 +34,10 @@ pub enum TlsError {
 }
 
 fn file_error(path: &Path, problem: impl fmt::Display) -> TlsError {
-    TlsError::File { path: path.display().to_string(), problem: problem.to_string() }
+    TlsError::File {
+        path: path.display().to_string(),
+        problem: problem.to_string(),
+    }
 }
 
 /// A certificate chain with its key, and what portero needs to know about the leaf.
@@ -51,19 +54,30 @@ pub struct LoadedCert {
 
 impl fmt::Debug for LoadedCert {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LoadedCert").field("names", &self.names).field("serial", &self.serial).finish()
+        f.debug_struct("LoadedCert")
+            .field("names", &self.names)
+            .field("serial", &self.serial)
+            .finish()
     }
 }
 
 /// Reads a PEM certificate chain (leaf first) and its PEM private key (RSA, ECDSA or Ed25519).
 pub fn load_cert(cert: &Path, key: &Path) -> Result<LoadedCert, TlsError> {
     let chain = load_chain(cert)?;
-    let private = PrivateKeyDer::from_pem_file(key).map_err(|e| file_error(key, format!("no usable private key: {e}")))?;
+    let private = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| file_error(key, format!("no usable private key: {e}")))?;
     let signing = aws_lc_rs::sign::any_supported_type(&private).map_err(|e| file_error(key, e))?;
     let (names, not_after, serial) = describe(&chain[0]).map_err(|e| file_error(cert, e))?;
     let certified = CertifiedKey::new(chain, signing);
-    certified.keys_match().map_err(|e| file_error(key, format!("does not match {}: {e}", cert.display())))?;
-    Ok(LoadedCert { key: Arc::new(certified), names, not_after, serial })
+    certified
+        .keys_match()
+        .map_err(|e| file_error(key, format!("does not match {}: {e}", cert.display())))?;
+    Ok(LoadedCert {
+        key: Arc::new(certified),
+        names,
+        not_after,
+        serial,
+    })
 }
 
 /// Reads every certificate of a PEM file.
@@ -80,7 +94,8 @@ pub fn load_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError>
 
 fn describe(leaf: &CertificateDer<'_>) -> Result<(Vec<String>, i64, String), String> {
     use x509_parser::prelude::*;
-    let (_, cert) = parse_x509_certificate(leaf).map_err(|e| format!("not an X.509 certificate: {e}"))?;
+    let (_, cert) =
+        parse_x509_certificate(leaf).map_err(|e| format!("not an X.509 certificate: {e}"))?;
     let mut names: Vec<String> = cert
         .subject_alternative_name()
         .ok()
@@ -101,16 +116,27 @@ fn describe(leaf: &CertificateDer<'_>) -> Result<(Vec<String>, i64, String), Str
         })
         .unwrap_or_default();
     if names.is_empty() {
-        names.extend(cert.subject().iter_common_name().filter_map(|cn| cn.as_str().ok()).map(str::to_ascii_lowercase));
+        names.extend(
+            cert.subject()
+                .iter_common_name()
+                .filter_map(|cn| cn.as_str().ok())
+                .map(str::to_ascii_lowercase),
+        );
     }
-    Ok((names, cert.validity().not_after.timestamp(), cert.raw_serial_as_string()))
+    Ok((
+        names,
+        cert.validity().not_after.timestamp(),
+        cert.raw_serial_as_string(),
+    ))
 }
 
 /// Whether a certificate with `names` covers `host` (exactly, or by a `*.` wildcard of one label).
 pub fn covers(names: &[String], host: &str) -> bool {
     let host = host.to_ascii_lowercase();
     names.iter().any(|name| match name.strip_prefix("*.") {
-        Some(suffix) => host.split_once('.').is_some_and(|(label, rest)| !label.is_empty() && rest == suffix),
+        Some(suffix) => host
+            .split_once('.')
+            .is_some_and(|(label, rest)| !label.is_empty() && rest == suffix),
         None => *name == host,
     })
 }
@@ -123,7 +149,8 @@ struct SniResolver {
 
 impl SniResolver {
     fn choose(&self, sni: Option<&str>) -> &Arc<LoadedCert> {
-        sni.and_then(|name| self.certs.iter().find(|c| covers(&c.names, name))).unwrap_or(&self.certs[0])
+        sni.and_then(|name| self.certs.iter().find(|c| covers(&c.names, name)))
+            .unwrap_or(&self.certs[0])
     }
 }
 
@@ -135,13 +162,18 @@ impl ResolvesServerCert for SniResolver {
 
 /// The certificate a connection got for its SNI name (for the 421 check).
 pub fn chosen<'a>(certs: &'a [Arc<LoadedCert>], sni: Option<&str>) -> Option<&'a Arc<LoadedCert>> {
-    sni.and_then(|name| certs.iter().find(|c| covers(&c.names, name))).or(certs.first())
+    sni.and_then(|name| certs.iter().find(|c| covers(&c.names, name)))
+        .or(certs.first())
 }
 
 /// A listener's server config. `client_ca` requires and verifies client certificates.
-pub fn server_config(certs: &[Arc<LoadedCert>], client_ca: Option<&[CertificateDer<'static>]>) -> Result<Arc<ServerConfig>, TlsError> {
+pub fn server_config(
+    certs: &[Arc<LoadedCert>],
+    client_ca: Option<&[CertificateDer<'static>]>,
+) -> Result<Arc<ServerConfig>, TlsError> {
     let provider = Arc::new(aws_lc_rs::default_provider());
-    let builder = ServerConfig::builder_with_provider(Arc::clone(&provider)).with_safe_default_protocol_versions()?;
+    let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()?;
     let builder = match client_ca {
         None => builder.with_no_client_auth(),
         Some(cas) => {
@@ -151,11 +183,16 @@ pub fn server_config(certs: &[Arc<LoadedCert>], client_ca: Option<&[CertificateD
             }
             let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
                 .build()
-                .map_err(|e| TlsError::File { path: "client_ca".into(), problem: e.to_string() })?;
+                .map_err(|e| TlsError::File {
+                    path: "client_ca".into(),
+                    problem: e.to_string(),
+                })?;
             builder.with_client_cert_verifier(verifier)
         }
     };
-    let mut config = builder.with_cert_resolver(Arc::new(SniResolver { certs: certs.to_vec() }));
+    let mut config = builder.with_cert_resolver(Arc::new(SniResolver {
+        certs: certs.to_vec(),
+    }));
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     config.session_storage = rustls::server::ServerSessionMemoryCache::new(SESSION_CACHE);
     config.ticketer = aws_lc_rs::Ticketer::new()?;
@@ -163,8 +200,11 @@ pub fn server_config(certs: &[Arc<LoadedCert>], client_ca: Option<&[CertificateD
 }
 
 /// A client config for HTTPS backends: `ca_file` or the system's roots; a client certificate
-/// for mTLS; ALPN h2 then http/1.1.
-pub fn client_config(ca_file: Option<&Path>, client: Option<(&Path, &Path)>) -> Result<Arc<ClientConfig>, TlsError> {
+/// for mTLS.
+pub fn client_config(
+    ca_file: Option<&Path>,
+    client: Option<(&Path, &Path)>,
+) -> Result<Arc<ClientConfig>, TlsError> {
     let mut roots = RootCertStore::empty();
     match ca_file {
         Some(path) => {
@@ -183,15 +223,16 @@ pub fn client_config(ca_file: Option<&Path>, client: Option<(&Path, &Path)>) -> 
     let builder = ClientConfig::builder_with_provider(Arc::new(aws_lc_rs::default_provider()))
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots);
-    let mut config = match client {
+    // ALPN (h2, http/1.1) is set by the HTTPS connector built from this config.
+    let config = match client {
         None => builder.with_no_client_auth(),
         Some((cert, key)) => {
             let chain = load_chain(cert)?;
-            let private = PrivateKeyDer::from_pem_file(key).map_err(|e| file_error(key, format!("no usable private key: {e}")))?;
+            let private = PrivateKeyDer::from_pem_file(key)
+                .map_err(|e| file_error(key, format!("no usable private key: {e}")))?;
             builder.with_client_auth_cert(chain, private)?
         }
     };
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
 

@@ -8,12 +8,12 @@ use crate::config::UpstreamProtocol;
 use crate::config::UpstreamTls;
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Response, Uri, Version};
-use hyper_rustls::{FixedServerNameResolver, HttpsConnector, HttpsConnectorBuilder};
-use std::net::SocketAddr;
 use hyper::body::Incoming;
+use hyper_rustls::{FixedServerNameResolver, HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 /// Settings every upstream client is built with.
@@ -81,12 +81,23 @@ impl Upstream {
         let client = match &settings.tls {
             None => Clients::Plain(builder.build(connector)),
             Some(tls) => {
-                let https = HttpsConnectorBuilder::new().with_tls_config((*tls.client).clone()).https_only();
+                let https = HttpsConnectorBuilder::new()
+                    .with_tls_config((*tls.client).clone())
+                    .https_only();
                 let https = match &tls.server_name {
-                    Some(name) => https.with_server_name_resolver(FixedServerNameResolver::new(name.clone())),
+                    Some(name) => {
+                        https.with_server_name_resolver(FixedServerNameResolver::new(name.clone()))
+                    }
                     None => https,
                 };
-                Clients::Tls(builder.build(https.enable_http1().enable_http2().wrap_connector(connector)))
+                Clients::Tls(
+                    builder.build(
+                        https
+                            .enable_http1()
+                            .enable_http2()
+                            .wrap_connector(connector),
+                    ),
+                )
             }
         };
         Self { client, version }
@@ -100,7 +111,10 @@ impl Upstream {
             Clients::Tls(_) => Scheme::HTTPS,
         });
         parts.authority = Authority::try_from(address.to_string()).ok();
-        parts.path_and_query = Some(path.cloned().unwrap_or_else(|| PathAndQuery::from_static("/")));
+        parts.path_and_query = Some(
+            path.cloned()
+                .unwrap_or_else(|| PathAndQuery::from_static("/")),
+        );
         Uri::from_parts(parts).expect("scheme, authority and path make a valid URI")
     }
 

@@ -61,8 +61,12 @@ fn same_socket(a: &ListenerConfig, b: &ListenerConfig) -> bool {
 fn certificates_on_disk(listener: &ListenerConfig) -> u64 {
     let mut hasher = fnv::FnvHasher::default();
     for file in listener.tls.iter().flat_map(|t| &t.files) {
-        std::fs::read(&file.cert).unwrap_or_default().hash(&mut hasher);
-        std::fs::read(&file.key).unwrap_or_default().hash(&mut hasher);
+        std::fs::read(&file.cert)
+            .unwrap_or_default()
+            .hash(&mut hasher);
+        std::fs::read(&file.key)
+            .unwrap_or_default()
+            .hash(&mut hasher);
     }
     hasher.finish()
 }
@@ -70,7 +74,11 @@ fn certificates_on_disk(listener: &ListenerConfig) -> u64 {
 impl Listeners {
     /// No listener yet.
     pub fn new() -> Self {
-        Self { running: Mutex::new(Vec::new()), addresses: Arc::default(), stop_all: CancellationToken::new() }
+        Self {
+            running: Mutex::new(Vec::new()),
+            addresses: Arc::default(),
+            stop_all: CancellationToken::new(),
+        }
     }
 
     /// Binds every listener of `config` not already running at the same address, and builds
@@ -80,10 +88,14 @@ impl Listeners {
         let mut bound = Vec::new();
         let mut settings = Vec::new();
         for listener in &config.listeners {
-            let built = ListenerSettings::from_config(listener, config).map_err(|e| ListenerError::Tls(listener.name.clone(), e))?;
+            let built = ListenerSettings::from_config(listener, config)
+                .map_err(|e| ListenerError::Tls(listener.name.clone(), e))?;
             settings.push((listener.name.clone(), built));
             if !running.iter().any(|r| same_socket(&r.config, listener)) {
-                bound.push((listener.clone(), server::bind(listener, config.admission.backlog)?));
+                bound.push((
+                    listener.clone(),
+                    server::bind(listener, config.admission.backlog)?,
+                ));
             }
         }
         Ok(Prepared { bound, settings })
@@ -92,9 +104,15 @@ impl Listeners {
     /// Starts the new listeners, gives kept ones their new settings, stops the unwanted.
     pub fn switch(&self, config: &Config, prepared: Prepared, server: &Arc<ServerCtx>) {
         let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
-        let Prepared { bound, mut settings } = prepared;
+        let Prepared {
+            bound,
+            mut settings,
+        } = prepared;
         let mut take = |name: &str| {
-            let at = settings.iter().position(|(n, _)| n == name).expect("settings prepared for every listener");
+            let at = settings
+                .iter()
+                .position(|(n, _)| n == name)
+                .expect("settings prepared for every listener");
             settings.swap_remove(at).1
         };
         running.retain(|r| {
@@ -106,21 +124,55 @@ impl Listeners {
             keep
         });
         for r in running.iter_mut() {
-            let wanted = config.listeners.iter().find(|l| same_socket(l, &r.config)).expect("kept listeners are wanted");
+            let wanted = config
+                .listeners
+                .iter()
+                .find(|l| same_socket(l, &r.config))
+                .expect("kept listeners are wanted");
             r.ctx.settings.store(Arc::new(take(&r.config.name)));
             r.config = wanted.clone();
             r.certificates = certificates_on_disk(wanted);
         }
         for (config, listener) in bound {
-            let address = listener.local_addr().expect("a bound listener has a local address");
+            let address = listener
+                .local_addr()
+                .expect("a bound listener has a local address");
             tracing::info!(listener = %config.name, %address, tls = config.tls.is_some(), "listening");
             let stop = self.stop_all.child_token();
             let ctx = ListenerCtx::new(&config.name, take(&config.name));
-            tokio::spawn(server::accept::run(listener, Arc::clone(&ctx), Arc::clone(server), stop.clone()));
+            tokio::spawn(server::accept::run(
+                listener,
+                Arc::clone(&ctx),
+                Arc::clone(server),
+                stop.clone(),
+            ));
             let certificates = certificates_on_disk(&config);
-            running.push(Running { config, address, ctx, stop, certificates });
+            running.push(Running {
+                config,
+                address,
+                ctx,
+                stop,
+                certificates,
+            });
         }
-        self.addresses.store(Arc::new(running.iter().map(|r| (r.config.name.clone(), r.address)).collect()));
+        // A redirect names the https listener's bound port (the config may say port 0).
+        if let Some(https) = running
+            .iter()
+            .find(|r| r.config.tls.is_some())
+            .map(|r| r.address.port())
+        {
+            for r in running.iter() {
+                if let Some(settings) = r.ctx.settings.load().with_https_port(https) {
+                    r.ctx.settings.store(Arc::new(settings));
+                }
+            }
+        }
+        self.addresses.store(Arc::new(
+            running
+                .iter()
+                .map(|r| (r.config.name.clone(), r.address))
+                .collect(),
+        ));
         publish_expiry(&running, &server.metrics);
     }
 
@@ -136,12 +188,25 @@ impl Listeners {
                 continue;
             }
             r.certificates = now;
-            let reloads = |result: &str| metrics.tls_certificate_reloads.with_label_values(&[&r.config.name, result]).inc();
+            let reloads = |result: &str| {
+                metrics
+                    .tls_certificate_reloads
+                    .with_label_values(&[&r.config.name, result])
+                    .inc()
+            };
             let loaded: Result<Vec<_>, _> = load_certificates(&tls.files).into_iter().collect();
             let built = loaded.and_then(|certs| {
                 let redirect = r.ctx.settings.load().redirect;
-                TlsSettings::new(certs, tls.client_ca.as_deref().map(Vec::as_slice), tls.strict_sni, tls.hsts.clone())
-                    .map(|tls| ListenerSettings { tls: Some(tls), redirect })
+                TlsSettings::new(
+                    certs,
+                    tls.client_ca.as_deref().map(Vec::as_slice),
+                    tls.strict_sni,
+                    tls.hsts.clone(),
+                )
+                .map(|tls| ListenerSettings {
+                    tls: Some(tls),
+                    redirect,
+                })
             });
             match built {
                 Ok(settings) => {
@@ -178,7 +243,10 @@ fn publish_expiry(running: &[Running], metrics: &Metrics) {
         let settings = r.ctx.settings.load();
         for cert in settings.tls.iter().flat_map(|t| &t.certs) {
             let name = cert.names.first().map_or("", String::as_str);
-            metrics.tls_certificate_expiry.with_label_values(&[&r.config.name, name]).set(cert.not_after);
+            metrics
+                .tls_certificate_expiry
+                .with_label_values(&[&r.config.name, name])
+                .set(cert.not_after);
         }
     }
 }

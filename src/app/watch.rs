@@ -56,7 +56,10 @@ pub fn spawn_certificates(app: &Arc<App>) {
             }
             let Some(app) = app.upgrade() else { return };
             // Reading the files is blocking I/O.
-            let _ = tokio::task::spawn_blocking(move || app.listeners.reload_changed_certificates(&app.metrics)).await;
+            let _ = tokio::task::spawn_blocking(move || {
+                app.listeners.reload_changed_certificates(&app.metrics)
+            })
+            .await;
         }
     });
 }

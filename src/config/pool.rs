@@ -152,7 +152,10 @@ pub fn pool_config(
         .balance
         .as_ref()
         .map_or(Balance::RoundRobin, |b| *b.get_ref());
-    let tls = pool.tls.as_ref().and_then(|t| super::tls::upstream_tls(t.get_ref(), t.span(), problems));
+    let tls = pool
+        .tls
+        .as_ref()
+        .and_then(|t| super::tls::upstream_tls(t.get_ref(), t.span(), problems));
     let discovery = pool
         .discovery
         .as_ref()

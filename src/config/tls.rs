@@ -68,7 +68,9 @@ pub struct ListenerTls {
 
 impl PartialEq for ListenerTls {
     fn eq(&self, other: &Self) -> bool {
-        self.fingerprint == other.fingerprint && self.strict_sni == other.strict_sni && self.hsts == other.hsts
+        self.fingerprint == other.fingerprint
+            && self.strict_sni == other.strict_sni
+            && self.hsts == other.hsts
     }
 }
 
@@ -100,21 +102,42 @@ fn fingerprint(paths: &[&Path], extra: &str) -> u64 {
 }
 
 /// Loads and checks a listener's certificates.
-pub fn listener_tls(file: &ListenerTlsFile, span: Range<usize>, problems: &mut Vec<Problem>) -> Option<ListenerTls> {
+pub fn listener_tls(
+    file: &ListenerTlsFile,
+    span: Range<usize>,
+    problems: &mut Vec<Problem>,
+) -> Option<ListenerTls> {
     if file.certificates.is_empty() {
-        problems.push(Problem::at(span, "listener.tls needs at least one { cert, key } in `certificates`"));
+        problems.push(Problem::at(
+            span,
+            "listener.tls needs at least one { cert, key } in `certificates`",
+        ));
         return None;
     }
     let before = problems.len();
     let loaded = load_certificates(&file.certificates);
-    let certs: Vec<Arc<LoadedCert>> = loaded.into_iter().filter_map(|r| r.map_err(|e| problems.push(Problem::at(span.clone(), e.to_string()))).ok()).collect();
+    let certs: Vec<Arc<LoadedCert>> = loaded
+        .into_iter()
+        .filter_map(|r| {
+            r.map_err(|e| problems.push(Problem::at(span.clone(), e.to_string())))
+                .ok()
+        })
+        .collect();
     let client_ca = match &file.client_ca {
-        Some(path) => tls::load_chain(path).map(Arc::new).map_err(|e| problems.push(Problem::at(span.clone(), e.to_string()))).ok(),
+        Some(path) => tls::load_chain(path)
+            .map(Arc::new)
+            .map_err(|e| problems.push(Problem::at(span.clone(), e.to_string())))
+            .ok(),
         None => None,
     };
     let hsts = match &file.hsts {
         Some(value) => HeaderValue::from_str(value)
-            .map_err(|_| problems.push(Problem::at(span.clone(), "listener.tls.hsts is not a valid header value")))
+            .map_err(|_| {
+                problems.push(Problem::at(
+                    span.clone(),
+                    "listener.tls.hsts is not a valid header value",
+                ))
+            })
             .ok(),
         None => None,
     };
@@ -126,7 +149,11 @@ pub fn listener_tls(file: &ListenerTlsFile, span: Range<usize>, problems: &mut V
         problems.push(Problem::at(span, e.to_string()));
         return None;
     }
-    let mut paths: Vec<&Path> = file.certificates.iter().flat_map(|c| [c.cert.as_path(), c.key.as_path()]).collect();
+    let mut paths: Vec<&Path> = file
+        .certificates
+        .iter()
+        .flat_map(|c| [c.cert.as_path(), c.key.as_path()])
+        .collect();
     paths.extend(file.client_ca.as_deref());
     Some(ListenerTls {
         fingerprint: fingerprint(&paths, ""),
@@ -141,18 +168,32 @@ pub fn listener_tls(file: &ListenerTlsFile, span: Range<usize>, problems: &mut V
 
 /// Loads every certificate entry (one result per entry).
 pub fn load_certificates(files: &[CertificateFile]) -> Vec<Result<Arc<LoadedCert>, TlsError>> {
-    files.iter().map(|f| tls::load_cert(&f.cert, &f.key).map(Arc::new)).collect()
+    files
+        .iter()
+        .map(|f| tls::load_cert(&f.cert, &f.key).map(Arc::new))
+        .collect()
 }
 
 /// Loads and checks a pool's TLS to its backends.
-pub fn upstream_tls(file: &UpstreamTlsFile, span: Range<usize>, problems: &mut Vec<Problem>) -> Option<UpstreamTls> {
+pub fn upstream_tls(
+    file: &UpstreamTlsFile,
+    span: Range<usize>,
+    problems: &mut Vec<Problem>,
+) -> Option<UpstreamTls> {
     let set = |s: &String| (!s.is_empty()).then(|| PathBuf::from(s));
-    let (ca, cert, key) = (set(&file.ca_file), set(&file.client_cert), set(&file.client_key));
+    let (ca, cert, key) = (
+        set(&file.ca_file),
+        set(&file.client_cert),
+        set(&file.client_key),
+    );
     let client = match (&cert, &key) {
         (Some(cert), Some(key)) => Some((cert.as_path(), key.as_path())),
         (None, None) => None,
         _ => {
-            problems.push(Problem::at(span, "pool tls: client_cert and client_key go together"));
+            problems.push(Problem::at(
+                span,
+                "pool tls: client_cert and client_key go together",
+            ));
             return None;
         }
     };
@@ -161,15 +202,25 @@ pub fn upstream_tls(file: &UpstreamTlsFile, span: Range<usize>, problems: &mut V
         name => match ServerName::try_from(name.to_string()) {
             Ok(name) => Some(name),
             Err(_) => {
-                problems.push(Problem::at(span, format!("pool tls: invalid server_name `{name}`")));
+                problems.push(Problem::at(
+                    span,
+                    format!("pool tls: invalid server_name `{name}`"),
+                ));
                 return None;
             }
         },
     };
     match tls::client_config(ca.as_deref(), client) {
         Ok(client) => {
-            let paths: Vec<&Path> = [ca.as_deref(), cert.as_deref(), key.as_deref()].into_iter().flatten().collect();
-            Some(UpstreamTls { client, server_name, fingerprint: fingerprint(&paths, &file.server_name) })
+            let paths: Vec<&Path> = [ca.as_deref(), cert.as_deref(), key.as_deref()]
+                .into_iter()
+                .flatten()
+                .collect();
+            Some(UpstreamTls {
+                client,
+                server_name,
+                fingerprint: fingerprint(&paths, &file.server_name),
+            })
         }
         Err(e) => {
             problems.push(Problem::at(span, format!("pool tls: {e}")));

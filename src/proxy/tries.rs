@@ -184,7 +184,9 @@ impl Tries<'_> {
         }
         let mut request = Request::new(body);
         *request.method_mut() = self.method.clone();
-        *request.uri_mut() = backend.upstream().uri(backend.address(), self.path.as_ref());
+        *request.uri_mut() = backend
+            .upstream()
+            .uri(backend.address(), self.path.as_ref());
         *request.version_mut() = backend.upstream().version();
         *request.headers_mut() = headers;
         request

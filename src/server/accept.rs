@@ -105,7 +105,13 @@ impl Acceptor {
             .connections_accepted
             .with_label_values(&[&self.name])
             .inc();
-        let task = connection::serve(stream, peer, permit, Arc::clone(&self.listener_ctx), Arc::clone(&self.ctx));
+        let task = connection::serve(
+            stream,
+            peer,
+            permit,
+            Arc::clone(&self.listener_ctx),
+            Arc::clone(&self.ctx),
+        );
         self.ctx.connections.spawn(task);
     }
 

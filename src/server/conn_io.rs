@@ -111,7 +111,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ConnIo<S> {
     /// The protocol was settled elsewhere (TLS ALPN): the first head (or stream) is due within
     /// its deadline from now.
     pub fn known(&mut self, protocol: Protocol) -> Protocol {
-        self.deadline.as_mut().reset(Instant::now() + self.timeouts.request_header);
+        self.deadline
+            .as_mut()
+            .reset(Instant::now() + self.timeouts.request_header);
         self.decided(protocol)
     }
 

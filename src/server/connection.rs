@@ -11,11 +11,11 @@
 
 use super::ServerCtx;
 use super::conn_io::{ConnIo, Protocol};
+use super::listener::{ListenerCtx, ListenerSettings};
+use super::stream::ClientStream;
 use super::tunnel;
 use crate::admission::{Permit, Tier};
 use crate::body::ResponseBody;
-use super::listener::{ListenerCtx, ListenerSettings};
-use super::stream::ClientStream;
 use crate::conn::{ClientConn, ConnScheme, ConnTls};
 use http::{Request, Response};
 use hyper::body::Incoming;
@@ -51,15 +51,34 @@ enum Spell {
 }
 
 /// Serves one accepted connection until it closes; the permit is released at the end.
-pub async fn serve(stream: TcpStream, peer: SocketAddr, mut permit: Permit, listener: Arc<ListenerCtx>, ctx: Arc<ServerCtx>) {
+pub async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    mut permit: Permit,
+    listener: Arc<ListenerCtx>,
+    ctx: Arc<ServerCtx>,
+) {
     permit.accepted();
-    let open = ctx.metrics.connections_open.with_label_values(&[&listener.name]);
+    let open = ctx
+        .metrics
+        .connections_open
+        .with_label_values(&[&listener.name]);
     open.inc();
     let settings = listener.settings.load_full();
-    if let Some((stream, scheme, protocol)) = open_stream(stream, &settings, &listener.name, &ctx).await {
-        let conn = Arc::new(ClientConn::new(Arc::clone(&listener.name), peer, scheme, permit.tier()));
+    if let Some((stream, scheme, protocol)) =
+        open_stream(stream, &settings, &listener.name, &ctx).await
+    {
+        let conn = Arc::new(ClientConn::new(
+            Arc::clone(&listener.name),
+            peer,
+            scheme,
+            permit.tier(),
+        ));
         let id = ctx.register(&conn);
-        let session = Session { ctx: &ctx, conn: &conn };
+        let session = Session {
+            ctx: &ctx,
+            conn: &conn,
+        };
         if let Err(e) = session.run(stream, protocol).await {
             tracing::debug!(%peer, error = %e, "connection ended with an error");
         }
@@ -79,7 +98,9 @@ async fn open_stream(
     ctx: &ServerCtx,
 ) -> Option<(ClientStream, ConnScheme, Option<Protocol>)> {
     let Some(tls) = &settings.tls else {
-        let scheme = settings.redirect.map_or(ConnScheme::Http, ConnScheme::Redirect);
+        let scheme = settings
+            .redirect
+            .map_or(ConnScheme::Http, ConnScheme::Redirect);
         return Some((ClientStream::Plain(stream), scheme, None));
     };
     let handshakes = &ctx.metrics.tls_handshakes;
@@ -88,12 +109,16 @@ async fn open_stream(
         Ok(Ok(stream)) => stream,
         Ok(Err(e)) => {
             tracing::debug!(listener, error = %e, "TLS handshake failed");
-            handshakes.with_label_values(&[listener, "error", "none"]).inc();
+            handshakes
+                .with_label_values(&[listener, "error", "none"])
+                .inc();
             return None;
         }
         Err(_) => {
             tracing::debug!(listener, "TLS handshake timed out");
-            handshakes.with_label_values(&[listener, "timeout", "none"]).inc();
+            handshakes
+                .with_label_values(&[listener, "timeout", "none"])
+                .inc();
             return None;
         }
     };
@@ -103,10 +128,24 @@ async fn open_stream(
         Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
         _ => "other",
     };
-    handshakes.with_label_values(&[listener, "ok", version]).inc();
-    let protocol = if session.alpn_protocol() == Some(b"h2") { Protocol::Http2 } else { Protocol::Http1 };
-    let covered = if tls.strict_sni { crate::tls::chosen(&tls.certs, session.server_name()).cloned() } else { None };
-    let scheme = ConnScheme::Https(ConnTls { version, covered, hsts: tls.hsts.clone() });
+    handshakes
+        .with_label_values(&[listener, "ok", version])
+        .inc();
+    let protocol = if session.alpn_protocol() == Some(b"h2") {
+        Protocol::Http2
+    } else {
+        Protocol::Http1
+    };
+    let covered = if tls.strict_sni {
+        crate::tls::chosen(&tls.certs, session.server_name()).cloned()
+    } else {
+        None
+    };
+    let scheme = ConnScheme::Https(ConnTls {
+        version,
+        covered,
+        hsts: tls.hsts.clone(),
+    });
     Some((ClientStream::Tls(Box::new(stream)), scheme, Some(protocol)))
 }
 
@@ -116,7 +155,11 @@ struct Session<'a> {
 }
 
 impl Session<'_> {
-    async fn run(&self, stream: ClientStream, known: Option<Protocol>) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    async fn run(
+        &self,
+        stream: ClientStream,
+        known: Option<Protocol>,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         let settings = self.ctx.settings.load_full();
         let mut io = ConnIo::new(stream, Arc::clone(self.conn), settings.timeouts);
         let protocol = match known {

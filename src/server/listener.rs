@@ -42,13 +42,33 @@ impl ListenerSettings {
     pub fn from_config(listener: &ListenerConfig, config: &Config) -> Result<Self, TlsError> {
         let tls = match &listener.tls {
             None => None,
-            Some(t) => Some(TlsSettings::new(t.certs.clone(), t.client_ca.as_deref().map(Vec::as_slice), t.strict_sni, t.hsts.clone())?),
+            Some(t) => Some(TlsSettings::new(
+                t.certs.clone(),
+                t.client_ca.as_deref().map(Vec::as_slice),
+                t.strict_sni,
+                t.hsts.clone(),
+            )?),
         };
+        // The port is settled once listeners are bound (see `with_https_port`).
         let redirect = listener.http_redirect.then(|| {
-            let https_port = config.listeners.iter().find(|l| l.tls.is_some()).map(|l| l.address.port());
+            let https_port = config
+                .listeners
+                .iter()
+                .find(|l| l.tls.is_some())
+                .map(|l| l.address.port());
             https_port.filter(|&p| p != 443)
         });
         Ok(Self { tls, redirect })
+    }
+}
+
+impl ListenerSettings {
+    /// A redirecting listener's settings naming the https port actually bound.
+    pub fn with_https_port(&self, port: u16) -> Option<Self> {
+        self.redirect.map(|_| Self {
+            tls: None,
+            redirect: Some((port != 443).then_some(port)),
+        })
     }
 }
 
@@ -61,13 +81,21 @@ impl TlsSettings {
         hsts: Option<HeaderValue>,
     ) -> Result<Self, TlsError> {
         let config = tls::server_config(&certs, client_ca)?;
-        Ok(Self { acceptor: TlsAcceptor::from(config), certs, strict_sni, hsts })
+        Ok(Self {
+            acceptor: TlsAcceptor::from(config),
+            certs,
+            strict_sni,
+            hsts,
+        })
     }
 }
 
 impl ListenerCtx {
     /// A listener's state.
     pub fn new(name: &str, settings: ListenerSettings) -> Arc<Self> {
-        Arc::new(Self { name: Arc::from(name), settings: ArcSwap::from_pointee(settings) })
+        Arc::new(Self {
+            name: Arc::from(name),
+            settings: ArcSwap::from_pointee(settings),
+        })
     }
 }

@@ -1,0 +1,72 @@
+//! Certificates made in the test with rcgen: a CA, and leaf certificates it signs, written to
+//! files portero can load.
+
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, SerialNumber};
+use std::path::{Path, PathBuf};
+
+/// A test CA and the directory its files live in.
+pub struct Ca {
+    params: CertificateParams,
+    key: KeyPair,
+    /// The CA certificate, PEM.
+    pub pem: String,
+    dir: tempfile::TempDir,
+}
+
+/// A leaf certificate's files.
+pub struct Leaf {
+    /// PEM chain file.
+    pub cert: PathBuf,
+    /// PEM key file.
+    pub key: PathBuf,
+}
+
+impl Ca {
+    /// A new CA named `name`.
+    pub fn new(name: &str) -> Ca {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, name);
+        let pem = params.self_signed(&key).unwrap().pem();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ca.pem"), &pem).unwrap();
+        Ca {
+            params,
+            key,
+            pem,
+            dir,
+        }
+    }
+
+    /// The CA certificate's file.
+    pub fn file(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    /// Issues a certificate for `names` (DNS names or IP addresses) with common name `cn` and
+    /// `serial`, written as `{file}.pem` and `{file}.key` in the CA's directory.
+    pub fn issue(&self, file: &str, cn: &str, names: &[&str], serial: u64) -> Leaf {
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let mut params = CertificateParams::new(names).unwrap();
+        params.distinguished_name.push(DnType::CommonName, cn);
+        params.serial_number = Some(SerialNumber::from(serial));
+        let key = KeyPair::generate().unwrap();
+        let issuer = Issuer::new(self.params.clone(), &self.key);
+        let cert = params.signed_by(&key, &issuer).unwrap();
+        let leaf = Leaf {
+            cert: self.dir.path().join(format!("{file}.pem")),
+            key: self.dir.path().join(format!("{file}.key")),
+        };
+        write_atomically(&leaf.cert, &cert.pem());
+        write_atomically(&leaf.key, &key.serialize_pem());
+        leaf
+    }
+}
+
+/// Replaces a file in one step, as certbot and Kubernetes do, so a reader never sees half.
+pub fn write_atomically(path: &Path, text: &str) {
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, text).unwrap();
+    std::fs::rename(&partial, path).unwrap();
+}
