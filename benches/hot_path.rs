@@ -51,6 +51,7 @@ fn picking(c: &mut Criterion) {
         connect_timeout: Duration::from_secs(1),
         idle_timeout: Duration::from_secs(60),
         tls: None,
+        connect_seconds: None,
     };
     for balance in [
         Balance::RoundRobin,

@@ -71,6 +71,8 @@ pub struct Record<'a> {
     pub outcome: &'a str,
     /// Why portero answered itself, when it did.
     pub error: Option<&'a str>,
+    /// The TLS version of the connection, when it is HTTPS.
+    pub tls: Option<&'a str>,
 }
 
 /// What the writer task receives.
@@ -79,6 +81,8 @@ enum Message {
     Line(String),
     /// Flush everything queued before this, then answer.
     Flush(oneshot::Sender<()>),
+    /// Close and open the file again (after logrotate moved it).
+    Reopen,
 }
 
 /// The handle the request path logs through; cheap to clone.
@@ -94,19 +98,12 @@ impl AccessLog {
         target: &Target,
         dropped: IntCounter,
     ) -> std::io::Result<(AccessLog, Option<JoinHandle<()>>)> {
-        let writer: Box<dyn AsyncWrite + Send + Unpin> = match target {
-            Target::Off => return Ok((AccessLog { tx: None, dropped }, None)),
-            Target::Stdout => Box::new(tokio::io::stdout()),
-            Target::File(path) => Box::new(
-                tokio::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .await?,
-            ),
-        };
+        if *target == Target::Off {
+            return Ok((AccessLog { tx: None, dropped }, None));
+        }
+        let writer = open(target).await?;
         let (tx, rx) = mpsc::channel(QUEUE);
-        let task = tokio::spawn(write_lines(rx, writer));
+        let task = tokio::spawn(write_lines(rx, writer, target.clone()));
         Ok((
             AccessLog {
                 tx: Some(tx),
@@ -143,6 +140,13 @@ impl AccessLog {
         }
     }
 
+    /// Reopens a log file (SIGUSR1, reload), so logrotate can move it away.
+    pub fn reopen(&self) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.try_send(Message::Reopen);
+        }
+    }
+
     /// Waits until every line queued so far is written (used at shutdown).
     pub async fn flush(&self) {
         let Some(tx) = &self.tx else { return };
@@ -153,7 +157,22 @@ impl AccessLog {
     }
 }
 
-async fn write_lines(mut rx: mpsc::Receiver<Message>, writer: Box<dyn AsyncWrite + Send + Unpin>) {
+type Writer = Box<dyn AsyncWrite + Send + Unpin>;
+
+async fn open(target: &Target) -> std::io::Result<Writer> {
+    Ok(match target {
+        Target::File(path) => Box::new(
+            tokio::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .await?,
+        ),
+        _ => Box::new(tokio::io::stdout()),
+    })
+}
+
+async fn write_lines(mut rx: mpsc::Receiver<Message>, writer: Writer, target: Target) {
     let mut out = BufWriter::with_capacity(64 * 1024, writer);
     let mut waiting = Vec::new();
     while let Some(first) = rx.recv().await {
@@ -167,6 +186,15 @@ async fn write_lines(mut rx: mpsc::Receiver<Message>, writer: Box<dyn AsyncWrite
                 }
                 Message::Line(_) => {}
                 Message::Flush(done) => waiting.push(done),
+                Message::Reopen => {
+                    let _ = out.flush().await;
+                    match open(&target).await {
+                        Ok(writer) => out = BufWriter::with_capacity(64 * 1024, writer),
+                        Err(e) => {
+                            tracing::error!(error = %e, "access log cannot be reopened; writing to the old file")
+                        }
+                    }
+                }
             }
             next = rx.try_recv().ok();
         }

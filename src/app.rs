@@ -131,6 +131,7 @@ impl App {
             1,
             None,
             &members,
+            Some(&metrics),
         )));
         let (baseline, burst) = admission_limits(&config, fd);
         let admission = Admission::new(baseline, burst);
@@ -206,6 +207,7 @@ impl App {
         if config.watch {
             watch::spawn(&app);
         }
+        metrics.prepare(&config);
         metrics.config_reloads.with_label_values(&["success"]);
         metrics.config_reloads.with_label_values(&["failure"]);
         metrics.config_last_reload_success.set(unix_now());
@@ -286,6 +288,7 @@ impl App {
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
         let mut hup = signal(SignalKind::hangup())?;
+        let mut usr1 = signal(SignalKind::user_defined1())?;
         let grace = loop {
             tokio::select! {
                 _ = term.recv() => break self.config().timeouts.shutdown_grace,
@@ -293,6 +296,10 @@ impl App {
                 _ = hup.recv() => {
                     // A reload failure is logged and counted inside; the daemon keeps serving.
                     let _ = self.reload("signal").await;
+                }
+                _ = usr1.recv() => {
+                    tracing::info!("reopening the access log");
+                    self.access_log.reopen();
                 }
             }
         };

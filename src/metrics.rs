@@ -39,6 +39,12 @@ pub struct Metrics {
     pub upstream_errors: IntCounterVec,
     /// `portero_upstream_response_seconds{pool}`: request sent until response head received.
     pub upstream_response: HistogramVec,
+    /// `portero_upstream_connect_seconds{pool}`: TCP connect time to backends.
+    pub upstream_connect: HistogramVec,
+    /// `portero_upstream_connections{pool,backend}`: open connections to each backend.
+    pub upstream_connections: IntGaugeVec,
+    /// `portero_requests_refused_total{listener,reason}`: requests portero answered itself.
+    pub requests_refused: IntCounterVec,
     /// `portero_backend_up{pool,backend}`.
     pub backend_up: IntGaugeVec,
     /// `portero_backend_in_flight{pool,backend}`.
@@ -179,6 +185,21 @@ impl Metrics {
                 "Time from sending a request to a backend until its response head",
                 &["pool"],
             ),
+            upstream_connect: histogram(
+                "portero_upstream_connect_seconds",
+                "Time to connect to a backend",
+                &["pool"],
+            ),
+            upstream_connections: gauge(
+                "portero_upstream_connections",
+                "Connections open to each backend, pooled or busy",
+                &["pool", "backend"],
+            ),
+            requests_refused: counter(
+                "portero_requests_refused_total",
+                "Requests portero answered itself instead of a backend, by reason",
+                &["listener", "reason"],
+            ),
             backend_up: gauge(
                 "portero_backend_up",
                 "1 when the backend takes new requests",
@@ -274,6 +295,53 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Creates the series a config implies at zero, so they exist before their first event
+    /// (rates and alerts over them work from the start).
+    pub fn prepare(&self, config: &crate::config::Config) {
+        for listener in &config.listeners {
+            let name = listener.name.as_str();
+            self.connections_open.with_label_values(&[name]);
+            self.connections_accepted.with_label_values(&[name]);
+            self.connections_rejected
+                .with_label_values(&[name, "limit"]);
+        }
+        for pool in config.pools.keys() {
+            self.retries.with_label_values(&[pool.as_str()]);
+            self.pool_panic.with_label_values(&[pool.as_str()]);
+        }
+    }
+
+    /// Drops every series labelled with a backend that left its pool, so labels stay bounded
+    /// however often membership churns.
+    pub fn forget_backend(&self, pool: &str, backend: &str) {
+        for class in ["1xx", "2xx", "3xx", "4xx", "5xx"] {
+            let _ = self
+                .upstream_requests
+                .remove_label_values(&[pool, backend, class]);
+        }
+        for kind in [
+            "connect_failed",
+            "connect_timeout",
+            "upstream_failed",
+            "upstream_timeout",
+        ] {
+            let _ = self
+                .upstream_errors
+                .remove_label_values(&[pool, backend, kind]);
+        }
+        for result in ["pass", "fail"] {
+            let _ = self
+                .health_checks
+                .remove_label_values(&[pool, backend, result]);
+        }
+        use crate::backend::Transition::*;
+        for t in [CheckPassed, CheckFailed, Ejected, EjectionEnded, Removed] {
+            let _ =
+                self.backend_transitions
+                    .remove_label_values(&[pool, backend, t.to(), t.reason()]);
+        }
+    }
+
     /// Counts a backend's state change.
     pub fn transition(&self, pool: &str, backend: &str, transition: crate::backend::Transition) {
         self.backend_transitions

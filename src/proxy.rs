@@ -56,6 +56,11 @@ impl Proxy {
             Err(error) => {
                 tracing::debug!(error = %error, peer = %conn.peer, "request answered by portero");
                 exchange.set_error(error.kind());
+                self.recorder
+                    .metrics
+                    .requests_refused
+                    .with_label_values(&[&conn.listener, error.kind()])
+                    .inc();
                 error.into_response()
             }
         };

@@ -4,6 +4,7 @@
 
 use crate::backend::BackendSpec;
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::pool::Pool;
 use crate::route::Router;
 use crate::upstream::UpstreamSettings;
@@ -36,6 +37,7 @@ impl Snapshot {
         generation: u64,
         previous: Option<&Snapshot>,
         members: &Members,
+        metrics: Option<&Metrics>,
     ) -> Snapshot {
         let now = crate::backend::now_us();
         let pools: BTreeMap<String, Arc<Pool>> = config
@@ -47,6 +49,8 @@ impl Snapshot {
                     connect_timeout: config.timeouts.upstream_connect,
                     idle_timeout: config.timeouts.idle,
                     tls: pool.tls.clone(),
+                    connect_seconds: metrics
+                        .map(|m| m.upstream_connect.with_label_values(&[name.as_str()])),
                 };
                 // Live backends carry over unless the protocol or TLS to them changed.
                 let old = previous.and_then(|p| p.pools.get(name)).filter(|old| {

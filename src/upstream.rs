@@ -14,6 +14,12 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+mod observed;
+
+use observed::ObservedConnector;
 use std::time::Duration;
 
 /// Settings every upstream client is built with.
@@ -27,6 +33,8 @@ pub struct UpstreamSettings {
     pub idle_timeout: Duration,
     /// HTTPS to the backend (ALPN h2, then http/1.1).
     pub tls: Option<UpstreamTls>,
+    /// `portero_upstream_connect_seconds` of the pool, when metrics are kept.
+    pub connect_seconds: Option<prometheus::Histogram>,
 }
 
 /// A pooled client for one backend.
@@ -34,13 +42,15 @@ pub struct UpstreamSettings {
 pub struct Upstream {
     client: Clients,
     version: Version,
+    /// Open connections to the backend, pooled or busy.
+    open: Arc<AtomicI64>,
 }
 
 /// Plain and TLS clients are different types; keeping them apart costs plain backends nothing.
 #[derive(Clone, Debug)]
 enum Clients {
-    Plain(Client<HttpConnector, RequestBody>),
-    Tls(Client<HttpsConnector<HttpConnector>, RequestBody>),
+    Plain(Client<ObservedConnector, RequestBody>),
+    Tls(Client<HttpsConnector<ObservedConnector>, RequestBody>),
 }
 
 /// Why a request to a backend failed.
@@ -78,6 +88,12 @@ impl Upstream {
                 Version::HTTP_2
             }
         };
+        let open = Arc::new(AtomicI64::new(0));
+        let connector = ObservedConnector::new(
+            connector,
+            settings.connect_seconds.clone(),
+            Arc::clone(&open),
+        );
         let client = match &settings.tls {
             None => Clients::Plain(builder.build(connector)),
             Some(tls) => {
@@ -100,7 +116,11 @@ impl Upstream {
                 )
             }
         };
-        Self { client, version }
+        Self {
+            client,
+            version,
+            open,
+        }
     }
 
     /// The URI of `path` on the backend at `address`.
@@ -116,6 +136,11 @@ impl Upstream {
                 .unwrap_or_else(|| PathAndQuery::from_static("/")),
         );
         Uri::from_parts(parts).expect("scheme, authority and path make a valid URI")
+    }
+
+    /// Connections open to the backend now, pooled or busy.
+    pub fn open_connections(&self) -> i64 {
+        self.open.load(Ordering::Relaxed)
     }
 
     /// The HTTP version requests to this backend must carry.

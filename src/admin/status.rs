@@ -30,6 +30,7 @@ fn refresh_gauges(ctx: &AdminCtx) {
     m.backend_up.reset();
     m.backend_in_flight.reset();
     m.pool_backends.reset();
+    m.upstream_connections.reset();
     let snapshot = ctx.snapshot.load();
     let now = crate::backend::now_us();
     for (name, pool) in snapshot.pools() {
@@ -41,6 +42,9 @@ fn refresh_gauges(ctx: &AdminCtx) {
             m.backend_in_flight
                 .with_label_values(&labels)
                 .set(member.backend.in_flight() as i64);
+            m.upstream_connections
+                .with_label_values(&labels)
+                .set(member.backend.upstream().open_connections());
             m.pool_backends
                 .with_label_values(&[name.as_str(), member.backend.state_at(now).as_str()])
                 .inc();

@@ -78,6 +78,8 @@ impl App {
                 self.metrics
                     .config_last_reload_success
                     .set(super::unix_now());
+                // After a reload, as after SIGUSR1: logrotate's postrotate may use either.
+                self.access_log.reopen();
                 tracing::info!(
                     trigger,
                     generation = report.generation,
@@ -118,6 +120,7 @@ impl App {
             discovery(&config).is_some() && discovery(&config) == discovery(&old_config)
         });
         let config = Arc::new(config);
+        self.metrics.prepare(&config);
         self.config.store(Arc::clone(&config));
         let report = self.swap(Arc::clone(&config), &members);
         self.listeners.switch(&config, prepared, &self.server);
@@ -144,6 +147,7 @@ impl App {
             generation,
             Some(&old),
             members,
+            Some(&self.metrics),
         ));
         let changes = diff(&old, &new);
         self.snapshot.store(Arc::clone(&new));
@@ -175,12 +179,25 @@ impl App {
                 self.metrics
                     .transition(name, member.backend.label(), Transition::Removed);
                 let backend = Arc::clone(&member.backend);
+                let (metrics, snapshot, pool) = (
+                    Arc::clone(&self.metrics),
+                    Arc::clone(&self.snapshot),
+                    name.clone(),
+                );
                 tokio::spawn(async move {
                     tokio::time::sleep(drain).await;
                     if backend.in_flight() > 0 {
                         tracing::info!(backend = %backend.address(), in_flight = backend.in_flight(), "drain deadline passed: cutting what still streams");
                     }
                     backend.cut_in_flight();
+                    let back = snapshot.load().pools().get(&pool).is_some_and(|p| {
+                        p.members()
+                            .iter()
+                            .any(|m| m.backend.address() == backend.address())
+                    });
+                    if !back {
+                        metrics.forget_backend(&pool, backend.label());
+                    }
                 });
             }
         }

@@ -8,6 +8,7 @@ fn settings() -> UpstreamSettings {
         connect_timeout: Duration::from_secs(1),
         idle_timeout: Duration::from_secs(60),
         tls: None,
+        connect_seconds: None,
     }
 }
 

@@ -241,6 +241,10 @@ impl Exchange {
                     .unwrap_or(""),
                 outcome: self.outcome.as_str(),
                 error: self.error,
+                tls: match &self.conn.scheme {
+                    crate::conn::ConnScheme::Https(tls) => Some(tls.version),
+                    _ => None,
+                },
             });
         }
     }
