@@ -10,11 +10,12 @@ COPY benches ./benches
 RUN cargo build --release --locked --bin portero
 
 FROM debian:bookworm-slim
-RUN useradd --system --no-create-home --shell /usr/sbin/nologin portero \
+# A fixed numeric user, so Kubernetes' runAsNonRoot can verify it without resolving names.
+RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin portero \
     && mkdir -p /etc/portero
 COPY --from=build /src/target/release/portero /usr/local/bin/portero
 COPY config/portero.toml /etc/portero/portero.toml
-USER portero
+USER 10001:10001
 ENV PORTERO_CONFIG=/etc/portero/portero.toml
 EXPOSE 8080 9901
 STOPSIGNAL SIGTERM

@@ -16,6 +16,7 @@ use crate::proxy::exchange::Recorder;
 use crate::server::{ServerCtx, ServerError};
 use crate::snapshot::{Members, SharedSnapshot, Snapshot};
 use arc_swap::ArcSwap;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,6 +28,7 @@ mod control;
 mod fd_limit;
 mod listeners;
 mod members;
+mod notify;
 mod reload;
 mod watch;
 
@@ -58,6 +60,9 @@ pub enum AppError {
     /// A listener's TLS settings could not be built.
     #[error("{0}")]
     Tls(String),
+    /// systemd passed a socket no `[[listener]]` is named for.
+    #[error("systemd passed a socket named `{0}`, and no [[listener]] has that name")]
+    Inherited(String),
     /// `admin.token_file` could not be read.
     #[error("cannot read admin.token_file {path:?}: {source}")]
     Token {
@@ -91,12 +96,23 @@ pub struct App {
     /// Announces every new snapshot generation (health checks and discovery follow it).
     changes: tokio::sync::watch::Sender<u64>,
     reloading: tokio::sync::Mutex<()>,
+    /// systemd's notify socket, when there is one.
+    notifier: Option<Arc<crate::systemd::Notifier>>,
 }
 
 impl App {
     /// Binds every listener and the admin port, then starts serving. `config_path` is what
     /// reloads re-read; without one, reloads are refused.
     pub async fn start(config: Config, config_path: Option<PathBuf>) -> Result<Arc<App>, AppError> {
+        Self::start_with(config, config_path, HashMap::new()).await
+    }
+
+    /// Like [`start`](Self::start), with listening sockets passed by systemd (by listener name).
+    pub async fn start_with(
+        config: Config,
+        config_path: Option<PathBuf>,
+        mut inherited: HashMap<String, std::net::TcpListener>,
+    ) -> Result<Arc<App>, AppError> {
         let fd = raise_fd_limit(&config);
         let metrics = Arc::new(Metrics::new());
         let target = access_log::Target::parse(&config.log.access_log);
@@ -110,10 +126,15 @@ impl App {
 
         // Bind everything before spawning anything, so a port in use fails the start cleanly.
         let listeners = listeners::Listeners::new();
-        let bound = listeners.prepare(&config).map_err(|e| match e {
-            listeners::ListenerError::Bind(e) => AppError::Bind(e),
-            tls => AppError::Tls(tls.to_string()),
-        })?;
+        let bound = listeners
+            .prepare(&config, &mut inherited)
+            .map_err(|e| match e {
+                listeners::ListenerError::Bind(e) => AppError::Bind(e),
+                tls => AppError::Tls(tls.to_string()),
+            })?;
+        if let Some(name) = inherited.keys().next() {
+            return Err(AppError::Inherited(name.clone()));
+        }
         let admin_listener = tokio::net::TcpListener::bind(config.admin.address)
             .await
             .map_err(|source| AppError::Admin {
@@ -180,6 +201,7 @@ impl App {
                 stop_background: stop_background.clone(),
                 changes,
                 reloading: tokio::sync::Mutex::new(()),
+                notifier: crate::systemd::Notifier::from_env().map(Arc::new),
             }
         });
         // Started only now that `app` exists: the discovery updates and the admin's write
@@ -212,6 +234,7 @@ impl App {
         metrics.config_reloads.with_label_values(&["failure"]);
         metrics.config_last_reload_success.set(unix_now());
         readiness.set_ready();
+        notify::spawn(&app);
         Ok(app)
     }
 
@@ -254,6 +277,7 @@ impl App {
     /// accepting after `/readyz` turns 503.
     pub async fn shutdown(&self, grace: Duration) {
         self.readiness.set_draining();
+        self.notify("STOPPING=1\nSTATUS=draining");
         if !grace.is_zero() {
             tracing::info!(grace = ?grace, "draining: /readyz is 503, still accepting for the grace period");
             tokio::time::sleep(grace).await;

@@ -71,6 +71,8 @@ pub struct Backend {
     draining: AtomicBool,
     checks: Mutex<Hysteresis>,
     check_down: AtomicBool,
+    /// Whether an active check has answered at least once.
+    checked: AtomicBool,
     /// µs (process clock) until which passive outlier detection keeps it out; 0 = never.
     ejected_until: AtomicU64,
     ejections: AtomicU32,
@@ -92,6 +94,7 @@ impl Backend {
             draining: AtomicBool::new(false),
             checks: Mutex::new(Hysteresis::up()),
             check_down: AtomicBool::new(false),
+            checked: AtomicBool::new(false),
             ejected_until: AtomicU64::new(0),
             ejections: AtomicU32::new(0),
             consecutive_failures: AtomicU32::new(0),
@@ -155,6 +158,7 @@ impl Backend {
 
     /// Records one active check result; returns the transition it caused, if any.
     pub fn record_check(&self, pass: bool, rise: u32, fall: u32) -> Option<Transition> {
+        self.checked.store(true, Ordering::Release);
         let mut checks = self.checks.lock().unwrap_or_else(|e| e.into_inner());
         let up = checks.record(pass, rise, fall)?;
         self.check_down.store(!up, Ordering::Release);
@@ -164,6 +168,11 @@ impl Backend {
         } else {
             Some(Transition::CheckFailed)
         }
+    }
+
+    /// Whether an active check has answered at least once.
+    pub fn has_been_checked(&self) -> bool {
+        self.checked.load(Ordering::Acquire)
     }
 
     fn is_ejected(&self, now: u64) -> bool {

@@ -42,6 +42,7 @@ pub mod proxy;
 pub mod route;
 pub mod server;
 pub mod snapshot;
+pub mod systemd;
 pub mod tls;
 pub mod upstream;
 

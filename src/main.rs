@@ -137,8 +137,11 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 fn run(path: PathBuf) -> anyhow::Result<u8> {
     let config = Config::from_file(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
     init_logging(&config.log.level, config.log.format);
+    // Before the runtime starts threads: taking them clears the LISTEN_* variables.
+    let inherited =
+        portero::systemd::inherited_listeners().context("taking the sockets passed by systemd")?;
     runtime()?.block_on(async {
-        let app = App::start(config, Some(path)).await?;
+        let app = App::start_with(config, Some(path), inherited).await?;
         let code = app.run_until_signalled().await?;
         Ok(code as u8)
     })

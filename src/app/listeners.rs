@@ -11,6 +11,7 @@ use crate::server::listener::{ListenerCtx, ListenerSettings, TlsSettings};
 use crate::server::{self, ServerCtx, ServerError};
 use crate::tls::TlsError;
 use arc_swap::ArcSwap;
+use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -81,9 +82,13 @@ impl Listeners {
         }
     }
 
-    /// Binds every listener of `config` not already running at the same address, and builds
-    /// every listener's settings.
-    pub fn prepare(&self, config: &Config) -> Result<Prepared, ListenerError> {
+    /// Binds every listener of `config` not already running at the same address (or takes the
+    /// socket systemd passed for it by name), and builds every listener's settings.
+    pub fn prepare(
+        &self,
+        config: &Config,
+        inherited: &mut HashMap<String, std::net::TcpListener>,
+    ) -> Result<Prepared, ListenerError> {
         let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
         let mut bound = Vec::new();
         let mut settings = Vec::new();
@@ -91,12 +96,14 @@ impl Listeners {
             let built = ListenerSettings::from_config(listener, config)
                 .map_err(|e| ListenerError::Tls(listener.name.clone(), e))?;
             settings.push((listener.name.clone(), built));
-            if !running.iter().any(|r| same_socket(&r.config, listener)) {
-                bound.push((
-                    listener.clone(),
-                    server::bind(listener, config.admission.backlog)?,
-                ));
+            if running.iter().any(|r| same_socket(&r.config, listener)) {
+                continue;
             }
+            let socket = match inherited.remove(&listener.name) {
+                Some(passed) => adopt(passed, listener)?,
+                None => server::bind(listener, config.admission.backlog)?,
+            };
+            bound.push((listener.clone(), socket));
         }
         Ok(Prepared { bound, settings })
     }
@@ -235,6 +242,22 @@ impl Listeners {
     pub fn stop_all(&self) {
         self.stop_all.cancel();
     }
+}
+
+/// A socket systemd bound and passed: portero never binds that address itself.
+fn adopt(
+    passed: std::net::TcpListener,
+    listener: &ListenerConfig,
+) -> Result<TcpListener, ServerError> {
+    let error = |source| ServerError::Bind {
+        name: listener.name.clone(),
+        address: listener.address,
+        source,
+    };
+    passed.set_nonblocking(true).map_err(error)?;
+    let socket = TcpListener::from_std(passed).map_err(error)?;
+    tracing::info!(listener = %listener.name, "using the socket passed by systemd");
+    Ok(socket)
 }
 
 fn publish_expiry(running: &[Running], metrics: &Metrics) {

@@ -8,7 +8,7 @@ use super::App;
 use crate::backend::Transition;
 use crate::config::{Config, ConfigError};
 use crate::snapshot::{Members, Snapshot};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -46,6 +46,9 @@ impl App {
     /// in `portero_config_reloads_total`.
     pub async fn reload(&self, trigger: &'static str) -> Result<ReloadReport, ReloadError> {
         let _one_at_a_time = self.reloading.lock().await;
+        if let Some(notifier) = &self.notifier {
+            notifier.reloading();
+        }
         let result = match &self.config_path {
             None => Err(ReloadError::NoConfigFile),
             Some(path) => {
@@ -69,6 +72,7 @@ impl App {
                 }
             }
         };
+        self.notify_ready();
         match &result {
             Ok(report) => {
                 self.metrics
@@ -111,7 +115,7 @@ impl App {
     ) -> Result<ReloadReport, ReloadError> {
         needs_restart(&self.config(), &config)?;
         let mut members = self.members.lock().unwrap_or_else(|e| e.into_inner());
-        let prepared = self.listeners.prepare(&config)?;
+        let prepared = self.listeners.prepare(&config, &mut HashMap::new())?;
         let old_config = self.config();
         // A pool's own source wins on reload: the file for static pools; a discovery pool keeps
         // its feed's last set (never emptied while its feed re-resolves) unless the feed changed.

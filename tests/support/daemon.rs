@@ -57,6 +57,18 @@ impl Process {
 
     /// Like [`spawn`](Self::spawn), with the open-files limit (soft and hard) set to `fds` first.
     pub fn spawn_with_fd_limit(text: &str, fds: Option<u32>) -> Process {
+        let limit = fds.map_or(String::new(), |n| format!("ulimit -n {n} && "));
+        let launcher = [
+            "sh".to_string(),
+            "-c".to_string(),
+            format!("{limit}exec \"$0\" run --config \"$1\""),
+        ];
+        Self::spawn_via(text, &launcher, &[])
+    }
+
+    /// Runs `launcher... BINARY CONFIG_FILE` with `envs`; the launcher must end by exec'ing
+    /// `BINARY run --config CONFIG_FILE` (a shell setting limits, a socket-activation shim).
+    pub fn spawn_via(text: &str, launcher: &[String], envs: &[(&str, String)]) -> Process {
         let text = format!("{text}\n");
         let text = if text.contains("[log]") {
             text.replace("[log]\n", "[log]\nformat = \"json\"\n")
@@ -65,12 +77,11 @@ impl Process {
         };
         let config = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(config.path(), text).unwrap();
-        let limit = fds.map_or(String::new(), |n| format!("ulimit -n {n} && "));
-        let mut child = Command::new("sh")
-            .arg("-c")
-            .arg(format!("{limit}exec \"$0\" run --config \"$1\""))
+        let mut child = Command::new(&launcher[0])
+            .args(&launcher[1..])
             .arg(binary())
             .arg(config.path())
+            .envs(envs.iter().map(|(k, v)| (k, v)))
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
