@@ -4,7 +4,12 @@
 //! sender. The response body carries the request's [`Exchange`], which is recorded (metrics,
 //! access log, in-flight counts) when the body ends, fails or is dropped.
 
+mod client;
+
+pub use client::{ClientBody, ClientBodyError};
+
 use crate::proxy::exchange::{Exchange, Outcome};
+use crate::proxy::headers::remove_forbidden_trailers;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
@@ -29,7 +34,7 @@ pub struct RequestBody {
 enum RequestKind {
     Streaming {
         slot: Arc<BodySlot>,
-        taken: Option<Incoming>,
+        taken: Option<ClientBody>,
     },
     Full(Option<Bytes>),
 }
@@ -37,14 +42,14 @@ enum RequestKind {
 /// A client's body not read yet, waiting for the try that will stream it.
 #[derive(Debug)]
 pub struct BodySlot {
-    body: Mutex<Option<Incoming>>,
+    body: Mutex<Option<ClientBody>>,
     end: bool,
     hint: SizeHint,
 }
 
 impl BodySlot {
     /// Keeps `body` until a try takes it.
-    pub fn new(body: Incoming) -> Arc<Self> {
+    pub fn new(body: ClientBody) -> Arc<Self> {
         Arc::new(Self {
             end: body.is_end_stream(),
             hint: body.size_hint(),
@@ -57,7 +62,7 @@ impl BodySlot {
         self.body.lock().map(|b| b.is_some()).unwrap_or(false)
     }
 
-    fn take(&self) -> Option<Incoming> {
+    fn take(&self) -> Option<ClientBody> {
         self.body.lock().ok()?.take()
     }
 }
@@ -83,12 +88,12 @@ impl RequestBody {
 
 impl Body for RequestBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = ClientBodyError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, ClientBodyError>>> {
         let this = self.get_mut();
         let frame = match &mut this.kind {
             RequestKind::Full(data) => data.take().map(|d| Ok(Frame::data(d))),
@@ -211,7 +216,10 @@ impl ResponseBody {
     }
 
     /// Attaches the exchange to record when this body ends.
-    pub fn with_exchange(mut self, exchange: Exchange) -> Self {
+    pub fn with_exchange(mut self, mut exchange: Exchange) -> Self {
+        if matches!(self.kind, Kind::Upstream { .. }) {
+            exchange.streaming();
+        }
         self.exchange = Some(exchange);
         self
     }
@@ -231,7 +239,8 @@ impl Body for ResponseBody {
                 if cut.poll(cx).is_ready() {
                     Some(Err(BodyError::Drained))
                 } else {
-                    ready!(body.poll_frame(cx)).map(|f| f.map_err(BodyError::from))
+                    ready!(body.poll_frame(cx))
+                        .map(|f| f.map(without_forbidden_trailers).map_err(BodyError::from))
                 }
             }
             KindProj::Full { data } => data.take().map(|d| Ok(Frame::data(d))),
@@ -269,5 +278,16 @@ impl Body for ResponseBody {
                 SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
             }
         }
+    }
+}
+
+/// A backend's trailers lose the fields a client must not merge into the head (row 11).
+fn without_forbidden_trailers(frame: Frame<Bytes>) -> Frame<Bytes> {
+    match frame.into_trailers() {
+        Ok(mut trailers) => {
+            remove_forbidden_trailers(&mut trailers);
+            Frame::trailers(trailers)
+        }
+        Err(frame) => frame,
     }
 }

@@ -29,6 +29,8 @@ pub struct ClientConn {
     close: Notify,
     closing: AtomicBool,
     parkable: AtomicBool,
+    /// The HTTP/1 head being read had a Content-Length line (see `server::head_scan`).
+    head_content_length: AtomicBool,
     /// The backend's side of an upgrade (101) this connection's request got, for the
     /// connection to splice once hyper hands its socket back.
     upgrade: Mutex<Option<(OnUpgrade, WaitForCancellationFutureOwned)>>,
@@ -46,6 +48,7 @@ impl ClientConn {
             close: Notify::new(),
             closing: AtomicBool::new(false),
             parkable: AtomicBool::new(false),
+            head_content_length: AtomicBool::new(false),
             upgrade: Mutex::new(None),
         }
     }
@@ -89,6 +92,17 @@ impl ClientConn {
     /// Whether it became parkable since the last call.
     pub fn take_parkable(&self) -> bool {
         self.parkable.swap(false, Ordering::AcqRel)
+    }
+
+    /// What the connection's scan of the next request head found: whether it had a
+    /// Content-Length line, which hyper drops when a Transfer-Encoding comes with it.
+    pub fn set_head_content_length(&self, seen: bool) {
+        self.head_content_length.store(seen, Ordering::Release);
+    }
+
+    /// Takes the scan's finding for the request being served (false when none was made).
+    pub fn take_head_content_length(&self) -> bool {
+        self.head_content_length.swap(false, Ordering::AcqRel)
     }
 
     /// Records the backend's side of an upgrade (and what cuts it at the backend's drain
@@ -142,6 +156,9 @@ pub struct ConnActivity {
     epoch: AtomicU32,
     idle_since_us: AtomicU64,
     upgraded: AtomicBool,
+    /// Response bodies streaming from backends, and when one last moved a frame to the client.
+    streams: AtomicU32,
+    progress_us: AtomicU64,
 }
 
 impl Default for ConnActivity {
@@ -151,6 +168,8 @@ impl Default for ConnActivity {
             epoch: AtomicU32::new(0),
             idle_since_us: AtomicU64::new(now_us()),
             upgraded: AtomicBool::new(false),
+            streams: AtomicU32::new(0),
+            progress_us: AtomicU64::new(0),
         }
     }
 }
@@ -196,6 +215,29 @@ impl ConnActivity {
     pub fn is_upgraded(&self) -> bool {
         self.upgraded.load(Ordering::Acquire)
     }
+
+    /// A response body began streaming from a backend.
+    pub fn stream_started(&self) {
+        self.stream_progressed();
+        self.streams.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// A streaming response body handed a frame to the client's connection.
+    pub fn stream_progressed(&self) {
+        self.progress_us.store(now_us(), Ordering::Release);
+    }
+
+    /// A streaming response body ended.
+    pub fn stream_ended(&self) {
+        self.streams.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Whether response bodies are streaming but none has moved a frame for `limit` (µs) up
+    /// to `now`: the client holds its HTTP/2 flow-control window at zero, or the backend stalls.
+    pub fn stalled(&self, now: u64, limit: u64) -> bool {
+        self.streams.load(Ordering::Acquire) > 0
+            && now.saturating_sub(self.progress_us.load(Ordering::Acquire)) > limit
+    }
 }
 
 #[cfg(test)]
@@ -216,5 +258,19 @@ mod tests {
         assert_eq!(a.epoch(), 4);
         a.set_upgraded();
         assert_eq!(a.idle_since(), None);
+    }
+
+    #[test]
+    fn a_stall_needs_a_stream_that_stopped_moving() {
+        let a = ConnActivity::default();
+        let later = now_us() + 10_000_000;
+        assert!(!a.stalled(later, 1_000_000), "nothing streams");
+        a.stream_started();
+        assert!(!a.stalled(now_us(), 1_000_000));
+        assert!(a.stalled(later, 1_000_000));
+        a.stream_progressed();
+        assert!(!a.stalled(now_us(), 1_000_000));
+        a.stream_ended();
+        assert!(!a.stalled(later, 1_000_000));
     }
 }

@@ -75,6 +75,16 @@ pub struct Metrics {
     pub config_last_reload_success: Gauge,
     /// `portero_access_log_dropped_total`: lines dropped because the writer fell behind.
     pub access_log_dropped: IntCounter,
+    /// `portero_requests_aborted_total{listener,by}`: exchanges cut before their response
+    /// ended, by `client` (went away, 499-style) or `upstream` (backend broke off).
+    pub requests_aborted: IntCounterVec,
+    /// `portero_rate_limit_tracked_clients`: client addresses in the local rate-limit table.
+    pub rate_limit_tracked: IntGauge,
+    /// `portero_rate_limit_store_errors_total`: shared-store decisions that fell back to the
+    /// local budget (Redis away or slow).
+    pub rate_limit_store_errors: IntCounter,
+    /// `portero_proxy_protocol_total{listener,result}`: PROXY headers read or refused.
+    pub proxy_protocol: IntCounterVec,
 }
 
 impl Metrics {
@@ -127,6 +137,22 @@ impl Metrics {
         registry
             .register(Box::new(access_log_dropped.clone()))
             .expect("unique metric");
+        let rate_limit_tracked = IntGauge::new(
+            "portero_rate_limit_tracked_clients",
+            "Client addresses in the local rate-limit table",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(rate_limit_tracked.clone()))
+            .expect("unique metric");
+        let rate_limit_store_errors = IntCounter::new(
+            "portero_rate_limit_store_errors_total",
+            "Rate-limit decisions the shared store could not make in time (local budget used)",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(rate_limit_store_errors.clone()))
+            .expect("unique metric");
         #[cfg(target_os = "linux")]
         registry
             .register(Box::new(
@@ -134,6 +160,18 @@ impl Metrics {
             ))
             .expect("unique metric");
         Self {
+            requests_aborted: counter(
+                "portero_requests_aborted_total",
+                "Requests cut before the response ended, by who went away",
+                &["listener", "by"],
+            ),
+            rate_limit_tracked,
+            rate_limit_store_errors,
+            proxy_protocol: counter(
+                "portero_proxy_protocol_total",
+                "PROXY protocol headers on listeners that accept them, by result",
+                &["listener", "result"],
+            ),
             connections_open: gauge(
                 "portero_connections_open",
                 "Open client connections",

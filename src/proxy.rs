@@ -7,17 +7,17 @@ mod affinity;
 mod error;
 pub mod exchange;
 pub mod headers;
+pub mod sanitize;
 mod tries;
 
 pub use error::ProxyError;
 
-use crate::body::ResponseBody;
+use crate::body::{ClientBody, ResponseBody};
 use crate::conn::{ClientConn, ConnScheme, ConnTls};
 use crate::route::normalize_host;
 use crate::snapshot::{SharedSnapshot, Snapshot};
 use exchange::{Exchange, Recorder};
 use headers::Hop;
-use http::uri::Authority;
 use http::{HeaderValue, Request, Response, StatusCode, Uri, Version, header};
 use hyper::body::Incoming;
 use std::convert::Infallible;
@@ -84,8 +84,13 @@ impl Proxy {
         conn: &ClientConn,
         exchange: &mut Exchange,
     ) -> Result<Response<ResponseBody>, ProxyError> {
-        let host = request_host(&request)?;
+        let config = snapshot.config();
+        let raw = sanitize::RawHead {
+            content_length: conn.take_head_content_length(),
+        };
+        let host = sanitize::check(&request, &config.limits, raw)?;
         exchange.set_host(&host);
+        normalize_target(request.uri_mut());
         match &conn.scheme {
             ConnScheme::Redirect(port) => {
                 return Ok(redirect_to_https(&host, *port, request.uri()));
@@ -119,15 +124,19 @@ impl Proxy {
         // The authority of an absolute-form target or of HTTP/2's :authority wins over any
         // Host header (RFC 9112 §3.2.2). An HTTP/1.0 request may name none: each try then
         // names its backend.
-        if !host.is_empty() {
-            headers.insert(
-                header::HOST,
-                HeaderValue::from_str(&host).map_err(|_| ProxyError::BadHost)?,
-            );
+        if let Ok(value) = HeaderValue::from_str(&host)
+            && !host.is_empty()
+        {
+            headers.insert(header::HOST, value);
         }
         exchange.set_request_id(headers::ensure_request_id(headers));
 
         let (parts, body) = request.into_parts();
+        let body = ClientBody::new(
+            body,
+            config.limits.max_request_body,
+            config.timeouts.request_body,
+        );
         let replay = Replay::prepare(body, &parts.method).await?;
         let tries = Tries {
             pool,
@@ -137,7 +146,7 @@ impl Proxy {
             no_host: host.is_empty(),
             replay,
             key,
-            timeout: snapshot.config().timeouts.upstream_response,
+            timeout: config.timeouts.upstream_response,
         };
         let mut response = tries.send(exchange).await?;
         let cut = exchange
@@ -163,21 +172,23 @@ impl Proxy {
     }
 }
 
-/// The host a request is for: the authority of an absolute-form target (HTTP/1) or of
-/// `:authority` (HTTP/2), else the Host header. HTTP/1.1 requires one (RFC 9112 §3.2).
-fn request_host(request: &Request<Incoming>) -> Result<String, ProxyError> {
-    if let Some(authority) = request.uri().authority() {
-        return Ok(authority.as_str().to_string());
-    }
-    match request.headers().get(header::HOST) {
-        Some(value) => value
-            .to_str()
-            .ok()
-            .filter(|v| v.parse::<Authority>().is_ok())
-            .map(str::to_string)
-            .ok_or(ProxyError::BadHost),
-        None if request.version() == Version::HTTP_10 => Ok(String::new()),
-        None => Err(ProxyError::BadHost),
+/// Rewrites the path to its normalised form (row 49), keeping the query, so routes, access
+/// rules and the backend all see the same path.
+fn normalize_target(uri: &mut Uri) {
+    let Some(path_and_query) = uri.path_and_query() else {
+        return;
+    };
+    let path = sanitize::normalize_path(path_and_query.path());
+    if let std::borrow::Cow::Owned(path) = path {
+        let target = match path_and_query.query() {
+            Some(query) => format!("{path}?{query}"),
+            None => path,
+        };
+        let mut parts = uri.clone().into_parts();
+        parts.path_and_query = target.parse().ok();
+        if let Ok(rebuilt) = Uri::from_parts(parts) {
+            *uri = rebuilt;
+        }
     }
 }
 

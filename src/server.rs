@@ -5,6 +5,7 @@
 pub mod accept;
 pub mod conn_io;
 pub mod connection;
+mod head_scan;
 pub mod listener;
 pub mod stream;
 pub mod tunnel;
@@ -161,6 +162,7 @@ impl ConnSettings {
         let timeouts = IoTimeouts {
             request_header: config.timeouts.request_header,
             idle: config.timeouts.idle,
+            client_write: config.timeouts.client_write,
         };
         Self {
             http1: http1_builder(config, true),

@@ -3,7 +3,7 @@
 //! with its [`Backend`](crate::backend::Backend): they carry over a membership swap when the
 //! backend stays and are closed when it is dropped after draining.
 
-use crate::body::RequestBody;
+use crate::body::{ClientBodyError, RequestBody};
 use crate::config::UpstreamProtocol;
 use crate::config::UpstreamTls;
 use http::uri::{Authority, PathAndQuery, Scheme};
@@ -65,6 +65,9 @@ pub enum UpstreamError {
     /// The request was sent but the exchange failed (reset, garbage, early close).
     #[error("upstream request failed: {0}")]
     Request(String),
+    /// The client's body failed while it was being sent: the upstream request was aborted.
+    #[error("{0}")]
+    ClientBody(ClientBodyError),
 }
 
 impl Upstream {
@@ -164,6 +167,8 @@ impl Upstream {
                 } else {
                     UpstreamError::Connect(root_cause(&e))
                 }
+            } else if let Some(body) = ClientBodyError::find(&e) {
+                UpstreamError::ClientBody(body)
             } else {
                 UpstreamError::Request(root_cause(&e))
             }

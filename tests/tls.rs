@@ -100,6 +100,8 @@ impl Session {
             .header("host", host)
             .body(Empty::new())
             .unwrap();
+        // The connection task must have seen the previous response end first.
+        self.0.ready().await.unwrap();
         let response = self.0.send_request(request).await.unwrap();
         let status = response.status().as_u16();
         let body = response.into_body().collect().await.unwrap().to_bytes();
@@ -455,6 +457,7 @@ async fn strict_sni_hsts_and_the_https_redirect() {
         .header("host", "a.test")
         .body(Empty::<Bytes>::new())
         .unwrap();
+    session.0.ready().await.unwrap();
     let response = session.0.send_request(request).await.unwrap();
     assert_eq!(
         response.headers()["strict-transport-security"],

@@ -62,6 +62,10 @@ pub struct Timeouts {
     /// Longest gap between two reads of a request body.
     #[serde(deserialize_with = "units::duration")]
     pub request_body: Duration,
+    /// Longest a response may wait on a client that takes no bytes (zero TCP window, HTTP/2
+    /// window held at 0) before the connection is closed.
+    #[serde(deserialize_with = "units::duration")]
+    pub client_write: Duration,
     /// TCP connect to a backend.
     #[serde(deserialize_with = "units::duration")]
     pub upstream_connect: Duration,
@@ -83,6 +87,7 @@ impl Default for Timeouts {
             idle: Duration::from_secs(75),
             tls_handshake: Duration::from_secs(10),
             request_body: Duration::from_secs(30),
+            client_write: Duration::from_secs(60),
             upstream_connect: Duration::from_secs(5),
             upstream_response: Duration::from_secs(30),
             drain: Duration::from_secs(30),

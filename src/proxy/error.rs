@@ -1,18 +1,29 @@
 //! Why portero answered a request itself, and the one table mapping each reason to a status.
 
-use crate::body::ResponseBody;
+use super::sanitize::Invalid;
+use crate::body::{ClientBodyError, ResponseBody};
 use crate::upstream::UpstreamError;
 use http::{HeaderValue, Response, StatusCode, header};
+use std::time::Duration;
 
 /// A request portero could not (or would not) pass to a backend.
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
-    /// HTTP/1.1 request without a Host, or with a malformed one.
-    #[error("missing or invalid Host")]
-    BadHost,
-    /// The request body could not be read (the client aborted or sent a malformed body).
-    #[error("request body could not be read")]
-    BadRequestBody,
+    /// A request head portero refuses to pass on (framing, Host, limits, Expect...).
+    #[error("{0}")]
+    Invalid(#[from] Invalid),
+    /// The request body failed: malformed, over the limit, or too slow.
+    #[error("{0}")]
+    ClientBody(#[from] ClientBodyError),
+    /// The client's address is not allowed by the route's allow/deny lists.
+    #[error("forbidden by the route's access rules")]
+    Forbidden,
+    /// The client's request rate is over its budget.
+    #[error("rate limited")]
+    RateLimited {
+        /// When a request would be allowed again.
+        retry_after: Duration,
+    },
     /// The connection's TLS certificate does not cover the Host asked for.
     #[error("misdirected: the certificate does not cover this host")]
     Misdirected,
@@ -37,7 +48,23 @@ impl ProxyError {
     /// The status sent to the client: the one place this mapping lives.
     pub fn status(&self) -> StatusCode {
         match self {
-            ProxyError::BadHost | ProxyError::BadRequestBody => StatusCode::BAD_REQUEST,
+            ProxyError::Invalid(invalid) => match invalid {
+                Invalid::Framing | Invalid::Host | Invalid::HostMismatch | Invalid::Header => {
+                    StatusCode::BAD_REQUEST
+                }
+                Invalid::UriTooLong => StatusCode::URI_TOO_LONG,
+                Invalid::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+                Invalid::Expectation => StatusCode::EXPECTATION_FAILED,
+                Invalid::Method => StatusCode::METHOD_NOT_ALLOWED,
+            },
+            ProxyError::ClientBody(body)
+            | ProxyError::Upstream(UpstreamError::ClientBody(body)) => match body {
+                ClientBodyError::Read => StatusCode::BAD_REQUEST,
+                ClientBodyError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+                ClientBodyError::Timeout => StatusCode::REQUEST_TIMEOUT,
+            },
+            ProxyError::Forbidden => StatusCode::FORBIDDEN,
+            ProxyError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ProxyError::Misdirected => StatusCode::MISDIRECTED_REQUEST,
             ProxyError::NoRoute => StatusCode::NOT_FOUND,
             ProxyError::NoHealthyBackend => StatusCode::SERVICE_UNAVAILABLE,
@@ -52,8 +79,24 @@ impl ProxyError {
     /// A short stable name for logs and metric labels.
     pub fn kind(&self) -> &'static str {
         match self {
-            ProxyError::BadHost => "bad_host",
-            ProxyError::BadRequestBody => "bad_request_body",
+            ProxyError::Invalid(invalid) => match invalid {
+                Invalid::Framing => "bad_framing",
+                Invalid::Host => "bad_host",
+                Invalid::HostMismatch => "host_mismatch",
+                Invalid::UriTooLong => "uri_too_long",
+                Invalid::Header => "bad_header",
+                Invalid::BodyTooLarge => "body_too_large",
+                Invalid::Expectation => "expectation_failed",
+                Invalid::Method => "method_not_allowed",
+            },
+            ProxyError::ClientBody(body)
+            | ProxyError::Upstream(UpstreamError::ClientBody(body)) => match body {
+                ClientBodyError::Read => "bad_request_body",
+                ClientBodyError::TooLarge => "body_too_large",
+                ClientBodyError::Timeout => "request_body_timeout",
+            },
+            ProxyError::Forbidden => "forbidden",
+            ProxyError::RateLimited { .. } => "rate_limited",
             ProxyError::Misdirected => "misdirected",
             ProxyError::NoRoute => "no_route",
             ProxyError::NoHealthyBackend => "no_healthy_backend",
@@ -84,7 +127,22 @@ impl ProxyError {
             ProxyError::NoHealthyBackend => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
-            ProxyError::BadHost | ProxyError::BadRequestBody => {
+            ProxyError::RateLimited { retry_after } => {
+                let seconds = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            }
+            // The request's body may be unread, or its framing doubtful: nothing more is
+            // read from this connection.
+            ProxyError::Invalid(invalid) => {
+                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+                if *invalid == Invalid::Method {
+                    headers.insert(
+                        header::ALLOW,
+                        HeaderValue::from_static("GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS"),
+                    );
+                }
+            }
+            ProxyError::ClientBody(_) | ProxyError::Upstream(UpstreamError::ClientBody(_)) => {
                 headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
             _ => {}
@@ -100,8 +158,28 @@ mod tests {
     #[test]
     fn every_arm_maps_to_its_status() {
         let cases = [
-            (ProxyError::BadHost, 400),
-            (ProxyError::BadRequestBody, 400),
+            (ProxyError::Invalid(Invalid::Framing), 400),
+            (ProxyError::Invalid(Invalid::Host), 400),
+            (ProxyError::Invalid(Invalid::HostMismatch), 400),
+            (ProxyError::Invalid(Invalid::Header), 400),
+            (ProxyError::Invalid(Invalid::UriTooLong), 414),
+            (ProxyError::Invalid(Invalid::BodyTooLarge), 413),
+            (ProxyError::Invalid(Invalid::Expectation), 417),
+            (ProxyError::Invalid(Invalid::Method), 405),
+            (ProxyError::ClientBody(ClientBodyError::Read), 400),
+            (ProxyError::ClientBody(ClientBodyError::TooLarge), 413),
+            (ProxyError::ClientBody(ClientBodyError::Timeout), 408),
+            (
+                ProxyError::Upstream(UpstreamError::ClientBody(ClientBodyError::Timeout)),
+                408,
+            ),
+            (ProxyError::Forbidden, 403),
+            (
+                ProxyError::RateLimited {
+                    retry_after: Duration::from_millis(1500),
+                },
+                429,
+            ),
             (ProxyError::Misdirected, 421),
             (ProxyError::NoRoute, 404),
             (ProxyError::NoHealthyBackend, 503),
@@ -124,5 +202,12 @@ mod tests {
         }
         let busy = ProxyError::NoHealthyBackend.into_response();
         assert_eq!(busy.headers()[header::RETRY_AFTER], "1");
+        let limited = ProxyError::RateLimited {
+            retry_after: Duration::from_millis(1500),
+        }
+        .into_response();
+        assert_eq!(limited.headers()[header::RETRY_AFTER], "2");
+        let refused = ProxyError::Invalid(Invalid::Framing).into_response();
+        assert_eq!(refused.headers()[header::CONNECTION], "close");
     }
 }

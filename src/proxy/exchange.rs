@@ -65,6 +65,7 @@ pub struct Exchange {
     bytes_out: u64,
     error: Option<&'static str>,
     outcome: Outcome,
+    streaming: bool,
 }
 
 impl Exchange {
@@ -95,6 +96,7 @@ impl Exchange {
             bytes_out: 0,
             error: None,
             outcome: Outcome::ClientAborted,
+            streaming: false,
         }
     }
 
@@ -194,6 +196,15 @@ impl Exchange {
     /// Adds response body bytes sent.
     pub fn add_bytes_out(&mut self, n: u64) {
         self.bytes_out += n;
+        self.conn.activity.stream_progressed();
+    }
+
+    /// The response body now streams from a backend: the connection watches its progress.
+    pub fn streaming(&mut self) {
+        if !self.streaming {
+            self.streaming = true;
+            self.conn.activity.stream_started();
+        }
     }
 
     /// Ends the exchange. A backend that broke off its response body counts as failing.
@@ -217,6 +228,16 @@ impl Exchange {
         m.request_duration
             .with_label_values(&[pool])
             .observe(elapsed.as_secs_f64());
+        let aborted_by = match self.outcome {
+            Outcome::Complete => None,
+            Outcome::ClientAborted => Some("client"),
+            Outcome::UpstreamAborted => Some("upstream"),
+        };
+        if let Some(by) = aborted_by {
+            m.requests_aborted
+                .with_label_values(&[&*self.conn.listener, by])
+                .inc();
+        }
         let log = &self.recorder.access_log;
         if log.is_enabled() {
             log.log(&Record {
@@ -253,6 +274,9 @@ impl Exchange {
 impl Drop for Exchange {
     fn drop(&mut self) {
         self.record();
+        if self.streaming {
+            self.conn.activity.stream_ended();
+        }
         self.conn.activity.request_finished();
     }
 }

@@ -7,7 +7,7 @@
 use super::ProxyError;
 use super::exchange::Exchange;
 use crate::backend::{Backend, Transition, now_us};
-use crate::body::{BodySlot, RequestBody};
+use crate::body::{BodySlot, ClientBody, RequestBody};
 use crate::metrics::Metrics;
 use crate::pool::{PickRequest, Pool};
 use crate::upstream::UpstreamError;
@@ -36,7 +36,7 @@ pub enum Replay {
 impl Replay {
     /// Prepares the body: empty or small bodies of idempotent requests are read whole now
     /// (so they can be sent twice); anything else stays a stream.
-    pub async fn prepare(body: Incoming, method: &Method) -> Result<Replay, ProxyError> {
+    pub async fn prepare(body: ClientBody, method: &Method) -> Result<Replay, ProxyError> {
         use http_body::Body as _;
         if body.is_end_stream() {
             return Ok(Replay::Full(Bytes::new()));
@@ -46,7 +46,7 @@ impl Replay {
             let data = body
                 .collect()
                 .await
-                .map_err(|_| ProxyError::BadRequestBody)?
+                .map_err(ProxyError::ClientBody)?
                 .to_bytes();
             return Ok(Replay::Full(data));
         }
@@ -137,10 +137,15 @@ impl Tries<'_> {
                     );
                     return Ok(response);
                 }
+                Ok(Err(UpstreamError::ClientBody(error))) => {
+                    // The client's fault, not the backend's: no outlier mark, no retry.
+                    exchange.try_failed("client_body");
+                    return Err(ProxyError::ClientBody(error));
+                }
                 Ok(Err(error)) => {
                     let retryable = match &error {
                         UpstreamError::Connect(_) | UpstreamError::ConnectTimeout => true,
-                        UpstreamError::Request(_) => {
+                        UpstreamError::Request(_) | UpstreamError::ClientBody(_) => {
                             is_idempotent(&self.method) && self.replay.is_full()
                         }
                     };

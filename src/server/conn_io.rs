@@ -13,9 +13,15 @@
 //! - after the last request ended: `idle` (close silently), for HTTP/1 keep-alive and for an
 //!   HTTP/2 connection with no open stream;
 //! - once upgraded to a tunnel (WebSocket): none; shutdown's drain deadline bounds it.
+//!
+//! Writes have their own deadline: a write that stays blocked for `client_write` (the client
+//! stopped reading: zero TCP window) fails the connection (ATTACKS.md row 27).
+//!
+//! The bytes of each HTTP/1 head that starts at a known boundary also pass a [`HeadScan`].
 
+use super::head_scan::HeadScan;
 use crate::conn::ClientConn;
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use std::future::poll_fn;
 use std::io;
 use std::pin::Pin;
@@ -28,13 +34,15 @@ use tokio::time::{Instant, Sleep};
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 const REQUEST_TIMEOUT: &[u8] = b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 20\r\nconnection: close\r\n\r\n408 Request Timeout\n";
 
-/// The two deadlines the wrapper enforces.
+/// The deadlines the wrapper enforces.
 #[derive(Debug, Clone, Copy)]
 pub struct IoTimeouts {
     /// First byte, and a whole request head.
     pub request_header: Duration,
     /// Between requests.
     pub idle: Duration,
+    /// Longest a write may stay blocked.
+    pub client_write: Duration,
 }
 
 /// What the client speaks.
@@ -71,6 +79,9 @@ pub struct ConnIo<S> {
     protocol: Option<Protocol>,
     seen_epoch: u32,
     write_blocked: bool,
+    /// Armed while a write is blocked; created the first time one is.
+    write_deadline: Option<Pin<Box<Sleep>>>,
+    head_scan: HeadScan,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> ConnIo<S> {
@@ -87,6 +98,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ConnIo<S> {
             protocol: None,
             seen_epoch,
             write_blocked: false,
+            write_deadline: None,
+            head_scan: HeadScan::default(),
         }
     }
 
@@ -121,7 +134,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ConnIo<S> {
         self.protocol = Some(protocol);
         match protocol {
             // The head has begun; its deadline still counts from the accept.
-            Protocol::Http1 => self.phase = Phase::Head,
+            Protocol::Http1 => {
+                self.phase = Phase::Head;
+                self.head_scan.start();
+            }
             // No "head in progress" at the connection level: idle until a stream opens.
             Protocol::Http2 => self.set_idle(),
         }
@@ -171,6 +187,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ConnIo<S> {
 
     fn start_head(&mut self) {
         self.phase = Phase::Head;
+        self.head_scan.start();
         self.deadline
             .as_mut()
             .reset(Instant::now() + self.timeouts.request_header);
@@ -200,6 +217,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ConnIo<S> {
 }
 
 impl<S> ConnIo<S> {
+    /// Passes bytes on their way to hyper through the head scan.
+    fn scan(&mut self, bytes: &[u8]) {
+        if let Some(content_length) = self.head_scan.feed(bytes) {
+            self.conn.set_head_content_length(content_length);
+        }
+    }
+
+    /// A write returned `Pending`: whether it has now been blocked for `client_write`.
+    fn write_stalled(&mut self, cx: &mut Context<'_>) -> bool {
+        if !self.write_blocked {
+            let deadline = Instant::now() + self.timeouts.client_write;
+            match &mut self.write_deadline {
+                Some(timer) => timer.as_mut().reset(deadline),
+                None => self.write_deadline = Some(Box::pin(tokio::time::sleep_until(deadline))),
+            }
+        }
+        self.write_deadline
+            .as_mut()
+            .is_some_and(|timer| timer.as_mut().poll(cx).is_ready())
+    }
+
     /// hyper is reading the next head of an idle HTTP/1 connection: it can be parked without
     /// hyper, once everything hyper wrote has reached the socket (its buffer is not handed back).
     fn offer_parking(&self) {
@@ -228,8 +266,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for ConnIo<S> {
         let this = self.get_mut();
         if !this.prefix.is_empty() {
             let n = this.prefix.len().min(buf.remaining());
-            buf.put_slice(&this.prefix[..n]);
-            this.prefix.advance(n);
+            let head = this.prefix.split_to(n);
+            buf.put_slice(&head);
+            this.scan(&head);
             return Poll::Ready(Ok(()));
         }
         if this.conn.activity.is_upgraded() {
@@ -240,11 +279,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for ConnIo<S> {
         let before = buf.filled().len();
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
-                let got_bytes = buf.filled().len() > before;
+                let got = &buf.filled()[before..];
                 let waiting = this.phase == Phase::Idle && this.conn.activity.active() == 0;
-                if got_bytes && waiting && this.protocol == Some(Protocol::Http1) {
+                if !got.is_empty() && waiting && this.protocol == Some(Protocol::Http1) {
                     this.start_head();
                 }
+                this.scan(got);
                 return Poll::Ready(Ok(()));
             }
             Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
@@ -265,16 +305,34 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for ConnIo<S> {
     }
 }
 
+impl<S: AsyncRead + AsyncWrite + Unpin> ConnIo<S> {
+    /// Runs one write-side poll with the write deadline.
+    fn guard_write<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        poll: impl FnOnce(Pin<&mut S>, &mut Context<'_>) -> Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        let result = poll(Pin::new(&mut self.inner), cx);
+        if result.is_pending() && self.write_stalled(cx) {
+            tracing::debug!(peer = %self.conn.peer, "client stopped reading: write timed out");
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "client did not read for timeouts.client_write",
+            )));
+        }
+        self.note_write(result.is_pending());
+        result
+    }
+}
+
 impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for ConnIo<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        let result = Pin::new(&mut this.inner).poll_write(cx, buf);
-        this.note_write(result.is_pending());
-        result
+        self.get_mut()
+            .guard_write(cx, |inner, cx| inner.poll_write(cx, buf))
     }
 
     fn poll_write_vectored(
@@ -282,10 +340,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for ConnIo<S> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        let result = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
-        this.note_write(result.is_pending());
-        result
+        self.get_mut()
+            .guard_write(cx, |inner, cx| inner.poll_write_vectored(cx, bufs))
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -293,14 +349,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for ConnIo<S> {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let result = Pin::new(&mut this.inner).poll_flush(cx);
-        this.note_write(result.is_pending());
-        result
+        self.get_mut()
+            .guard_write(cx, |inner, cx| inner.poll_flush(cx))
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+        self.get_mut()
+            .guard_write(cx, |inner, cx| inner.poll_shutdown(cx))
     }
 }
 

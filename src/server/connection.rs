@@ -15,6 +15,7 @@ use super::listener::{ListenerCtx, ListenerSettings};
 use super::stream::ClientStream;
 use super::tunnel;
 use crate::admission::{Permit, Tier};
+use crate::backend::now_us;
 use crate::body::ResponseBody;
 use crate::conn::{ClientConn, ConnScheme, ConnTls};
 use http::{Request, Response};
@@ -28,6 +29,7 @@ use std::net::SocketAddr;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::task::Poll;
+use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_util::sync::WaitForCancellationFutureOwned;
@@ -317,9 +319,21 @@ impl Session<'_> {
             .http2
             .serve_connection(TokioIo::new(io), self.service());
         let mut connection = pin!(connection);
-        tokio::select! {
-            result = connection.as_mut() => return result,
-            () = self.asked_to_close() => {}
+        // HTTP/2 flow control can stall a response without blocking a single socket write
+        // (the client keeps its window at zero), so the streams' progress is watched here.
+        let limit = settings.timeouts.client_write;
+        let mut watch = tokio::time::interval((limit / 4).max(Duration::from_millis(50)));
+        loop {
+            tokio::select! {
+                result = connection.as_mut() => return result,
+                () = self.asked_to_close() => break,
+                _ = watch.tick() => {
+                    if self.conn.activity.stalled(now_us(), limit.as_micros() as u64) {
+                        tracing::debug!(peer = %self.conn.peer, "HTTP/2 responses stalled for timeouts.client_write: closing");
+                        return Ok(());
+                    }
+                }
+            }
         }
         // GOAWAY, then the open streams finish.
         connection.as_mut().graceful_shutdown();

@@ -119,3 +119,17 @@ fn request_id_is_kept_or_made() {
     assert_eq!(h.get("x-request-id").unwrap(), &id);
     assert_ne!(new_request_id(), new_request_id());
 }
+
+#[test]
+fn trailers_cannot_carry_framing_routing_or_credentials() {
+    let mut t = map(&[
+        ("content-length", "5"),
+        ("host", "evil.example"),
+        ("transfer-encoding", "chunked"),
+        ("authorization", "Bearer x"),
+        ("grpc-status", "0"),
+    ]);
+    remove_forbidden_trailers(&mut t);
+    assert_eq!(t.len(), 1);
+    assert_eq!(t["grpc-status"], "0");
+}

@@ -5,6 +5,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream, duplex};
 const TIMEOUTS: IoTimeouts = IoTimeouts {
     request_header: Duration::from_secs(10),
     idle: Duration::from_secs(60),
+    client_write: Duration::from_secs(60),
 };
 
 fn conn_io() -> (ConnIo<DuplexStream>, DuplexStream) {

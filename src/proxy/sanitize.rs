@@ -1,0 +1,305 @@
+//! What hyper's parser accepts but an edge proxy must refuse (ATTACKS.md rows 1, 3, 4, 18–21,
+//! 28, 29, 32, 48, 49), as pure functions over a request head. hyper already rejects malformed
+//! syntax (bad tokens, CR/LF/NUL in values, obs-fold, conflicting Content-Lengths); these
+//! checks are about meaning: exactly one well-formed Host, no framing a downstream parser
+//! could read differently, limits with their proper statuses, and a path normalised before
+//! any route or access rule looks at it.
+
+use crate::config::Limits;
+use http::{HeaderMap, Method, Request, Uri, Version, header};
+use std::borrow::Cow;
+
+/// Why a request head was refused. Statuses are in [`ProxyError::status`](super::ProxyError::status).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Invalid {
+    /// Transfer-Encoding other than exactly `chunked`, or alongside a Content-Length.
+    #[error("ambiguous or unsupported message framing")]
+    Framing,
+    /// Host missing (HTTP/1.1), repeated, or not `host[:port]`.
+    #[error("missing, repeated or invalid Host")]
+    Host,
+    /// The target's authority (absolute-form, `:authority`) and the Host header differ.
+    #[error("request target authority and Host differ")]
+    HostMismatch,
+    /// The request target is longer than `limits.max_uri_bytes`.
+    #[error("request target too long")]
+    UriTooLong,
+    /// A header name with `_` (read as `-` by some backends), or a value with whitespace at an edge.
+    #[error("header name or value not allowed")]
+    Header,
+    /// Content-Length above `limits.max_request_body`.
+    #[error("request body too large")]
+    BodyTooLarge,
+    /// An `Expect` other than `100-continue`.
+    #[error("unsupported expectation")]
+    Expectation,
+    /// CONNECT: portero is a reverse proxy, not a tunnel.
+    #[error("method not allowed")]
+    Method,
+}
+
+/// What the connection saw of the raw head that hyper does not pass on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RawHead {
+    /// A Content-Length line was present (hyper drops it when Transfer-Encoding is there too).
+    pub content_length: bool,
+}
+
+/// Checks a request head; returns the authority the request is for (empty for an HTTP/1.0
+/// request that names none).
+pub fn check<B>(request: &Request<B>, limits: &Limits, raw: RawHead) -> Result<String, Invalid> {
+    if request.method() == Method::CONNECT {
+        return Err(Invalid::Method);
+    }
+    if uri_len(request.uri()) > limits.max_uri_bytes {
+        return Err(Invalid::UriTooLong);
+    }
+    let headers = request.headers();
+    check_fields(headers)?;
+    check_framing(headers, request.version(), raw)?;
+    check_expect(headers)?;
+    if declared_length(headers)? > limits.max_request_body {
+        return Err(Invalid::BodyTooLarge);
+    }
+    authority(request.uri(), headers, request.version())
+}
+
+/// Length of the request target as the client sent it (origin- or absolute-form).
+fn uri_len(uri: &Uri) -> usize {
+    let path = uri.path_and_query().map_or(0, |p| p.as_str().len());
+    match (uri.scheme_str(), uri.authority()) {
+        (Some(scheme), Some(authority)) => scheme.len() + 3 + authority.as_str().len() + path,
+        _ => path,
+    }
+}
+
+/// Row 32: `X_Forwarded_For` is `X-Forwarded-For` to some frameworks (CGI, nginx with
+/// `underscores_in_headers`), a way around our header rewriting. Row 48: HTTP/2 values reach
+/// us untrimmed; whitespace at an edge is malformed there (RFC 9113 §8.2.1).
+fn check_fields(headers: &HeaderMap) -> Result<(), Invalid> {
+    for (name, value) in headers {
+        let v = value.as_bytes();
+        let padded = |b: Option<&u8>| matches!(b, Some(b' ' | b'\t'));
+        if name.as_str().contains('_') || padded(v.first()) || padded(v.last()) {
+            return Err(Invalid::Header);
+        }
+    }
+    Ok(())
+}
+
+/// Rows 1, 3, 4: only a single, exact `Transfer-Encoding: chunked`, and never with a
+/// Content-Length. HTTP/2 has no Transfer-Encoding (h2 refuses it).
+fn check_framing(headers: &HeaderMap, version: Version, raw: RawHead) -> Result<(), Invalid> {
+    if version >= Version::HTTP_2 {
+        return Ok(());
+    }
+    let mut te = headers.get_all(header::TRANSFER_ENCODING).iter();
+    match (te.next(), te.next()) {
+        (None, _) => Ok(()),
+        (Some(value), None)
+            if value.as_bytes().eq_ignore_ascii_case(b"chunked")
+                && !raw.content_length
+                && !headers.contains_key(header::CONTENT_LENGTH) =>
+        {
+            Ok(())
+        }
+        _ => Err(Invalid::Framing),
+    }
+}
+
+/// Row 29: the only expectation HTTP defines is `100-continue` (RFC 9110 §10.1.1).
+fn check_expect(headers: &HeaderMap) -> Result<(), Invalid> {
+    let mut expect = headers.get_all(header::EXPECT).iter();
+    match (expect.next(), expect.next()) {
+        (None, _) => Ok(()),
+        (Some(v), None) if v.as_bytes().eq_ignore_ascii_case(b"100-continue") => Ok(()),
+        _ => Err(Invalid::Expectation),
+    }
+}
+
+/// The declared body length (0 when none). hyper has already refused malformed or conflicting
+/// HTTP/1 values; h2 checks the value against the DATA frames.
+fn declared_length(headers: &HeaderMap) -> Result<u64, Invalid> {
+    match headers.get(header::CONTENT_LENGTH) {
+        None => Ok(0),
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+            .ok_or(Invalid::Framing),
+    }
+}
+
+/// Rows 18–20, 48: the authority of an absolute-form target or of `:authority` wins, must be
+/// valid, and must agree with Host when both are there; otherwise exactly one valid Host
+/// (HTTP/1.1 and HTTP/2 need one; HTTP/1.0 may name none).
+fn authority(uri: &Uri, headers: &HeaderMap, version: Version) -> Result<String, Invalid> {
+    let mut hosts = headers.get_all(header::HOST).iter();
+    let host = match (hosts.next(), hosts.next()) {
+        (_, Some(_)) => return Err(Invalid::Host),
+        (None, None) => None,
+        (Some(v), None) => Some(v.to_str().map_err(|_| Invalid::Host)?),
+    };
+    if let Some(host) = host
+        && !is_valid_authority(host)
+    {
+        return Err(Invalid::Host);
+    }
+    let Some(target) = uri.authority() else {
+        return match host {
+            Some(host) => Ok(host.to_string()),
+            None if version == Version::HTTP_10 => Ok(String::new()),
+            None => Err(Invalid::Host),
+        };
+    };
+    let target = target.as_str();
+    if !is_valid_authority(target) {
+        return Err(Invalid::Host);
+    }
+    if let Some(host) = host {
+        let default_port = if uri.scheme_str() == Some("https") {
+            ":443"
+        } else {
+            ":80"
+        };
+        let same = |a: &str, b: &str| {
+            let a = a.strip_suffix(default_port).unwrap_or(a);
+            let b = b.strip_suffix(default_port).unwrap_or(b);
+            a.eq_ignore_ascii_case(b)
+        };
+        if !same(target, host) {
+            return Err(Invalid::HostMismatch);
+        }
+    }
+    Ok(target.to_string())
+}
+
+/// `host [":" port]` as RFC 9110 §7.2 allows it in Host: a reg-name, an IPv4 address or a
+/// bracketed IPv6 literal, and a port of 1–5 digits up to 65535. No userinfo (`u@h`), path,
+/// query or empty name.
+pub fn is_valid_authority(value: &str) -> bool {
+    let (host, port) = if let Some(rest) = value.strip_prefix('[') {
+        let Some((literal, after)) = rest.split_once(']') else {
+            return false;
+        };
+        if literal.parse::<std::net::Ipv6Addr>().is_err() {
+            return false;
+        }
+        match after {
+            "" => return true,
+            _ => match after.strip_prefix(':') {
+                Some(port) => ("[]", Some(port)),
+                None => return false,
+            },
+        }
+    } else {
+        match value.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (value, None),
+        }
+    };
+    let port_ok = port.is_none_or(|p| {
+        !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()) && {
+            p.parse::<u32>().is_ok_and(|n| n <= 65535)
+        }
+    });
+    port_ok && (host == "[]" || is_reg_name(host))
+}
+
+/// unreserved / pct-encoded / sub-delims (RFC 3986 §3.2.2), non-empty.
+fn is_reg_name(host: &str) -> bool {
+    let bytes = host.as_bytes();
+    if bytes.is_empty() {
+        return false;
+    }
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = bytes.get(i + 1..i + 3);
+                if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+                    return false;
+                }
+                i += 3;
+                continue;
+            }
+            b if b.is_ascii_alphanumeric() => {}
+            b'-' | b'.' | b'_' | b'~' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+'
+            | b',' | b';' | b'=' => {}
+            _ => return false,
+        }
+        i += 1;
+    }
+    true
+}
+
+/// Row 49: the path routes and access rules see, and the backend receives. Percent-encoded
+/// unreserved characters are decoded (`%2e` is `.`), dot segments removed (RFC 3986 §5.2.4,
+/// never above the root) and repeated slashes merged, so `/public/%2e%2e//admin` is `/admin`
+/// for the route table as it will be for the backend. Encoded slashes (`%2F`) and every other
+/// escape are left as they are: they are data, not structure. Borrows when nothing changes.
+pub fn normalize_path(path: &str) -> Cow<'_, str> {
+    if !path.starts_with('/') || !needs_normalizing(path) {
+        return Cow::Borrowed(path);
+    }
+    let decoded = decode_unreserved(path);
+    let mut out: Vec<&str> = Vec::new();
+    let segments: Vec<&str> = decoded.split('/').skip(1).collect();
+    let last = segments.len().saturating_sub(1);
+    for (i, segment) in segments.into_iter().enumerate() {
+        match segment {
+            "." | "" if i < last => {}
+            ".." => {
+                out.pop();
+                if i == last {
+                    out.push("");
+                }
+            }
+            "." => out.push(""),
+            s => out.push(s),
+        }
+    }
+    let mut normalized = String::with_capacity(decoded.len());
+    for segment in &out {
+        normalized.push('/');
+        normalized.push_str(segment);
+    }
+    if normalized.is_empty() {
+        normalized.push('/');
+    }
+    Cow::Owned(normalized)
+}
+
+fn needs_normalizing(path: &str) -> bool {
+    path.contains("//") || path.contains("/.") || path.contains('%')
+}
+
+/// Decodes `%XX` where XX is an unreserved character (RFC 3986 §2.3), upper-cases the hex of
+/// the other escapes (§6.2.2.1) and leaves malformed ones untouched.
+fn decode_unreserved(path: &str) -> String {
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(hex) = path.get(i + 1..i + 3)
+            && hex.bytes().all(|b| b.is_ascii_hexdigit())
+            && let Ok(byte) = u8::from_str_radix(hex, 16)
+        {
+            if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+                out.push(byte);
+            } else {
+                out.push(b'%');
+                out.extend_from_slice(hex.to_ascii_uppercase().as_bytes());
+            }
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8(out).expect("only ASCII escapes were replaced in valid UTF-8")
+}
+
+#[cfg(test)]
+mod tests;
