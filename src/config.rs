@@ -5,9 +5,11 @@
 mod file;
 mod load;
 mod pool;
+mod security;
 mod tls;
 pub mod units;
 
+pub use security::{RateLimitConfig, RateLimitStore, SecurityConfig};
 pub use tls::{CertificateFile, ListenerTls, UpstreamTls, load_certificates};
 
 pub use pool::{
@@ -19,6 +21,7 @@ pub use file::{
     UpstreamProtocol,
 };
 
+use crate::access::AccessList;
 use crate::route::HostMatch;
 use file::{ListenerFile, PoolFile, RouteFile};
 use ipnet::IpNet;
@@ -54,13 +57,6 @@ pub struct Config {
     pub watch: bool,
 }
 
-/// The parts of `[security]` this build acts on.
-#[derive(Debug, Clone, Default)]
-pub struct SecurityConfig {
-    /// Peers whose `X-Forwarded-For` is kept and appended to.
-    pub trusted_proxies: Vec<IpNet>,
-}
-
 /// One traffic listener.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListenerConfig {
@@ -72,6 +68,9 @@ pub struct ListenerConfig {
     pub tls: Option<ListenerTls>,
     /// Plain listener answering every request with a 308 to https.
     pub http_redirect: bool,
+    /// Peers that must open each connection with a PROXY header (v1 or v2) naming the
+    /// client; `None` = PROXY protocol off.
+    pub proxy_protocol: Option<Vec<IpNet>>,
 }
 
 /// One route: requests matching `host` and `path_prefix` go to `pool`.
@@ -83,6 +82,8 @@ pub struct RouteConfig {
     pub path_prefix: String,
     /// Name of an existing pool.
     pub pool: String,
+    /// Who may use the route.
+    pub access: AccessList,
 }
 
 impl Config {
@@ -107,7 +108,7 @@ impl Config {
 fn validate(file: FileConfig) -> Result<Config, Vec<Problem>> {
     let mut problems = Vec::new();
     check_admission(&file.admission, &mut problems);
-    let security = security(&file, &mut problems);
+    let security = security::security(&file.security, &mut problems);
     let listeners = listeners(&file, &mut problems);
     let pools = pools(&file.pools, &mut problems);
     let routes = routes(&file, &pools, &mut problems);
@@ -139,24 +140,6 @@ fn check_admission(admission: &AdmissionConfig, problems: &mut Vec<Problem>) {
             "admission.burst_connections ({}) must be at least baseline_connections ({})",
             admission.burst_connections, admission.baseline_connections
         )));
-    }
-}
-
-fn security(file: &FileConfig, problems: &mut Vec<Problem>) -> SecurityConfig {
-    let sec = &file.security;
-    if sec.max_connections_per_ip != 0 {
-        problems.push(Problem::message(
-            "security.max_connections_per_ip is not supported by this build yet; remove it",
-        ));
-    }
-    for entry in sec.allow.iter().chain(&sec.deny) {
-        problems.push(unsupported(entry.span(), "security.allow / security.deny"));
-    }
-    if let Some(table) = &sec.rate_limit {
-        problems.push(unsupported(table.span(), "security.rate_limit"));
-    }
-    SecurityConfig {
-        trusted_proxies: sec.trusted_proxies.clone(),
     }
 }
 
@@ -195,8 +178,11 @@ fn listeners(file: &FileConfig, problems: &mut Vec<Problem>) -> Vec<ListenerConf
                 "listener `{name}` and the admin listener both use {address}"
             )));
         }
-        if let Some(t) = proxy_protocol {
-            problems.push(unsupported(t.span(), "listener.proxy_protocol"));
+        let proxy_protocol = proxy_protocol.as_ref().map(|p| p.get_ref().trusted.clone());
+        if proxy_protocol.as_ref().is_some_and(Vec::is_empty) {
+            problems.push(Problem::message(format!(
+                "listener `{name}`: proxy_protocol.trusted is empty; list the load balancers' CIDRs"
+            )));
         }
         let tls = tls
             .as_ref()
@@ -211,6 +197,7 @@ fn listeners(file: &FileConfig, problems: &mut Vec<Problem>) -> Vec<ListenerConf
             address: *address,
             tls,
             http_redirect: *http_redirect,
+            proxy_protocol,
         });
     }
     out
@@ -240,6 +227,7 @@ fn routes(
                 host: HostMatch::Any,
                 path_prefix: "/".into(),
                 pool: only.clone(),
+                access: AccessList::default(),
             }],
             (0, _) => {
                 problems.push(Problem::message("no [pool.NAME]: add at least one pool"));
@@ -296,6 +284,7 @@ fn route_config(
         host,
         path_prefix,
         pool: pool.clone(),
+        access: AccessList::new(route.allow.clone(), route.deny.clone()),
     })
 }
 

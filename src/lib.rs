@@ -24,6 +24,7 @@
 //! [`pool`], [`backend`], [`balance`], [`upstream`] (pooled clients), [`body`], [`metrics`],
 //! [`access_log`], [`admin`], [`demo`].
 
+pub mod access;
 pub mod access_log;
 pub mod admin;
 pub mod admission;
@@ -39,6 +40,7 @@ pub mod health;
 pub mod metrics;
 pub mod pool;
 pub mod proxy;
+pub mod rate_limit;
 pub mod route;
 pub mod server;
 pub mod snapshot;

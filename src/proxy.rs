@@ -88,6 +88,15 @@ impl Proxy {
         let raw = sanitize::RawHead {
             content_length: conn.take_head_content_length(),
         };
+        let client = headers::client_ip(conn.peer.ip(), request.headers(), |ip| {
+            snapshot.is_trusted_proxy(ip)
+        });
+        if let Some(limiter) = snapshot.rate_limiter() {
+            limiter
+                .check(client)
+                .await
+                .map_err(|retry_after| ProxyError::RateLimited { retry_after })?;
+        }
         let host = sanitize::check(&request, &config.limits, raw)?;
         exchange.set_host(&host);
         normalize_target(request.uri_mut());
@@ -105,9 +114,13 @@ impl Proxy {
             }
             _ => {}
         }
-        let pool = snapshot
+        let target = snapshot
             .route(&normalize_host(&host), request.uri().path())
             .ok_or(ProxyError::NoRoute)?;
+        if !target.access.permits(client) {
+            return Err(ProxyError::Forbidden);
+        }
+        let pool = &target.pool;
         exchange.set_pool(Arc::clone(pool));
         let key = affinity::key(&pool.config().hash_key, request.headers(), conn.peer.ip());
 

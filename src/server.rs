@@ -5,11 +5,16 @@
 pub mod accept;
 pub mod conn_io;
 pub mod connection;
+mod gate;
 mod head_scan;
 pub mod listener;
+pub mod per_ip;
+pub mod proxy_protocol;
+mod refuse;
 pub mod stream;
 pub mod tunnel;
 
+use crate::access::AccessList;
 use crate::admission::Admission;
 use crate::config::{AtLimit, Config, ListenerConfig};
 use crate::conn::ClientConn;
@@ -81,6 +86,8 @@ pub struct ServerCtx {
     /// Cancelled when whatever is left must stop now.
     pub hard_stop: CancellationToken,
     settings: ArcSwap<ConnSettings>,
+    /// Open connections per client address.
+    per_ip: Arc<per_ip::PerIp>,
     /// Open connections, so the longest-idle one can be asked to close at the ceiling.
     open: DashMap<u64, Weak<ClientConn>>,
     next_id: AtomicU64,
@@ -96,6 +103,10 @@ struct ConnSettings {
     timeouts: IoTimeouts,
     tls_handshake: Duration,
     at_limit: AtLimit,
+    /// Daemon-wide allow/deny lists.
+    access: AccessList,
+    /// `security.max_connections_per_ip` (0 = off).
+    max_connections_per_ip: u32,
 }
 
 impl ServerCtx {
@@ -115,6 +126,7 @@ impl ServerCtx {
             draining: CancellationToken::new(),
             hard_stop,
             settings: ArcSwap::from_pointee(ConnSettings::from_config(config)),
+            per_ip: Arc::default(),
             open: DashMap::new(),
             next_id: AtomicU64::new(0),
         }
@@ -171,6 +183,8 @@ impl ConnSettings {
             timeouts,
             tls_handshake: config.timeouts.tls_handshake,
             at_limit: config.admission.at_limit,
+            access: config.security.access.clone(),
+            max_connections_per_ip: config.security.max_connections_per_ip,
         }
     }
 }

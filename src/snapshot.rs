@@ -2,10 +2,12 @@
 //! route table and every pool. It is built whole, off to the side, then published with a
 //! single `ArcSwap::store`; a request loads it once and keeps it until it ends.
 
+use crate::access::AccessList;
 use crate::backend::BackendSpec;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::pool::Pool;
+use crate::rate_limit::RateLimiter;
 use crate::route::Router;
 use crate::upstream::UpstreamSettings;
 use arc_swap::ArcSwap;
@@ -26,7 +28,17 @@ pub struct Snapshot {
     generation: u64,
     config: Arc<Config>,
     pools: BTreeMap<String, Arc<Pool>>,
-    router: Router<Arc<Pool>>,
+    router: Router<RouteTarget>,
+    rate_limiter: Option<Arc<RateLimiter>>,
+}
+
+/// Where a route sends its requests, and who may use it.
+#[derive(Debug)]
+pub struct RouteTarget {
+    /// The pool.
+    pub pool: Arc<Pool>,
+    /// The route's allow/deny lists.
+    pub access: AccessList,
 }
 
 impl Snapshot {
@@ -70,19 +82,21 @@ impl Snapshot {
                 .routes
                 .iter()
                 .map(|r| {
-                    (
-                        r.host.clone(),
-                        r.path_prefix.clone(),
-                        Arc::clone(&pools[&r.pool]),
-                    )
+                    let target = RouteTarget {
+                        pool: Arc::clone(&pools[&r.pool]),
+                        access: r.access.clone(),
+                    };
+                    (r.host.clone(), r.path_prefix.clone(), target)
                 })
                 .collect(),
         );
+        let rate_limiter = rate_limiter(&config, previous, metrics);
         Snapshot {
             generation,
             config,
             pools,
             router,
+            rate_limiter,
         }
     }
 
@@ -101,9 +115,14 @@ impl Snapshot {
         &self.pools
     }
 
-    /// The pool for a request (host already normalised).
-    pub fn route(&self, host: &str, path: &str) -> Option<&Arc<Pool>> {
+    /// The route target for a request (host already normalised).
+    pub fn route(&self, host: &str, path: &str) -> Option<&RouteTarget> {
         self.router.route(host, path)
+    }
+
+    /// The per-client rate limiter, when `[security.rate_limit]` is set.
+    pub fn rate_limiter(&self) -> Option<&RateLimiter> {
+        self.rate_limiter.as_deref()
     }
 
     /// Whether `ip` is a trusted proxy whose forwarding headers are kept.
@@ -114,4 +133,24 @@ impl Snapshot {
             .iter()
             .any(|net| net.contains(&ip))
     }
+}
+
+/// The previous snapshot's limiter when its settings did not change (clients keep their
+/// budgets over a reload), else a new one.
+fn rate_limiter(
+    config: &Config,
+    previous: Option<&Snapshot>,
+    metrics: Option<&Metrics>,
+) -> Option<Arc<RateLimiter>> {
+    let wanted = config.security.rate_limit.as_ref()?;
+    if let Some(old) = previous.and_then(|p| p.rate_limiter.as_ref())
+        && old.config() == wanted
+    {
+        return Some(Arc::clone(old));
+    }
+    Some(Arc::new(RateLimiter::new(
+        wanted,
+        metrics.map(|m| m.rate_limit_tracked.clone()),
+        metrics.map(|m| m.rate_limit_store_errors.clone()),
+    )))
 }

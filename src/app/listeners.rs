@@ -203,7 +203,10 @@ impl Listeners {
             };
             let loaded: Result<Vec<_>, _> = load_certificates(&tls.files).into_iter().collect();
             let built = loaded.and_then(|certs| {
-                let redirect = r.ctx.settings.load().redirect;
+                let (redirect, proxy_protocol) = {
+                    let current = r.ctx.settings.load();
+                    (current.redirect, current.proxy_protocol.clone())
+                };
                 TlsSettings::new(
                     certs,
                     tls.client_ca.as_deref().map(Vec::as_slice),
@@ -213,6 +216,7 @@ impl Listeners {
                 .map(|tls| ListenerSettings {
                     tls: Some(tls),
                     redirect,
+                    proxy_protocol,
                 })
             });
             match built {

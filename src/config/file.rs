@@ -156,17 +156,6 @@ pub enum LogFormat {
     Json,
 }
 
-/// `[security]`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SecurityFile {
-    pub trusted_proxies: Vec<IpNet>,
-    pub max_connections_per_ip: u32,
-    pub allow: Vec<Spanned<IpNet>>,
-    pub deny: Vec<Spanned<IpNet>>,
-    pub rate_limit: Option<Spanned<toml::Table>>,
-}
-
 /// `[admin]`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -194,7 +183,7 @@ pub struct ListenerFile {
     pub name: Option<Spanned<String>>,
     pub address: SocketAddr,
     #[serde(default)]
-    pub proxy_protocol: Option<Spanned<toml::Table>>,
+    pub proxy_protocol: Option<Spanned<super::security::ProxyProtocolFile>>,
     #[serde(default)]
     pub tls: Option<Spanned<super::tls::ListenerTlsFile>>,
     /// Answer every request with a 308 to the same URL over https.
@@ -211,6 +200,12 @@ pub struct RouteFile {
     #[serde(default)]
     pub path_prefix: Option<Spanned<String>>,
     pub pool: Spanned<String>,
+    /// CIDRs; when non-empty, only these clients may use the route.
+    #[serde(default)]
+    pub allow: Vec<IpNet>,
+    /// CIDRs refused on this route.
+    #[serde(default)]
+    pub deny: Vec<IpNet>,
 }
 
 /// One `[pool.NAME]`.

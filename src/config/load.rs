@@ -4,9 +4,9 @@
 //! deserialized on its own, so one typo does not hide the next.
 
 use super::file::{
-    AdminConfig, AdmissionConfig, Limits, ListenerFile, LogConfig, PoolFile, RouteFile,
-    SecurityFile, Timeouts,
+    AdminConfig, AdmissionConfig, Limits, ListenerFile, LogConfig, PoolFile, RouteFile, Timeouts,
 };
+use super::security::SecurityFile;
 use super::{ConfigError, Problem};
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;

@@ -169,13 +169,59 @@ fn no_listener_or_no_pool_is_an_error() {
 }
 
 #[test]
-fn features_not_built_yet_are_refused_not_ignored() {
-    let shown = parse(&format!(
-        "{MINIMAL}\n[security.rate_limit]\nrequests_per_second = 10\n"
-    ))
-    .unwrap_err()
-    .to_string();
-    assert!(shown.contains("not supported by this build"), "{shown}");
+fn security_keys_parse_and_bad_values_are_shown_in_place() {
+    let text = format!(
+        "[security]\nmax_connections_per_ip = 20\nallow = [\"10.0.0.0/8\"]\ndeny = [\"10.6.0.0/16\"]\n\
+         [security.rate_limit]\nrequests_per_second = 5\nburst = 10\nstore = \"redis://127.0.0.1:6379/0\"\n\
+         {MINIMAL}"
+    )
+    .replace(
+        "address = \"127.0.0.1:8080\"",
+        "address = \"127.0.0.1:8080\"\nproxy_protocol = { trusted = [\"10.0.0.0/8\"] }",
+    )
+    .replace("[pool.api]", "[[route]]\npool = \"api\"\ndeny = [\"192.0.2.0/24\"]\n[pool.api]");
+    let c = parse(&text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.security.max_connections_per_ip, 20);
+    assert!(!c.security.access.permits("10.6.0.1".parse().unwrap()));
+    assert!(c.security.access.permits("10.1.0.1".parse().unwrap()));
+    let limit = c.security.rate_limit.as_ref().unwrap();
+    assert_eq!((limit.requests_per_second, limit.burst), (5.0, 10));
+    assert_eq!(
+        limit.store,
+        RateLimitStore::Redis("redis://127.0.0.1:6379/0".into())
+    );
+    assert_eq!(limit.max_clients, 100_000);
+    assert!(!c.routes[0].access.permits("192.0.2.1".parse().unwrap()));
+    assert_eq!(
+        c.listeners[0].proxy_protocol,
+        Some(vec!["10.0.0.0/8".parse().unwrap()])
+    );
+
+    let bad =
+        "[security.rate_limit]\nrequests_per_second = 0\nburst = 0\nstore = \"memcached://x\"\n";
+    let shown = parse(&format!("{bad}{MINIMAL}")).unwrap_err().to_string();
+    assert!(
+        shown.contains("test.toml:2:23: security.rate_limit.requests_per_second"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("test.toml:3:9: security.rate_limit.burst"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("test.toml:4:9: security.rate_limit.store"),
+        "{shown}"
+    );
+    let empty = MINIMAL.replace(
+        "address = \"127.0.0.1:8080\"",
+        "address = \"127.0.0.1:8080\"\nproxy_protocol = { trusted = [] }",
+    );
+    assert!(
+        parse(&empty)
+            .unwrap_err()
+            .to_string()
+            .contains("proxy_protocol.trusted is empty")
+    );
 }
 
 #[test]

@@ -49,9 +49,11 @@ impl ProxyError {
     pub fn status(&self) -> StatusCode {
         match self {
             ProxyError::Invalid(invalid) => match invalid {
-                Invalid::Framing | Invalid::Host | Invalid::HostMismatch | Invalid::Header => {
-                    StatusCode::BAD_REQUEST
-                }
+                Invalid::Framing
+                | Invalid::Host
+                | Invalid::HostMismatch
+                | Invalid::Header
+                | Invalid::Target => StatusCode::BAD_REQUEST,
                 Invalid::UriTooLong => StatusCode::URI_TOO_LONG,
                 Invalid::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
                 Invalid::Expectation => StatusCode::EXPECTATION_FAILED,
@@ -88,6 +90,7 @@ impl ProxyError {
                 Invalid::BodyTooLarge => "body_too_large",
                 Invalid::Expectation => "expectation_failed",
                 Invalid::Method => "method_not_allowed",
+                Invalid::Target => "bad_target",
             },
             ProxyError::ClientBody(body)
             | ProxyError::Upstream(UpstreamError::ClientBody(body)) => match body {
@@ -166,6 +169,7 @@ mod tests {
             (ProxyError::Invalid(Invalid::BodyTooLarge), 413),
             (ProxyError::Invalid(Invalid::Expectation), 417),
             (ProxyError::Invalid(Invalid::Method), 405),
+            (ProxyError::Invalid(Invalid::Target), 400),
             (ProxyError::ClientBody(ClientBodyError::Read), 400),
             (ProxyError::ClientBody(ClientBodyError::TooLarge), 413),
             (ProxyError::ClientBody(ClientBodyError::Timeout), 408),

@@ -158,6 +158,32 @@ pub fn set_forwarded(headers: &mut HeaderMap, hop: &Hop<'_>) {
     }
 }
 
+/// The client a request is from, for rate limits and route access rules: the peer, or when
+/// the peer is a trusted proxy, the nearest address in `X-Forwarded-For` that is not one
+/// (nginx's `real_ip_recursive`). An entry that is not an address ends the walk: nothing
+/// left of it can be believed.
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: impl Fn(IpAddr) -> bool) -> IpAddr {
+    if !trusted(peer) {
+        return peer;
+    }
+    let mut client = peer;
+    let values: Vec<&str> = headers
+        .get_all(&X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    for entry in values.iter().rev().flat_map(|v| v.rsplit(',')) {
+        let Ok(ip) = entry.trim().parse::<IpAddr>() else {
+            break;
+        };
+        client = ip;
+        if !trusted(ip) {
+            break;
+        }
+    }
+    client
+}
+
 /// Returns the request's `X-Request-Id`, adding a fresh one when the client sent none.
 pub fn ensure_request_id(headers: &mut HeaderMap) -> HeaderValue {
     if let Some(id) = headers.get(&X_REQUEST_ID) {

@@ -36,6 +36,9 @@ pub enum Invalid {
     /// CONNECT: portero is a reverse proxy, not a tunnel.
     #[error("method not allowed")]
     Method,
+    /// A request target that is not a path (`*` outside OPTIONS, an empty HTTP/2 `:path`).
+    #[error("malformed request target")]
+    Target,
 }
 
 /// What the connection saw of the raw head that hyper does not pass on.
@@ -50,6 +53,10 @@ pub struct RawHead {
 pub fn check<B>(request: &Request<B>, limits: &Limits, raw: RawHead) -> Result<String, Invalid> {
     if request.method() == Method::CONNECT {
         return Err(Invalid::Method);
+    }
+    let path = request.uri().path();
+    if !(path.starts_with('/') || path == "*" && request.method() == Method::OPTIONS) {
+        return Err(Invalid::Target);
     }
     if uri_len(request.uri()) > limits.max_uri_bytes {
         return Err(Invalid::UriTooLong);

@@ -9,18 +9,15 @@
 //! your backlog" without accepting, and readiness alone goes stale).
 
 use super::listener::ListenerCtx;
-use super::{ServerCtx, connection};
+use super::{ServerCtx, connection, refuse};
 use crate::admission::Permit;
 use crate::config::AtLimit;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
-
-const LIMIT_RESPONSE: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 24\r\nretry-after: 1\r\nconnection: close\r\n\r\n503 Service Unavailable\n";
 
 /// Rejections being written at once; past this a rejected connection is just closed, so a
 /// flood at the ceiling cannot grow into a flood of tasks.
@@ -170,35 +167,13 @@ fn is_per_connection(e: &std::io::Error) -> bool {
     )
 }
 
-/// Answers 503 and closes. The request bytes are drained briefly after the answer: closing a
-/// socket with unread input sends a reset, which could destroy the 503 before the client reads it.
-fn reject(mut stream: TcpStream, rejecting: &Arc<Semaphore>) {
+/// Answers 503 and closes, on a task of its own, within [`MAX_REJECTING`].
+fn reject(stream: TcpStream, rejecting: &Arc<Semaphore>) {
     let Ok(slot) = Arc::clone(rejecting).try_acquire_owned() else {
         return;
     };
     tokio::spawn(async move {
-        let answer = async {
-            stream.write_all(LIMIT_RESPONSE).await?;
-            stream.shutdown().await?;
-            let mut sink = [0u8; 1024];
-            while stream.read(&mut sink).await? > 0 {}
-            Ok::<_, std::io::Error>(())
-        };
-        let _ = tokio::time::timeout(Duration::from_secs(1), answer).await;
+        refuse::answer(stream, refuse::AT_LIMIT).await;
         drop(slot);
     });
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_limit_response_is_well_formed() {
-        let text = std::str::from_utf8(LIMIT_RESPONSE).unwrap();
-        let (head, body) = text.split_once("\r\n\r\n").unwrap();
-        assert!(head.starts_with("HTTP/1.1 503 "));
-        assert!(head.contains("retry-after: 1"));
-        assert!(head.contains(&format!("content-length: {}", body.len())));
-    }
 }

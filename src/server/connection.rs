@@ -9,11 +9,11 @@
 //! A connection closes gracefully when the daemon drains, when admission reclaims it (idle at
 //! the ceiling), or after its first request when it was admitted in burst.
 
-use super::ServerCtx;
 use super::conn_io::{ConnIo, Protocol};
 use super::listener::{ListenerCtx, ListenerSettings};
 use super::stream::ClientStream;
 use super::tunnel;
+use super::{ServerCtx, gate};
 use crate::admission::{Permit, Tier};
 use crate::backend::now_us;
 use crate::body::ResponseBody;
@@ -67,12 +67,17 @@ pub async fn serve(
         .with_label_values(&[&listener.name]);
     open.inc();
     let settings = listener.settings.load_full();
+    let Some((stream, admitted)) = gate::pass(stream, peer, &listener, &settings, &ctx).await
+    else {
+        open.dec();
+        return;
+    };
     if let Some((stream, scheme, protocol)) =
         open_stream(stream, &settings, &listener.name, &ctx).await
     {
         let conn = Arc::new(ClientConn::new(
             Arc::clone(&listener.name),
-            peer,
+            admitted.client,
             scheme,
             permit.tier(),
         ));
@@ -87,6 +92,7 @@ pub async fn serve(
         ctx.unregister(id);
     }
     open.dec();
+    drop(admitted.slot);
     drop(permit);
 }
 

@@ -6,6 +6,7 @@ use crate::config::{Config, ListenerConfig};
 use crate::tls::{self, LoadedCert, TlsError};
 use arc_swap::ArcSwap;
 use http::HeaderValue;
+use ipnet::IpNet;
 use std::sync::Arc;
 use tokio_rustls::TlsAcceptor;
 
@@ -23,6 +24,8 @@ pub struct ListenerSettings {
     pub tls: Option<TlsSettings>,
     /// Plain listener that redirects to https: the https port to name (`None` = 443).
     pub redirect: Option<Option<u16>>,
+    /// Peers whose connections open with a PROXY header.
+    pub proxy_protocol: Option<Vec<IpNet>>,
 }
 
 /// An HTTPS listener's TLS state.
@@ -58,7 +61,11 @@ impl ListenerSettings {
                 .map(|l| l.address.port());
             https_port.filter(|&p| p != 443)
         });
-        Ok(Self { tls, redirect })
+        Ok(Self {
+            tls,
+            redirect,
+            proxy_protocol: listener.proxy_protocol.clone(),
+        })
     }
 }
 
@@ -68,6 +75,7 @@ impl ListenerSettings {
         self.redirect.map(|_| Self {
             tls: None,
             redirect: Some((port != 443).then_some(port)),
+            proxy_protocol: self.proxy_protocol.clone(),
         })
     }
 }

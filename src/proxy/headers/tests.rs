@@ -133,3 +133,27 @@ fn trailers_cannot_carry_framing_routing_or_credentials() {
     assert_eq!(t.len(), 1);
     assert_eq!(t["grpc-status"], "0");
 }
+
+#[test]
+fn the_client_is_the_nearest_untrusted_hop() {
+    let trusted = |ip: IpAddr| ip.to_string().starts_with("10.");
+    let peer: IpAddr = "10.0.0.1".parse().unwrap();
+    let h = map(&[
+        ("x-forwarded-for", "198.51.100.9, 203.0.113.5"),
+        ("x-forwarded-for", "10.0.0.7"),
+    ]);
+    assert_eq!(client_ip(peer, &h, trusted).to_string(), "203.0.113.5");
+    let outsider: IpAddr = "192.0.2.1".parse().unwrap();
+    assert_eq!(
+        client_ip(outsider, &h, trusted),
+        outsider,
+        "spoofed XFF ignored"
+    );
+    let junk = map(&[("x-forwarded-for", "198.51.100.9, junk, 10.0.0.8")]);
+    assert_eq!(
+        client_ip(peer, &junk, trusted).to_string(),
+        "10.0.0.8",
+        "nothing left of a bad entry is believed"
+    );
+    assert_eq!(client_ip(peer, &HeaderMap::new(), trusted), peer);
+}

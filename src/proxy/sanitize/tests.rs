@@ -214,3 +214,19 @@ fn paths_are_normalised_before_routing() {
     }
     assert!(matches!(normalize_path("/plain/path"), Cow::Borrowed(_)));
 }
+
+#[test]
+fn the_target_must_be_a_path() {
+    let options = Request::builder()
+        .method(Method::OPTIONS)
+        .uri("*")
+        .header("host", "h")
+        .body(())
+        .unwrap();
+    assert!(check(&options, &Limits::default(), RawHead::default()).is_ok());
+    assert_eq!(h11("*", &[("host", "h")]), Err(Invalid::Target));
+    assert!(
+        h11("http://h", &[]).is_ok(),
+        "absolute-form without a path is /"
+    );
+}
