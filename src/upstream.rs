@@ -7,11 +7,11 @@ use crate::body::{ClientBodyError, RequestBody};
 use crate::config::UpstreamProtocol;
 use crate::config::UpstreamTls;
 use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{Request, Response, Uri, Version};
+use http::{HeaderMap, Request, Response, Uri, Version, header};
 use hyper::body::Incoming;
 use hyper_rustls::{FixedServerNameResolver, HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::{HttpConnector, capture_connection};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,6 +21,9 @@ mod observed;
 
 use observed::ObservedConnector;
 use std::time::Duration;
+
+/// The largest response head taken from a backend over HTTP/1.1.
+const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 
 /// Settings every upstream client is built with.
 #[derive(Debug, Clone)]
@@ -82,6 +85,9 @@ impl Upstream {
             .timer(TokioTimer::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(settings.idle_timeout)
+            // Bounds the memory a backend's response head can take (hyper's default is about
+            // 400 KiB); `invalid_head` enforces the exact limit.
+            .http1_max_buf_size(MAX_RESPONSE_HEAD)
             // portero sets Host itself: the client's Host, not the backend's address.
             .set_host(false);
         let version = match settings.protocol {
@@ -154,13 +160,14 @@ impl Upstream {
     /// Sends `request` (whose URI already names this backend) and waits for the response head.
     pub async fn send(
         &self,
-        request: Request<RequestBody>,
+        mut request: Request<RequestBody>,
     ) -> Result<Response<Incoming>, UpstreamError> {
+        let connection = capture_connection(&mut request);
         let sent = match &self.client {
             Clients::Plain(client) => client.request(request).await,
             Clients::Tls(client) => client.request(request).await,
         };
-        sent.map_err(|e| {
+        let response = sent.map_err(|e| {
             if e.is_connect() {
                 if is_timeout(&e) {
                     UpstreamError::ConnectTimeout
@@ -172,8 +179,36 @@ impl Upstream {
             } else {
                 UpstreamError::Request(root_cause(&e))
             }
-        })
+        })?;
+        if let Some(reason) = invalid_head(response.headers()) {
+            // Its connection is poisoned, not just dropped: hyper may already have read the
+            // whole body and found the connection fit for reuse.
+            if let Some(connected) = connection.connection_metadata().as_ref() {
+                connected.poison();
+            }
+            return Err(UpstreamError::Request(reason.into()));
+        }
+        Ok(response)
     }
+}
+
+/// Why a response head hyper accepted must still be refused (a 502), if it must.
+fn invalid_head(headers: &HeaderMap) -> Option<&'static str> {
+    // hyper frames such a response by Transfer-Encoding but keeps the Content-Length, which
+    // would then describe a different body to the client (RFC 9112 §6.3 item 3).
+    if headers.contains_key(header::TRANSFER_ENCODING)
+        && headers.contains_key(header::CONTENT_LENGTH)
+    {
+        return Some("response has both Content-Length and Transfer-Encoding");
+    }
+    // hyper's buffer limit is checked only while a head is incomplete, so a head that
+    // arrives in a few large reads can pass it; this is the exact bound (name, value, ": "
+    // and CRLF per field).
+    let size: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    (size > MAX_RESPONSE_HEAD).then_some("response head too large")
 }
 
 fn is_timeout(error: &(dyn std::error::Error + 'static)) -> bool {

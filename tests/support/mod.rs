@@ -11,6 +11,7 @@ pub mod daemon;
 pub mod dns;
 pub mod feed;
 pub mod pki;
+pub mod raw_backend;
 
 use std::time::{Duration, Instant};
 
