@@ -209,7 +209,21 @@ fn http1_builder(config: &Config, keep_alive: bool) -> http1::Builder {
 fn http2_builder(config: &Config) -> http2::Builder<TokioExecutor> {
     let mut http = http2::Builder::new(TokioExecutor::new());
     http.timer(TokioTimer::new())
+        // Past this, h2 answers REFUSED_STREAM (RFC 9113 §5.1.2): bounds work per connection.
         .max_concurrent_streams(100)
+        // What a client may send on one stream before portero has forwarded it upstream.
+        .initial_stream_window_size(64 * 1024)
+        // What a client may send over all its streams: the per-connection receive buffer.
+        .initial_connection_window_size(1024 * 1024)
+        // Fixed windows: BDP probing would grow them past the bounds above.
+        .adaptive_window(false)
+        // Response bytes queued per stream for a client that reads slowly (hyper's is 400 KiB).
+        .max_send_buf_size(64 * 1024)
+        // Rapid Reset (CVE-2023-44487): streams reset before being accepted, then GOAWAY.
+        .max_pending_accept_reset_streams(20)
+        // MadeYouReset (CVE-2025-8671): resets the peer provokes, then GOAWAY; never None.
+        .max_local_error_reset_streams(1024)
+        // The decoded header list; h2 answers 431 past it and GOAWAY past four times it.
         .max_header_list_size(config.limits.max_header_bytes.min(u32::MAX as usize) as u32)
         .keep_alive_interval(Some(Duration::from_secs(30)))
         .keep_alive_timeout(Duration::from_secs(10));

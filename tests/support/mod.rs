@@ -10,6 +10,7 @@ pub mod client;
 pub mod daemon;
 pub mod dns;
 pub mod feed;
+pub mod h2raw;
 pub mod pki;
 pub mod raw_backend;
 
