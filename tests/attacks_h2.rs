@@ -616,14 +616,14 @@ async fn row_47_malformed_requests_are_reset_with_protocol_error() {
 
         // Missing :path *and* :authority: h2 0.4.20 does not reset this one (it builds an
         // empty URI: `server.rs` `convert_poll_message` only fails :path via the URI parts
-        // when there is an :authority). ATTACKS.md wants RST_STREAM PROTOCOL_ERROR; portero
-        // answers 404 instead (no route matches an empty path) and forwards nothing.
+        // when there is an :authority). ATTACKS.md wants RST_STREAM PROTOCOL_ERROR; portero's
+        // own check answers 400 (a request target must be a path) and forwards nothing.
         let mut client = rig.connect().await;
         let no_path = Block::default()
             .field(":method", "GET")
             .field(":scheme", "http")
             .field("host", "localhost");
-        assert_eq!(get_block_on(&mut client, 1, &no_path).await, Some(404));
+        assert_eq!(get_block_on(&mut client, 1, &no_path).await, Some(400));
         assert_eq!(rig.backend.requests(), 0);
         rig.still_serves().await;
     })

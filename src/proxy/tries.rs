@@ -138,8 +138,7 @@ impl Tries<'_> {
                     return Ok(response);
                 }
                 Ok(Err(UpstreamError::ClientBody(error))) => {
-                    // The client's fault, not the backend's: no outlier mark, no retry.
-                    exchange.try_failed("client_body");
+                    // The client's fault, not the backend's: not counted against it, no retry.
                     return Err(ProxyError::ClientBody(error));
                 }
                 Ok(Err(error)) => {
