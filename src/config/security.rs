@@ -140,7 +140,11 @@ fn rate_limit(
     let store = match &file.store {
         None => RateLimitStore::Local,
         Some(s) if s.get_ref() == "local" => RateLimitStore::Local,
-        Some(s) if s.get_ref().starts_with("redis://") || s.get_ref().starts_with("rediss://") => {
+        Some(s)
+            if ["redis://", "rediss://", "redis+unix://", "unix://"]
+                .iter()
+                .any(|scheme| s.get_ref().starts_with(scheme)) =>
+        {
             match redis::parse_redis_url(s.get_ref()) {
                 Some(_) => RateLimitStore::Redis(s.get_ref().clone()),
                 None => {
@@ -152,7 +156,7 @@ fn rate_limit(
         Some(s) => {
             problems.push(Problem::at(
                 s.span(),
-                "security.rate_limit.store must be \"local\" or \"redis://HOST:PORT/DB\"",
+                "security.rate_limit.store must be \"local\", \"redis://HOST:PORT/DB\" or \"redis+unix:///PATH\"",
             ));
             RateLimitStore::Local
         }

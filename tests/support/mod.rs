@@ -13,6 +13,8 @@ pub mod feed;
 pub mod h2raw;
 pub mod pki;
 pub mod raw_backend;
+pub mod redis;
+pub mod source;
 
 use std::time::{Duration, Instant};
 
