@@ -147,12 +147,12 @@ async fn a_hundred_thousand_client_addresses_keep_the_table_bounded() {
         rss_after / 1024,
         growth / 1024
     );
-    // 80,000 more addresses than the table holds: if entries were never forgotten the table
-    // alone would add several MiB (each entry is tens of bytes plus the map's overhead).
+    // 80,000 more addresses than the table holds: kept, they would take about 40 bytes each
+    // in the map (3+ MiB); measured growth is a few hundred KiB.
     assert!(
         peak >= 7_000.0,
         "the flood pressed the table against its bound: {peak}"
     );
-    assert!(growth < 4 * 1024 * 1024, "RSS grew by {growth} bytes");
+    assert!(growth < 2 * 1024 * 1024, "RSS grew by {growth} bytes");
     assert_eq!(backend.requests(), 100_000);
 }
