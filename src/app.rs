@@ -11,6 +11,7 @@ use crate::admin::{self, AdminCtx, Readiness};
 use crate::admission::Admission;
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::overload::Overload;
 use crate::proxy::Proxy;
 use crate::proxy::exchange::Recorder;
 use crate::server::{ServerCtx, ServerError};
@@ -160,7 +161,12 @@ impl App {
             metrics: Arc::clone(&metrics),
             access_log: access_log.clone(),
         });
-        let proxy = Arc::new(Proxy::new(Arc::clone(&snapshot), recorder));
+        let overload = Arc::new(Overload::default());
+        let proxy = Arc::new(Proxy::new(
+            Arc::clone(&snapshot),
+            recorder,
+            Arc::clone(&overload),
+        ));
         let server = Arc::new(ServerCtx::new(
             &config,
             proxy,
@@ -212,6 +218,14 @@ impl App {
             Arc::clone(&app.admin),
             stop_background.clone(),
         ));
+        {
+            let (snapshot, gauge, stop) = (
+                Arc::clone(&snapshot),
+                metrics.overload_level.clone(),
+                stop_background.clone(),
+            );
+            tokio::spawn(async move { overload.run(snapshot, gauge, stop).await });
+        }
         tokio::spawn(crate::health::run(
             Arc::clone(&snapshot),
             generations.clone(),

@@ -38,6 +38,7 @@ pub mod demo;
 pub mod discovery;
 pub mod health;
 pub mod metrics;
+pub mod overload;
 pub mod pool;
 pub mod proxy;
 pub mod rate_limit;

@@ -85,6 +85,8 @@ pub struct Metrics {
     pub rate_limit_store_errors: IntCounter,
     /// `portero_proxy_protocol_total{listener,result}`: PROXY headers read or refused.
     pub proxy_protocol: IntCounterVec,
+    /// `portero_overload_level`: 0 normal, 1 keep-alive off, 2 refusing new requests.
+    pub overload_level: IntGauge,
 }
 
 impl Metrics {
@@ -153,6 +155,14 @@ impl Metrics {
         registry
             .register(Box::new(rate_limit_store_errors.clone()))
             .expect("unique metric");
+        let overload_level = IntGauge::new(
+            "portero_overload_level",
+            "Memory overload: 0 normal, 1 keep-alive off, 2 new requests refused",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(overload_level.clone()))
+            .expect("unique metric");
         #[cfg(target_os = "linux")]
         registry
             .register(Box::new(
@@ -167,6 +177,7 @@ impl Metrics {
             ),
             rate_limit_tracked,
             rate_limit_store_errors,
+            overload_level,
             proxy_protocol: counter(
                 "portero_proxy_protocol_total",
                 "PROXY protocol headers on listeners that accept them, by result",

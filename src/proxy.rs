@@ -14,6 +14,7 @@ pub use error::ProxyError;
 
 use crate::body::{ClientBody, ResponseBody};
 use crate::conn::{ClientConn, ConnScheme, ConnTls};
+use crate::overload::{Level, Overload};
 use crate::route::normalize_host;
 use crate::snapshot::{SharedSnapshot, Snapshot};
 use exchange::{Exchange, Recorder};
@@ -29,12 +30,17 @@ use tries::{Replay, Tries};
 pub struct Proxy {
     snapshot: SharedSnapshot,
     recorder: Arc<Recorder>,
+    overload: Arc<Overload>,
 }
 
 impl Proxy {
     /// A proxy over the live snapshot.
-    pub fn new(snapshot: SharedSnapshot, recorder: Arc<Recorder>) -> Self {
-        Self { snapshot, recorder }
+    pub fn new(snapshot: SharedSnapshot, recorder: Arc<Recorder>, overload: Arc<Overload>) -> Self {
+        Self {
+            snapshot,
+            recorder,
+            overload,
+        }
     }
 
     /// Serves one request. Never fails: errors become responses.
@@ -84,6 +90,12 @@ impl Proxy {
         conn: &ClientConn,
         exchange: &mut Exchange,
     ) -> Result<Response<ResponseBody>, ProxyError> {
+        match self.overload.level() {
+            Level::Normal => {}
+            // After this response: HTTP/1 says `Connection: close`, HTTP/2 sends GOAWAY.
+            Level::NoKeepAlive => conn.request_close(),
+            Level::Refuse => return Err(ProxyError::Overloaded),
+        }
         let config = snapshot.config();
         let raw = sanitize::RawHead {
             content_length: conn.take_head_content_length(),

@@ -321,10 +321,7 @@ async fn sighup_reloads_membership_and_an_invalid_file_changes_nothing() {
     let a = TestBackend::named("a").await;
     let b = TestBackend::named("b").await;
     let process = Process::spawn(&config_text(&[(a.addr, 1)], ""));
-    let rewrite = |text: String| {
-        let text = text.replace("[log]\n", "[log]\nformat = \"json\"\n");
-        std::fs::write(process.config.path(), text).unwrap();
-    };
+    let rewrite = |text: String| process.write_config(&text);
     rewrite(config_text(&[(a.addr, 1), (b.addr, 1)], ""));
     process.signal("HUP");
     support::wait_until("the reload to be logged", Duration::from_secs(10), || {

@@ -111,6 +111,10 @@ pub struct Limits {
     /// Largest request body in bytes (-> 413).
     #[serde(deserialize_with = "units::size")]
     pub max_request_body: u64,
+    /// Resident memory the daemon aims to stay under (0 = no limit): keep-alive off past 95%,
+    /// new requests refused with 503 past 98%.
+    #[serde(deserialize_with = "units::size")]
+    pub max_memory: u64,
 }
 
 impl Default for Limits {
@@ -120,6 +124,7 @@ impl Default for Limits {
             max_headers: 100,
             max_uri_bytes: 8 * 1024,
             max_request_body: 10 * 1024 * 1024,
+            max_memory: 0,
         }
     }
 }

@@ -18,6 +18,9 @@ pub enum ProxyError {
     /// The client's address is not allowed by the route's allow/deny lists.
     #[error("forbidden by the route's access rules")]
     Forbidden,
+    /// The daemon is past 98% of `limits.max_memory`.
+    #[error("overloaded")]
+    Overloaded,
     /// The client's request rate is over its budget.
     #[error("rate limited")]
     RateLimited {
@@ -66,6 +69,7 @@ impl ProxyError {
                 ClientBodyError::Timeout => StatusCode::REQUEST_TIMEOUT,
             },
             ProxyError::Forbidden => StatusCode::FORBIDDEN,
+            ProxyError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ProxyError::Misdirected => StatusCode::MISDIRECTED_REQUEST,
             ProxyError::NoRoute => StatusCode::NOT_FOUND,
@@ -99,6 +103,7 @@ impl ProxyError {
                 ClientBodyError::Timeout => "request_body_timeout",
             },
             ProxyError::Forbidden => "forbidden",
+            ProxyError::Overloaded => "overloaded",
             ProxyError::RateLimited { .. } => "rate_limited",
             ProxyError::Misdirected => "misdirected",
             ProxyError::NoRoute => "no_route",
@@ -129,6 +134,10 @@ impl ProxyError {
         match self {
             ProxyError::NoHealthyBackend => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            ProxyError::Overloaded => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
             ProxyError::RateLimited { retry_after } => {
                 let seconds = retry_after.as_secs_f64().ceil().max(1.0) as u64;
@@ -178,6 +187,7 @@ mod tests {
                 408,
             ),
             (ProxyError::Forbidden, 403),
+            (ProxyError::Overloaded, 503),
             (
                 ProxyError::RateLimited {
                     retry_after: Duration::from_millis(1500),

@@ -69,14 +69,8 @@ impl Process {
     /// Runs `launcher... BINARY CONFIG_FILE` with `envs`; the launcher must end by exec'ing
     /// `BINARY run --config CONFIG_FILE` (a shell setting limits, a socket-activation shim).
     pub fn spawn_via(text: &str, launcher: &[String], envs: &[(&str, String)]) -> Process {
-        let text = format!("{text}\n");
-        let text = if text.contains("[log]") {
-            text.replace("[log]\n", "[log]\nformat = \"json\"\n")
-        } else {
-            format!("{text}\n[log]\nformat = \"json\"\n")
-        };
         let config = tempfile::NamedTempFile::new().unwrap();
-        std::fs::write(config.path(), text).unwrap();
+        std::fs::write(config.path(), with_json_log(text)).unwrap();
         let mut child = Command::new(&launcher[0])
             .args(&launcher[1..])
             .arg(binary())
@@ -123,6 +117,12 @@ impl Process {
         }
     }
 
+    /// Replaces the config file (a reload is up to the caller), keeping the JSON log format
+    /// the process started with (a `[log]` change is refused by a reload).
+    pub fn write_config(&self, text: &str) {
+        std::fs::write(self.config.path(), with_json_log(text)).unwrap();
+    }
+
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
@@ -163,6 +163,16 @@ impl Drop for Process {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// `text` with JSON log lines, which the process helpers read.
+fn with_json_log(text: &str) -> String {
+    let text = format!("{text}\n");
+    if text.contains("[log]") {
+        text.replace("[log]\n", "[log]\nformat = \"json\"\n")
+    } else {
+        format!("{text}\n[log]\nformat = \"json\"\n")
     }
 }
 
