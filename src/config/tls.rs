@@ -12,6 +12,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// `[listener.tls]` as written.
+fn strict_by_default() -> bool {
+    true
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListenerTlsFile {
@@ -20,8 +24,9 @@ pub struct ListenerTlsFile {
     /// When set, clients must present a certificate signed by one of these CAs.
     #[serde(default)]
     pub client_ca: Option<PathBuf>,
-    /// Answer 421 to a request whose Host the connection's certificate does not cover.
-    #[serde(default)]
+    /// Answer 421 to a request whose Host the connection's certificate does not cover (on by
+    /// default: otherwise one site's SNI could front for another's Host, ATTACKS.md row 52).
+    #[serde(default = "strict_by_default")]
     pub strict_sni: bool,
     /// A `Strict-Transport-Security` value to add to every response, e.g. "max-age=63072000".
     #[serde(default)]
