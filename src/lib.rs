@@ -3,14 +3,17 @@
 //! A request, top to bottom:
 //!
 //! ```text
-//!   client ──TCP──► server::run ──permit──► admission        (baseline / burst tiers)
+//!   client ──TCP──► server::accept ──permit──► admission      (baseline / burst tiers)
 //!                      │ accept
 //!                      ▼
-//!                server::serve ── ConnIo (header + idle timeouts) ── hyper auto (h1 / h2c)
+//!                server::gate ── PROXY header (trusted balancers), allow/deny, per-address cap
+//!                      ▼
+//!                server::connection ── ConnIo (header, idle, write timeouts) ── hyper h1 / h2c
 //!                      │ one call per request
 //!                      ▼
-//!                proxy::Proxy::handle ── snapshot.load() ─► route ─► pool.pick() ─► backend
-//!                      │ headers: hop-by-hop out, X-Forwarded-* in
+//!                proxy::Proxy::handle ── overload, rate limit, sanitize (framing, Host, limits)
+//!                      │ snapshot.load() ─► route (+ access) ─► pool.pick() ─► backend
+//!                      │ headers: hop-by-hop out, X-Forwarded-* in; body: ClientBody bounds
 //!                      ▼
 //!                upstream::Upstream::send ──pooled keep-alive──► backend
 //!                      │ response head
@@ -19,10 +22,11 @@
 //! ```
 //!
 //! Module map: [`config`] (file -> validated [`config::Config`]), [`app`] (start, reload,
-//! shutdown), [`server`] (listeners, accept loop, connections), [`admission`] (connection
-//! tiers), [`proxy`] (one request), [`route`], [`snapshot`] (the one atomically swapped view),
-//! [`pool`], [`backend`], [`balance`], [`upstream`] (pooled clients), [`body`], [`metrics`],
-//! [`access_log`], [`admin`], [`demo`].
+//! shutdown), [`server`] (listeners, accept loop, gate, connections), [`admission`]
+//! (connection tiers), [`access`] (allow/deny lists), [`rate_limit`] (per-client budgets,
+//! local or Redis), [`overload`] (memory pressure), [`proxy`] (one request), [`route`],
+//! [`snapshot`] (the one atomically swapped view), [`pool`], [`backend`], [`balance`],
+//! [`upstream`] (pooled clients), [`body`], [`metrics`], [`access_log`], [`admin`], [`demo`].
 
 pub mod access;
 pub mod access_log;

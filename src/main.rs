@@ -94,12 +94,46 @@ fn summary(path: &std::path::Path, config: &Config) -> String {
         a.baseline_connections, a.burst_connections, a.at_limit
     );
     for l in &config.listeners {
-        out += &format!("listener {}: {}\n", l.name, l.address);
+        let proxy = match &l.proxy_protocol {
+            Some(trusted) => format!(" (PROXY protocol from {} CIDRs)", trusted.len()),
+            None => String::new(),
+        };
+        out += &format!("listener {}: {}{proxy}\n", l.name, l.address);
     }
     out += &format!("admin: {}\n", config.admin.address);
     for r in &config.routes {
-        out += &format!("route {}{} -> pool {}\n", r.host, r.path_prefix, r.pool);
+        let guarded = if r.access.is_open() {
+            ""
+        } else {
+            " (allow/deny)"
+        };
+        out += &format!(
+            "route {}{} -> pool {}{guarded}\n",
+            r.host, r.path_prefix, r.pool
+        );
     }
+    let s = &config.security;
+    out += &format!(
+        "security: access lists {}, connections per address {}, rate limit {}\n",
+        if s.access.is_open() { "open" } else { "set" },
+        match s.max_connections_per_ip {
+            0 => "unlimited".to_string(),
+            n => n.to_string(),
+        },
+        match &s.rate_limit {
+            None => "off".to_string(),
+            Some(r) => format!(
+                "{}/s burst {} ({})",
+                r.requests_per_second,
+                r.burst,
+                // Not the URL: it may carry a password.
+                match r.store {
+                    portero::config::RateLimitStore::Local => "local",
+                    portero::config::RateLimitStore::Redis(_) => "shared through Redis",
+                }
+            ),
+        }
+    );
     for (name, pool) in &config.pools {
         let backends: Vec<String> = pool
             .backends
