@@ -139,7 +139,7 @@ fn declared_length(headers: &HeaderMap) -> Result<u64, Invalid> {
 
 /// Rows 18–20, 48: the authority of an absolute-form target or of `:authority` wins, must be
 /// valid, and must agree with Host when both are there; otherwise exactly one valid Host
-/// (HTTP/1.1 and HTTP/2 need one; HTTP/1.0 may name none).
+/// (HTTP/2 needs one of the two, HTTP/1.1 always a Host; HTTP/1.0 may name none).
 fn authority(uri: &Uri, headers: &HeaderMap, version: Version) -> Result<String, Invalid> {
     let mut hosts = headers.get_all(header::HOST).iter();
     let host = match (hosts.next(), hosts.next()) {
@@ -161,6 +161,10 @@ fn authority(uri: &Uri, headers: &HeaderMap, version: Version) -> Result<String,
     };
     let target = target.as_str();
     if !is_valid_authority(target) {
+        return Err(Invalid::Host);
+    }
+    // RFC 9112 §3.2: an HTTP/1.1 request without Host is a 400 even in absolute-form.
+    if host.is_none() && version == Version::HTTP_11 {
         return Err(Invalid::Host);
     }
     if let Some(host) = host {

@@ -13,6 +13,7 @@ pub mod feed;
 pub mod h2raw;
 pub mod pki;
 pub mod raw_backend;
+pub mod raw_client;
 pub mod redis;
 pub mod source;
 

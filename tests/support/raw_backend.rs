@@ -284,7 +284,7 @@ impl Requests {
 }
 
 /// Where the body that follows `head` ends in `body`, if it has arrived whole. Chunked bodies
-/// are parsed chunk by chunk (no trailers); a malformed size line never completes.
+/// are parsed chunk by chunk, then the trailer section; a malformed size line never completes.
 fn request_end(head: &[u8], body: &[u8]) -> Option<usize> {
     let head = String::from_utf8_lossy(head).to_ascii_lowercase();
     let header = |name: &str| {
@@ -301,7 +301,11 @@ fn request_end(head: &[u8], body: &[u8]) -> Option<usize> {
             let size = usize::from_str_radix(size, 16).ok()?;
             at += line + 2;
             if size == 0 {
-                return body[at..].starts_with(b"\r\n").then_some(at + 2);
+                // The trailer section: none, or fields up to an empty line.
+                if body[at..].starts_with(b"\r\n") {
+                    return Some(at + 2);
+                }
+                return find(&body[at..], b"\r\n\r\n").map(|end| at + end + 4);
             }
             at += size + 2;
             if body.len() < at {

@@ -54,6 +54,24 @@ fn host_must_be_present_single_and_well_formed() {
 }
 
 #[test]
+fn http11_needs_host_even_in_absolute_form() {
+    // RFC 9112 §3.2: "A server MUST respond with a 400 (Bad Request) status code to any
+    // HTTP/1.1 request message that lacks a Host header field".
+    assert_eq!(h11("http://a.example/x", &[]), Err(Invalid::Host));
+    let r = request(Version::HTTP_10, "http://a.example/x", &[]);
+    assert_eq!(
+        check(&r, &Limits::default(), RawHead::default()),
+        Ok("a.example".into())
+    );
+    // HTTP/2 names its authority in :authority; a Host header is optional there.
+    let r = request(Version::HTTP_2, "http://a.example/x", &[]);
+    assert_eq!(
+        check(&r, &Limits::default(), RawHead::default()),
+        Ok("a.example".into())
+    );
+}
+
+#[test]
 fn http10_may_name_no_host_but_http2_must() {
     let r = request(Version::HTTP_10, "/", &[]);
     assert_eq!(
@@ -69,7 +87,10 @@ fn http10_may_name_no_host_but_http2_must() {
 
 #[test]
 fn the_target_authority_wins_and_must_agree_with_host() {
-    assert_eq!(h11("http://a.example/x", &[]), Ok("a.example".into()));
+    assert_eq!(
+        h11("http://a.example/x", &[("host", "a.example")]),
+        Ok("a.example".into())
+    );
     assert_eq!(
         h11("http://a.example/x", &[("host", "A.example")]),
         Ok("a.example".into())
@@ -226,7 +247,7 @@ fn the_target_must_be_a_path() {
     assert!(check(&options, &Limits::default(), RawHead::default()).is_ok());
     assert_eq!(h11("*", &[("host", "h")]), Err(Invalid::Target));
     assert!(
-        h11("http://h", &[]).is_ok(),
+        h11("http://h", &[("host", "h")]).is_ok(),
         "absolute-form without a path is /"
     );
 }
