@@ -40,7 +40,9 @@ fn minimal_file_gets_every_default() {
 fn example_config_in_the_repository_is_valid() {
     let text = include_str!("../../config/portero.toml");
     let c = parse(text).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(c.routes.len(), 2);
+    assert_eq!(c.routes.len(), 3);
+    assert!(!c.routes[1].access.is_open(), "the /admin route is guarded");
+    assert!(c.security.rate_limit.is_some());
     assert_eq!(c.pools["web"].protocol, UpstreamProtocol::H2c);
 }
 
