@@ -8,6 +8,7 @@
 use super::gcra::{self, Rate, Verdict};
 use dashmap::DashMap;
 use std::net::IpAddr;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// How often, at most, full buckets are swept while the table is under its bound.
@@ -20,6 +21,7 @@ pub struct LocalLimiter {
     max_clients: usize,
     tats: DashMap<IpAddr, u64>,
     last_sweep: AtomicU64,
+    sweeping: Mutex<()>,
 }
 
 impl LocalLimiter {
@@ -30,6 +32,7 @@ impl LocalLimiter {
             max_clients,
             tats: DashMap::new(),
             last_sweep: AtomicU64::new(0),
+            sweeping: Mutex::new(()),
         }
     }
 
@@ -68,13 +71,12 @@ impl LocalLimiter {
         if !full && now.saturating_sub(last) < SWEEP_EVERY_US {
             return;
         }
-        if self
-            .last_sweep
-            .compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed)
-            .is_err()
-        {
-            return; // another request is sweeping
-        }
+        // One sweeper at a time; the others go on (the table may pass its bound by the
+        // number of requests in flight meanwhile, never by more).
+        let Ok(_sweeping) = self.sweeping.try_lock() else {
+            return;
+        };
+        self.last_sweep.store(now, Ordering::Relaxed);
         self.tats.retain(|_, tat| !gcra::is_full(*tat, now));
         if self.tats.len() >= self.max_clients {
             let mut n = 0u32;
