@@ -6,7 +6,7 @@ pub mod accept;
 pub mod conn_io;
 pub mod connection;
 mod gate;
-mod head_scan;
+pub mod head_scan;
 pub mod listener;
 pub mod per_ip;
 pub mod proxy_protocol;

@@ -61,9 +61,11 @@ pub enum Parsed {
 
 /// Parses a PROXY header at the start of `bytes`.
 pub fn parse(bytes: &[u8]) -> Parsed {
-    // A v1 line cannot be judged before its line feed (ppp calls "... 80 44" without one a
-    // bad port, though "443\r\n" may be on its way).
-    if bytes.starts_with(b"PROXY ") && bytes.len() < V1_MAX && !bytes.contains(&b'\n') {
+    // A v1 line cannot be judged before its CRLF: ppp calls "... 80 " a bad port, though
+    // "443\r\n" may be on its way, and it ends an UNKNOWN line at a bare LF when no CR has
+    // come yet, so the same header split over segments would end elsewhere (found by the
+    // fuzzer: `PROXY UNKNOWN \n\r\n` was 15 bytes read in pieces, 17 in one).
+    if bytes.starts_with(b"PROXY ") && bytes.len() < V1_MAX && !has_v1_line_end(bytes) {
         return Parsed::Incomplete;
     }
     let result = HeaderResult::parse(bytes);
@@ -149,6 +151,15 @@ async fn read_in_pieces(stream: &mut TcpStream) -> Result<ProxyHeader, ProxyHead
             Parsed::Invalid(reason) => return Err(ProxyHeaderError::Malformed(reason)),
         }
     }
+}
+
+/// Whether the byte after the first CR has arrived: ppp ends a v1 line there, with an error
+/// unless that byte is the LF.
+fn has_v1_line_end(bytes: &[u8]) -> bool {
+    bytes
+        .iter()
+        .position(|&b| b == b'\r')
+        .is_some_and(|cr| cr + 1 < bytes.len())
 }
 
 const V2_SIGNATURE: &[u8; 12] = b"\r\n\r\n\0\r\nQUIT\n";

@@ -226,8 +226,11 @@ fn paths_are_normalised_before_routing() {
         ("/a%2fb/..", "/"),
         ("/a;b/../c", "/c"),
         ("/caf%c3%a9", "/caf%C3%A9"),
-        ("/bad%zz/.", "/bad%zz/"),
-        ("/%+f/x", "/%+f/x"),
+        ("/bad%zz/.", "/bad%25zz/"),
+        ("/%+f/x", "/%25+f/x"),
+        ("/a%", "/a%25"),
+        ("/%%32%65", "/%252e"),
+        ("/public/%%32%65%2%65/admin", "/public/%252e%252e/admin"),
         ("*", "*"),
     ];
     for (input, expected) in cases {

@@ -62,6 +62,20 @@ fn local_and_unknown_mean_the_peer_itself() {
 fn partial_and_bad_headers() {
     assert_eq!(parse(b"PROXY TCP4 198.51"), Parsed::Incomplete);
     assert_eq!(parse(&v2_tcp4()[..20]), Parsed::Incomplete);
+    assert_eq!(parse(b"PROXY TCP4 1.2.3.4 5.6.7.8 80 "), Parsed::Incomplete);
+    assert_eq!(
+        parse(b"PROXY TCP4 1.2.3.4 5.6.7.8 80 443\r"),
+        Parsed::Incomplete
+    );
+    // A bare LF does not end a line: the header is the same however it is split.
+    let unknown = b"PROXY UNKNOWN \n\r\n";
+    assert!(matches!(
+        parse(unknown),
+        Parsed::Complete(ProxyHeader { len: 17, .. })
+    ));
+    for cut in 0..unknown.len() {
+        assert_eq!(parse(&unknown[..cut]), Parsed::Incomplete, "{cut}");
+    }
     assert!(matches!(
         parse(b"PROXY TCP9 x y 1 2\r\n"),
         Parsed::Invalid(_)
