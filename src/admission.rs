@@ -40,16 +40,24 @@ pub struct Permit {
 }
 
 impl Permit {
-    /// The tier this connection was admitted in.
+    /// The tier this connection was admitted in (settled once it is accepted).
     pub fn tier(&self) -> Tier {
         self.tier
     }
 
-    /// Marks the slot as holding an accepted connection (until now it was only reserved).
+    /// Marks the slot as holding an accepted connection (until now it was only reserved), and
+    /// settles its tier by the connections open, not the slots held: every listener's accept
+    /// loop holds a slot ahead of its next connection, and with two listeners that spare slot
+    /// would otherwise push the 10,000th connection into burst.
     pub fn accepted(&mut self) {
         if !self.accepted {
             self.accepted = true;
-            self.admission.open.fetch_add(1, Ordering::AcqRel);
+            let open = self.admission.open.fetch_add(1, Ordering::AcqRel) + 1;
+            self.tier = if open > self.admission.baseline.load(Ordering::Acquire) {
+                Tier::Burst
+            } else {
+                Tier::Baseline
+            };
             if self.tier == Tier::Burst {
                 self.admission.in_burst.fetch_add(1, Ordering::AcqRel);
             }
@@ -101,6 +109,7 @@ impl Admission {
                 Err(actual) => held = actual,
             }
         }
+        // Provisional, until `Permit::accepted` settles it by the connections then open.
         let tier = if held + 1 > self.baseline.load(Ordering::Acquire) {
             Tier::Burst
         } else {
@@ -146,6 +155,11 @@ impl Admission {
         self.open.load(Ordering::Acquire)
     }
 
+    /// Whether more connections are open than the baseline admits freely.
+    pub fn over_baseline(&self) -> bool {
+        self.open() > self.baseline.load(Ordering::Acquire)
+    }
+
     /// Open connections admitted in the burst tier.
     pub fn in_burst(&self) -> usize {
         self.in_burst.load(Ordering::Acquire)
@@ -182,6 +196,19 @@ mod tests {
         drop(p);
         assert_eq!(a.open(), 0);
         assert!(a.try_acquire().is_some());
+    }
+
+    #[test]
+    fn slots_reserved_ahead_do_not_count_toward_the_tier() {
+        let a = Admission::new(2, 4);
+        let _other_listener = a.try_acquire().unwrap();
+        let (first, second) = (accepted(&a), accepted(&a));
+        assert_eq!(
+            (first.tier(), second.tier()),
+            (Tier::Baseline, Tier::Baseline)
+        );
+        let third = accepted(&a);
+        assert_eq!((third.tier(), a.in_burst()), (Tier::Burst, 1));
     }
 
     #[test]

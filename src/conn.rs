@@ -4,7 +4,7 @@
 //! updates its activity per request; the connection's I/O reads that activity to choose its
 //! timeout; admission pressure asks idle ones to close.
 
-use crate::admission::Tier;
+use crate::admission::{Admission, Tier};
 use crate::backend::now_us;
 use hyper::upgrade::OnUpgrade;
 use std::net::SocketAddr;
@@ -26,6 +26,8 @@ pub struct ClientConn {
     pub tier: Tier,
     /// What it is doing.
     pub activity: ConnActivity,
+    /// For a connection admitted in burst, the admission it counts against.
+    burst_of: Option<Arc<Admission>>,
     close: Notify,
     closing: AtomicBool,
     parkable: AtomicBool,
@@ -45,6 +47,7 @@ impl ClientConn {
             scheme,
             tier,
             activity: ConnActivity::default(),
+            burst_of: None,
             close: Notify::new(),
             closing: AtomicBool::new(false),
             parkable: AtomicBool::new(false),
@@ -61,11 +64,20 @@ impl ClientConn {
         }
     }
 
-    /// A request started on the connection. A connection admitted in the burst tier is asked
-    /// to close after it, so load drains back under the baseline by itself.
+    /// Marks a connection admitted in burst as counted against `admission`.
+    pub fn in_burst_of(mut self, admission: Arc<Admission>) -> Self {
+        self.burst_of = Some(admission);
+        self
+    }
+
+    /// A request started on the connection. A connection admitted in burst is asked to close
+    /// after it while the daemon is still over its baseline, so load drains back under the
+    /// baseline by itself; once under, it is kept alive like any other. Judged per request,
+    /// not once at accept: a client that reconnects at once after a close would otherwise find
+    /// its old connection still counted, be admitted in burst again, and never leave it.
     pub fn request_started(&self) {
         self.activity.request_started();
-        if self.tier == Tier::Burst {
+        if self.tier == Tier::Burst && self.burst_of.as_ref().is_none_or(|a| a.over_baseline()) {
             self.request_close();
         }
     }

@@ -95,10 +95,8 @@ pub struct ServerCtx {
 
 /// Per-connection settings derived from the config, replaced whole on reload.
 struct ConnSettings {
-    /// HTTP/1 for connections admitted within the baseline.
+    /// HTTP/1, keep-alive on (a connection admitted in burst is asked to close per request).
     http1: http1::Builder,
-    /// HTTP/1 for burst connections: keep-alive off, so each answers `Connection: close`.
-    http1_burst: http1::Builder,
     http2: http2::Builder<TokioExecutor>,
     timeouts: IoTimeouts,
     tls_handshake: Duration,
@@ -177,8 +175,7 @@ impl ConnSettings {
             client_write: config.timeouts.client_write,
         };
         Self {
-            http1: http1_builder(config, true),
-            http1_burst: http1_builder(config, false),
+            http1: http1_builder(config),
             http2: http2_builder(config),
             timeouts,
             tls_handshake: config.timeouts.tls_handshake,
@@ -189,7 +186,7 @@ impl ConnSettings {
     }
 }
 
-fn http1_builder(config: &Config, keep_alive: bool) -> http1::Builder {
+fn http1_builder(config: &Config) -> http1::Builder {
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         // ConnIo enforces the header and idle timeouts (hyper's timer also runs while a
@@ -201,8 +198,7 @@ fn http1_builder(config: &Config, keep_alive: bool) -> http1::Builder {
         )
         .max_headers(config.limits.max_headers)
         // The read buffer bounds the request head: past it hyper answers 431.
-        .max_buf_size(config.limits.max_header_bytes.max(8192))
-        .keep_alive(keep_alive);
+        .max_buf_size(config.limits.max_header_bytes.max(8192));
     http
 }
 

@@ -182,6 +182,45 @@ async fn tiers_close_in_burst_and_queue_at_the_ceiling() {
     wait_for_metric(admin, IN_BURST, 0.0).await;
 }
 
+/// Keep-alive for a connection admitted in burst is judged per request: while the daemon is
+/// over its baseline each response closes, once it is back under the connection is kept. A
+/// client that reconnects at once after each close (as wrk and most pools do) must not be
+/// held in burst for ever by its own closing connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_connection_is_kept_alive_once_the_load_is_back_under_the_baseline() {
+    let fast = TestBackend::named("fast").await;
+    let hang = TestBackend::start("hang", Behavior::Hang).await;
+    let app = start(&config(fast.addr, hang.addr, "queue")).await;
+    let (addr, admin) = (traffic(&app), app.admin_addr());
+    let mut baseline = Vec::new();
+    for _ in 0..BASELINE {
+        baseline.push(busy(addr).await);
+    }
+    wait_for_metric(admin, OPEN, BASELINE as f64).await;
+    // Admitted in burst, and a request on it while still over the baseline: closed after it.
+    let mut over = TcpStream::connect(addr).await.unwrap();
+    wait_for_metric(admin, IN_BURST, 1.0).await;
+    let mut extra = TcpStream::connect(addr).await.unwrap();
+    wait_for_metric(admin, IN_BURST, 2.0).await;
+    let response = get_on(&mut over).await;
+    assert!(response.contains("connection: close"), "{response}");
+    drop(over);
+    // Two baseline connections close: 198 + 1 open, under the baseline again. The connection
+    // admitted in burst is now served like any other, request after request.
+    drop(baseline.pop());
+    drop(baseline.pop());
+    wait_for_metric(admin, OPEN, (BASELINE - 1) as f64).await;
+    for _ in 0..3 {
+        let response = get_on(&mut extra).await;
+        assert!(
+            response.starts_with("http/1.1 200") && !response.contains("connection: close"),
+            "{response}"
+        );
+    }
+    drop((baseline, extra));
+    wait_for_metric(admin, OPEN, 0.0).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reject_answers_503_at_once_at_the_ceiling() {
     let fast = TestBackend::named("fast").await;

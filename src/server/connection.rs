@@ -7,7 +7,8 @@
 //! a 101 the socket is spliced with the backend's.
 //!
 //! A connection closes gracefully when the daemon drains, when admission reclaims it (idle at
-//! the ceiling), or after its first request when it was admitted in burst.
+//! the ceiling), or after a request when it was admitted in burst and the daemon is still over
+//! its baseline.
 
 use super::conn_io::{ConnIo, Protocol};
 use super::listener::{ListenerCtx, ListenerSettings};
@@ -75,12 +76,16 @@ pub async fn serve(
     if let Some((stream, scheme, protocol)) =
         open_stream(stream, &settings, &listener.name, &ctx).await
     {
-        let conn = Arc::new(ClientConn::new(
+        let conn = ClientConn::new(
             Arc::clone(&listener.name),
             admitted.client,
             scheme,
             permit.tier(),
-        ));
+        );
+        let conn = Arc::new(match permit.tier() {
+            Tier::Baseline => conn,
+            Tier::Burst => conn.in_burst_of(Arc::clone(&ctx.admission)),
+        });
         let id = ctx.register(&conn);
         let session = Session {
             ctx: &ctx,
@@ -251,11 +256,10 @@ impl Session<'_> {
     /// One hyper HTTP/1 connection, until it parks, upgrades or closes; returns the socket.
     async fn http1_spell(&self, io: Io) -> Result<(Io, Spell), hyper::Error> {
         let settings = self.ctx.settings.load_full();
-        let http1 = match self.conn.tier {
-            Tier::Baseline => &settings.http1,
-            Tier::Burst => &settings.http1_burst,
-        };
-        let mut connection = http1.serve_connection(TokioIo::new(io), self.service());
+        // Burst or not, keep-alive is decided per request (`ClientConn::request_started`).
+        let mut connection = settings
+            .http1
+            .serve_connection(TokioIo::new(io), self.service());
         let (mut closing, mut parking) = (false, false);
         let mut asked_to_close = pin!(self.asked_to_close());
         let mut hard_stop = pin!(self.ctx.hard_stop.cancelled());
