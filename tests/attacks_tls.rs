@@ -14,32 +14,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use support::backend::TestBackend;
-use support::pki::{Ca, Leaf};
+use support::pki::{Ca, https_config};
+use support::source::exchange_bytes;
 use support::{client, metric};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
-
-/// One HTTPS listener (`https`) with `leaves`, default TLS settings, over `backend`.
-fn config(leaves: &[&Leaf], backend: SocketAddr) -> String {
-    let certs: Vec<String> = leaves
-        .iter()
-        .map(|l| {
-            format!(
-                "{{ cert = \"{}\", key = \"{}\" }}",
-                l.cert.display(),
-                l.key.display()
-            )
-        })
-        .collect();
-    format!(
-        "[admin]\naddress = \"127.0.0.1:0\"\n[log]\naccess_log = \"off\"\n\
-         [[listener]]\nname = \"https\"\naddress = \"127.0.0.1:0\"\n\
-         [listener.tls]\ncertificates = [{}]\n\
-         [pool.app]\nbackends = [\"{backend}\"]\n",
-        certs.join(", ")
-    )
-}
 
 fn client_config(ca: &Ca, early_data: bool) -> Arc<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
@@ -79,25 +58,6 @@ async fn get(addr: SocketAddr, config: &Arc<rustls::ClientConfig>, sni: &str, ho
     status
 }
 
-/// Writes `bytes` on a fresh TCP connection; what came back before the close (or 5 s).
-async fn raw(addr: SocketAddr, bytes: &[u8]) -> (Vec<u8>, bool) {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    let _ = stream.write_all(bytes).await;
-    let mut out = Vec::new();
-    let closed = tokio::time::timeout(Duration::from_secs(5), async {
-        let mut chunk = [0u8; 1024];
-        loop {
-            match stream.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => out.extend_from_slice(&chunk[..n]),
-            }
-        }
-    })
-    .await
-    .is_ok();
-    (out, closed)
-}
-
 /// A TLS 1.2-style ClientHello record with `extensions` (type, data) and one cipher suite.
 fn client_hello(extensions: &[(u16, Vec<u8>)]) -> Vec<u8> {
     let mut ext = Vec::new();
@@ -127,7 +87,7 @@ async fn row_50_garbage_plaintext_and_malformed_hellos_are_closed_harmlessly() {
     let ca = Ca::new("test ca");
     let leaf = ca.issue("a", "a-cert", &["a.test"], 1);
     let backend = TestBackend::named("app").await;
-    let app = support::daemon::start(&config(&[&leaf], backend.addr)).await;
+    let app = support::daemon::start(&https_config(&[&leaf], "", backend.addr, "")).await;
     let addr = app.listener_addr("https").unwrap();
 
     let many: Vec<(u16, Vec<u8>)> = (0..500u16).map(|i| (0xfa00 + i, vec![])).collect();
@@ -160,7 +120,8 @@ async fn row_50_garbage_plaintext_and_malformed_hellos_are_closed_harmlessly() {
         ("truncated record", lying),
     ];
     for (case, bytes) in &cases {
-        let (answer, closed) = raw(addr, bytes).await;
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let (answer, closed) = exchange_bytes(&mut stream, bytes, Duration::from_secs(5)).await;
         assert!(closed, "{case}: closed");
         // At most a TLS alert record (content type 21), never HTTP or a handshake.
         assert!(
@@ -191,7 +152,7 @@ async fn row_51_early_data_is_never_offered() {
     let ca = Ca::new("test ca");
     let leaf = ca.issue("a", "a-cert", &["a.test"], 1);
     let backend = TestBackend::named("app").await;
-    let app = support::daemon::start(&config(&[&leaf], backend.addr)).await;
+    let app = support::daemon::start(&https_config(&[&leaf], "", backend.addr, "")).await;
     let addr = app.listener_addr("https").unwrap();
     // A client that would send 0-RTT data if the server's tickets allowed it.
     let eager = client_config(&ca, true);
@@ -226,7 +187,7 @@ async fn row_52_a_host_outside_the_certificate_is_misdirected_by_default() {
     let a = ca.issue("a", "a-cert", &["a.test"], 1);
     let b = ca.issue("b", "b-cert", &["b.test"], 2);
     let backend = TestBackend::named("app").await;
-    let app = support::daemon::start(&config(&[&a, &b], backend.addr)).await;
+    let app = support::daemon::start(&https_config(&[&a, &b], "", backend.addr, "")).await;
     let addr = app.listener_addr("https").unwrap();
     let client = client_config(&ca, false);
     assert_eq!(get(addr, &client, "a.test", "a.test").await, 200);

@@ -14,33 +14,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::backend::TestBackend;
-use support::pki::{Ca, Leaf};
+use support::pki::{Ca, Leaf, https_config};
 use support::{client, metric};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
-
-/// A config with one HTTPS listener (`https`) serving `leaves`, over one pool.
-fn config(leaves: &[&Leaf], tls_extra: &str, backend: SocketAddr, extra: &str) -> String {
-    let certs: Vec<String> = leaves
-        .iter()
-        .map(|l| {
-            format!(
-                "{{ cert = \"{}\", key = \"{}\" }}",
-                l.cert.display(),
-                l.key.display()
-            )
-        })
-        .collect();
-    format!(
-        "[admin]\naddress = \"127.0.0.1:0\"\n[log]\naccess_log = \"off\"\n\
-         [[listener]]\nname = \"https\"\naddress = \"127.0.0.1:0\"\n\
-         [listener.tls]\ncertificates = [{}]\n{tls_extra}\n\
-         [pool.app]\nbackends = [\"{backend}\"]\n{extra}\n",
-        certs.join(", ")
-    )
-}
 
 fn https(app: &portero::App) -> SocketAddr {
     app.listener_addr("https").unwrap()
@@ -133,7 +112,7 @@ async fn curl_gets_http1_and_http2_over_tls_and_sni_picks_each_names_certificate
     let a = ca.issue("a", "a-cert", &["a.test"], 1);
     let b = ca.issue("b", "b-cert", &["*.b.test"], 2);
     let backend = TestBackend::named("app").await;
-    let app = support::daemon::start(&config(&[&a, &b], "", backend.addr, "")).await;
+    let app = support::daemon::start(&https_config(&[&a, &b], "", backend.addr, "")).await;
     let port = https(&app).port();
     let curl = |name: &str, version: &str| {
         let args = vec![
@@ -189,7 +168,7 @@ async fn tls_1_2_and_1_3_are_accepted_and_older_versions_refused() {
     let ca = Ca::new("test ca");
     let leaf = ca.issue("a", "a-cert", &["a.test"], 1);
     let backend = TestBackend::named("app").await;
-    let app = support::daemon::start(&config(&[&leaf], "", backend.addr, "")).await;
+    let app = support::daemon::start(&https_config(&[&leaf], "", backend.addr, "")).await;
     let connect = format!("127.0.0.1:{}", https(&app).port());
     for (flag, expect) in [("-tls1_2", "TLSv1.2"), ("-tls1_3", "TLSv1.3")] {
         let (_, out) = run(
@@ -248,7 +227,7 @@ async fn sessions_resume_over_tls_1_3_and_1_2() {
     let ca = Ca::new("test ca");
     let leaf = ca.issue("a", "a-cert", &["a.test"], 1);
     let backend = TestBackend::named("app").await;
-    let app = support::daemon::start(&config(&[&leaf], "", backend.addr, "")).await;
+    let app = support::daemon::start(&https_config(&[&leaf], "", backend.addr, "")).await;
     for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
         let client = rustls_client(&ca, &[version]);
         let mut first = Session::open(tls_connect(https(&app), "a.test", &client).await).await;
@@ -270,7 +249,7 @@ async fn a_new_certificate_serves_new_connections_while_old_ones_keep_working() 
     let leaf = ca.issue("a", "a-cert", &["a.test"], 1);
     let backend = TestBackend::named("app").await;
     let (app, _file) =
-        support::daemon::start_with_file(&config(&[&leaf], "", backend.addr, "")).await;
+        support::daemon::start_with_file(&https_config(&[&leaf], "", backend.addr, "")).await;
     let client = rustls_client(&ca, &[&rustls::version::TLS13]);
     let before = tls_connect(https(&app), "a.test", &client).await;
     assert_eq!(serial(&before), "01");
@@ -332,7 +311,7 @@ async fn a_stalled_handshake_is_closed_at_the_timeout_and_gives_its_slot_back() 
     let leaf = ca.issue("a", "a-cert", &["a.test"], 1);
     let backend = TestBackend::named("app").await;
     let extra = "[timeouts]\ntls_handshake = \"300ms\"\n[admission]\nbaseline_connections = 1\nburst_connections = 1\n";
-    let app = support::daemon::start(&config(&[&leaf], "", backend.addr, extra)).await;
+    let app = support::daemon::start(&https_config(&[&leaf], "", backend.addr, extra)).await;
     let client = rustls_client(&ca, &[&rustls::version::TLS13]);
     // A ClientHello record header promising more than it sends.
     for opening in [&b""[..], &[0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00][..]] {
@@ -438,7 +417,7 @@ async fn strict_sni_hsts_and_the_https_redirect() {
     let leaf = ca.issue("a", "a-cert", &["a.test"], 1);
     let backend = TestBackend::named("app").await;
     let extra = "[[listener]]\nname = \"plain\"\naddress = \"127.0.0.1:0\"\nhttp_redirect = true\n";
-    let text = config(
+    let text = https_config(
         &[&leaf],
         "strict_sni = true\nhsts = \"max-age=63072000\"",
         backend.addr,
@@ -497,7 +476,7 @@ async fn client_certificates_are_required_where_configured_both_ways() {
         portero_id.cert.display(),
         portero_id.key.display()
     );
-    let app = support::daemon::start(&config(&[&leaf], &tls_extra, backend, &upstream)).await;
+    let app = support::daemon::start(&https_config(&[&leaf], &tls_extra, backend, &upstream)).await;
 
     let anonymous = rustls_client(&ca, &[&rustls::version::TLS13]);
     let refused = async {

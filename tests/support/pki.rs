@@ -2,6 +2,7 @@
 //! files portero can load.
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, SerialNumber};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 /// A test CA and the directory its files live in.
@@ -69,4 +70,26 @@ pub fn write_atomically(path: &Path, text: &str) {
     let partial = path.with_extension("partial");
     std::fs::write(&partial, text).unwrap();
     std::fs::rename(&partial, path).unwrap();
+}
+
+/// A config with one HTTPS listener (`https`) serving `leaves` (with `tls_extra` in its
+/// `[listener.tls]`), over one pool, with `extra` appended.
+pub fn https_config(leaves: &[&Leaf], tls_extra: &str, backend: SocketAddr, extra: &str) -> String {
+    let certs: Vec<String> = leaves
+        .iter()
+        .map(|l| {
+            format!(
+                "{{ cert = \"{}\", key = \"{}\" }}",
+                l.cert.display(),
+                l.key.display()
+            )
+        })
+        .collect();
+    format!(
+        "[admin]\naddress = \"127.0.0.1:0\"\n[log]\naccess_log = \"off\"\n\
+         [[listener]]\nname = \"https\"\naddress = \"127.0.0.1:0\"\n\
+         [listener.tls]\ncertificates = [{}]\n{tls_extra}\n\
+         [pool.app]\nbackends = [\"{backend}\"]\n{extra}\n",
+        certs.join(", ")
+    )
 }

@@ -50,8 +50,18 @@ pub fn get_closing(path: &str) -> Vec<u8> {
 /// Writes `bytes` and reads until the server closes (or `timeout`); returns what was read
 /// and whether the close was seen.
 pub async fn exchange(stream: &mut TcpStream, bytes: &[u8], timeout: Duration) -> (String, bool) {
+    let (out, closed) = exchange_bytes(stream, bytes, timeout).await;
+    (String::from_utf8_lossy(&out).into_owned(), closed)
+}
+
+/// [`exchange`] for answers that are not text (TLS records, binary frames).
+pub async fn exchange_bytes(
+    stream: &mut TcpStream,
+    bytes: &[u8],
+    timeout: Duration,
+) -> (Vec<u8>, bool) {
     if stream.write_all(bytes).await.is_err() {
-        return (String::new(), true);
+        return (Vec::new(), true);
     }
     let mut out = Vec::new();
     let closed = tokio::time::timeout(timeout, async {
@@ -65,7 +75,7 @@ pub async fn exchange(stream: &mut TcpStream, bytes: &[u8], timeout: Duration) -
     })
     .await
     .is_ok();
-    (String::from_utf8_lossy(&out).into_owned(), closed)
+    (out, closed)
 }
 
 /// The status code at the start of a raw response, or 0.
