@@ -146,21 +146,11 @@ async fn row_41_rapid_reset_gets_enhance_your_calm_and_cancels_upstream() {
                 [open, h2raw::rst_stream(id, code::CANCEL)].concat()
             })
             .collect();
-        let Client {
-            mut reader,
-            mut writer,
-        } = client;
-        let flood = tokio::spawn(async move { h2raw::flood(&mut writer, &pairs, 1).await });
-        let goaway = reader.expect_goaway(soon()).await;
-        assert_eq!(
-            (goaway.code, goaway.debug.as_str()),
-            (code::ENHANCE_YOUR_CALM, "too_many_resets")
-        );
+        let (mut reader, flood) = client.flood_in_background(pairs, 1);
+        let goaway = reader
+            .expect_goaway_then_close(code::ENHANCE_YOUR_CALM, "too_many_resets", soon())
+            .await;
         assert!(goaway.last_stream < 11 + 2 * 100, "{goaway:?}");
-        assert!(
-            reader.closed_within(soon()).await,
-            "still open after GOAWAY"
-        );
         flood.await.unwrap();
         rig.upstream_work_ended().await;
         rig.still_serves().await;
@@ -199,12 +189,10 @@ async fn row_42_made_you_reset_gets_enhance_your_calm_after_1024_resets() {
         }
         // The 1 025th is refused with GOAWAY.
         client.send(&h2raw::data(2049, 0, &[])).await.unwrap();
-        let goaway = client.reader.expect_goaway(soon()).await;
-        assert_eq!(
-            (goaway.code, goaway.debug.as_str()),
-            (code::ENHANCE_YOUR_CALM, "too_many_internal_resets")
-        );
-        assert!(client.reader.closed_within(soon()).await);
+        client
+            .reader
+            .expect_goaway_then_close(code::ENHANCE_YOUR_CALM, "too_many_internal_resets", soon())
+            .await;
         assert_eq!(rig.backend.requests(), 10);
         rig.upstream_work_ended().await;
 
@@ -258,17 +246,10 @@ async fn row_43_continuation_flood_gets_enhance_your_calm() {
             .await
             .unwrap();
         let more = h2raw::continuation(1, 0, &Block::default().field("x-more", "a"));
-        let Client {
-            mut reader,
-            mut writer,
-        } = client;
-        let flood = tokio::spawn(async move { h2raw::flood(&mut writer, &more, 100_000).await });
-        let goaway = reader.expect_goaway(soon()).await;
-        assert_eq!(
-            (goaway.code, goaway.debug.as_str()),
-            (code::ENHANCE_YOUR_CALM, "too_many_continuations")
-        );
-        assert!(reader.closed_within(soon()).await);
+        let (mut reader, flood) = client.flood_in_background(more, 100_000);
+        reader
+            .expect_goaway_then_close(code::ENHANCE_YOUR_CALM, "too_many_continuations", soon())
+            .await;
         flood.await.unwrap();
 
         // One header value announced at 1 MiB, sent in 16 KiB frames.
@@ -281,17 +262,10 @@ async fn row_43_continuation_flood_gets_enhance_your_calm() {
             .await
             .unwrap();
         let chunk = h2raw::continuation(1, 0, &Block(vec![b'a'; 16 * 1024]));
-        let Client {
-            mut reader,
-            mut writer,
-        } = client;
-        let flood = tokio::spawn(async move { h2raw::flood(&mut writer, &chunk, 64).await });
-        let goaway = reader.expect_goaway(soon()).await;
-        assert_eq!(
-            (goaway.code, goaway.debug.as_str()),
-            (code::ENHANCE_YOUR_CALM, "too_many_continuations")
-        );
-        assert!(reader.closed_within(soon()).await);
+        let (mut reader, flood) = client.flood_in_background(chunk, 64);
+        reader
+            .expect_goaway_then_close(code::ENHANCE_YOUR_CALM, "too_many_continuations", soon())
+            .await;
         flood.await.unwrap();
 
         assert_eq!(rig.backend.requests(), 0);
@@ -346,12 +320,10 @@ async fn row_44_hpack_bomb_gets_431_then_goaway_past_four_times_the_limit() {
             .send(&h2raw::headers(1, GET, &bomb(63)))
             .await
             .unwrap();
-        let goaway = client.reader.expect_goaway(soon()).await;
-        assert_eq!(
-            (goaway.code, goaway.debug.as_str()),
-            (code::ENHANCE_YOUR_CALM, "header_list_way_too_large")
-        );
-        assert!(client.reader.closed_within(soon()).await);
+        client
+            .reader
+            .expect_goaway_then_close(code::ENHANCE_YOUR_CALM, "header_list_way_too_large", soon())
+            .await;
         assert_eq!(rig.backend.requests(), 1);
         rig.still_serves().await;
     })

@@ -348,6 +348,27 @@ impl Reader {
         }
     }
 
+    /// The GOAWAY that ends the connection and then its close, each before `deadline`; panics
+    /// unless the GOAWAY carries `code` and `debug`.
+    pub async fn expect_goaway_then_close(
+        &mut self,
+        code: u32,
+        debug: &str,
+        deadline: Instant,
+    ) -> GoAway {
+        let goaway = self.expect_goaway(deadline).await;
+        assert_eq!(
+            (goaway.code, goaway.debug.as_str()),
+            (code, debug),
+            "{goaway:?}"
+        );
+        assert!(
+            self.closed_within(deadline).await,
+            "still open after {goaway:?}"
+        );
+        goaway
+    }
+
     /// The next RST_STREAM for `stream`, or GOAWAY, whichever comes first.
     pub async fn read_until_rst_or_goaway(&mut self, stream: u32, deadline: Instant) -> Frame {
         self.find(deadline, |f| {
@@ -398,6 +419,18 @@ impl Client {
         client.reader.find(deadline, wanted).await;
         client.send(&settings_ack()).await.unwrap();
         client
+    }
+
+    /// Writes `chunk` `times` times from a task of its own, so that reading goes on meanwhile;
+    /// the task gives how many chunks were written whole.
+    pub fn flood_in_background(
+        self,
+        chunk: Vec<u8>,
+        times: usize,
+    ) -> (Reader, tokio::task::JoinHandle<usize>) {
+        let Client { reader, mut writer } = self;
+        let task = tokio::spawn(async move { flood(&mut writer, &chunk, times).await });
+        (reader, task)
     }
 
     /// Writes `bytes` (any number of frames).
