@@ -160,16 +160,25 @@ async fn curl_gets_http1_and_http2_over_tls_and_sni_picks_each_names_certificate
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tls_1_2_and_1_3_are_accepted_and_older_versions_refused() {
+/// A daemon serving `a.test` over TLS, and the address for `openssl s_client -connect`;
+/// `None` (the test skips) when openssl is missing outside CI.
+async fn a_test_site() -> Option<(TestBackend, Arc<portero::App>, String)> {
     if !support::require_tool("openssl") {
-        return;
+        return None;
     }
     let ca = Ca::new("test ca");
     let leaf = ca.issue("a", "a-cert", &["a.test"], 1);
     let backend = TestBackend::named("app").await;
     let app = support::daemon::start(&https_config(&[&leaf], "", backend.addr, "")).await;
     let connect = format!("127.0.0.1:{}", https(&app).port());
+    Some((backend, app, connect))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_1_2_and_1_3_are_accepted_and_older_versions_refused() {
+    let Some((_backend, app, connect)) = a_test_site().await else {
+        return;
+    };
     for (flag, expect) in [("-tls1_2", "TLSv1.2"), ("-tls1_3", "TLSv1.3")] {
         let (_, out) = run(
             "openssl",
@@ -227,14 +236,9 @@ async fn tls_1_2_and_1_3_are_accepted_and_older_versions_refused() {
 /// ChaCha20 still serves a client that offers only that.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aes_128_gcm_is_preferred_and_chacha20_still_offered() {
-    if !support::require_tool("openssl") {
+    let Some((_backend, _app, connect)) = a_test_site().await else {
         return;
-    }
-    let ca = Ca::new("test ca");
-    let leaf = ca.issue("a", "a-cert", &["a.test"], 1);
-    let backend = TestBackend::named("app").await;
-    let app = support::daemon::start(&https_config(&[&leaf], "", backend.addr, "")).await;
-    let connect = format!("127.0.0.1:{}", https(&app).port());
+    };
     let cases: [(&[&str], &str); 4] = [
         (&["-tls1_3"], "TLS_AES_128_GCM_SHA256"),
         (
