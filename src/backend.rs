@@ -12,6 +12,7 @@ mod health;
 pub use health::{Hysteresis, Transition, slow_start_factor};
 
 use crate::upstream::Upstream;
+use http::uri::Authority;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -68,6 +69,8 @@ pub struct Backend {
     address: SocketAddr,
     /// The address as text, made once: it labels metrics and log lines on every request.
     label: Arc<str>,
+    /// The same text as a URI authority, for the requests sent to it.
+    authority: Authority,
     draining: AtomicBool,
     checks: Mutex<Hysteresis>,
     check_down: AtomicBool,
@@ -88,9 +91,11 @@ pub struct Backend {
 impl Backend {
     /// A backend able to take traffic since `up_since` (µs on [`now_us`]; 0 = always).
     pub fn new(address: SocketAddr, upstream: Upstream, up_since: u64) -> Self {
+        let label: Arc<str> = address.to_string().into();
         Self {
             address,
-            label: address.to_string().into(),
+            authority: Authority::try_from(&*label).expect("a socket address is an authority"),
+            label,
             draining: AtomicBool::new(false),
             checks: Mutex::new(Hysteresis::up()),
             check_down: AtomicBool::new(false),
@@ -108,6 +113,11 @@ impl Backend {
     /// Where it listens.
     pub fn address(&self) -> SocketAddr {
         self.address
+    }
+
+    /// The address as a URI authority.
+    pub fn authority(&self) -> &Authority {
+        &self.authority
     }
 
     /// The address as text (metric label).

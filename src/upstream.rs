@@ -13,7 +13,6 @@ use hyper_rustls::{FixedServerNameResolver, HttpsConnector, HttpsConnectorBuilde
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::{HttpConnector, capture_connection};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
@@ -132,14 +131,14 @@ impl Upstream {
         }
     }
 
-    /// The URI of `path` on the backend at `address`.
-    pub fn uri(&self, address: SocketAddr, path: Option<&PathAndQuery>) -> Uri {
+    /// The URI of `path` on the backend at `authority` (its address).
+    pub fn uri(&self, authority: &Authority, path: Option<&PathAndQuery>) -> Uri {
         let mut parts = http::uri::Parts::default();
         parts.scheme = Some(match self.client {
             Clients::Plain(_) => Scheme::HTTP,
             Clients::Tls(_) => Scheme::HTTPS,
         });
-        parts.authority = Authority::try_from(address.to_string()).ok();
+        parts.authority = Some(authority.clone());
         parts.path_and_query = Some(
             path.cloned()
                 .unwrap_or_else(|| PathAndQuery::from_static("/")),

@@ -190,7 +190,7 @@ impl Tries<'_> {
         *request.method_mut() = self.method.clone();
         *request.uri_mut() = backend
             .upstream()
-            .uri(backend.address(), self.path.as_ref());
+            .uri(backend.authority(), self.path.as_ref());
         *request.version_mut() = backend.upstream().version();
         *request.headers_mut() = headers;
         request

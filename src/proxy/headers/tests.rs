@@ -157,3 +157,43 @@ fn the_client_is_the_nearest_untrusted_hop() {
     );
     assert_eq!(client_ip(peer, &HeaderMap::new(), trusted), peer);
 }
+
+#[test]
+fn ipv4_is_written_as_display_writes_it() {
+    for octet in 0..=255u8 {
+        for ip in [
+            std::net::Ipv4Addr::new(octet, 0, 9, 255),
+            std::net::Ipv4Addr::new(10, octet, 100, octet),
+        ] {
+            let mut out = String::new();
+            push_ip(&mut out, IpAddr::V4(ip));
+            assert_eq!(out, ip.to_string());
+        }
+    }
+    let v6: IpAddr = "2001:db8::7".parse().unwrap();
+    let mut out = String::from("a, ");
+    push_ip(&mut out, v6);
+    assert_eq!(out, "a, 2001:db8::7");
+}
+
+#[test]
+fn request_ids_are_32_lowercase_hex_digits() {
+    for _ in 0..100 {
+        let id = new_request_id();
+        let text = id.to_str().unwrap();
+        assert_eq!(text.len(), 32);
+        assert!(
+            text.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        );
+    }
+}
+
+#[test]
+fn an_upgrade_is_announced_even_with_no_hop_by_hop_field_to_remove() {
+    let mut h = map(&[("x-kept", "yes")]);
+    remove_hop_by_hop(&mut h, Some(HeaderValue::from_static("websocket")));
+    assert_eq!(h["connection"], "upgrade");
+    assert_eq!(h["upgrade"], "websocket");
+    assert_eq!(h["x-kept"], "yes");
+}
