@@ -54,7 +54,7 @@ impl Proxy {
             Arc::clone(&self.recorder),
             Arc::clone(&conn),
             request.method().clone(),
-            request.uri().clone(),
+            request.uri(),
             request.version(),
         );
         let response = match self.forward(&snapshot, request, &conn, &mut exchange).await {

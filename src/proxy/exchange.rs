@@ -51,9 +51,10 @@ pub struct Exchange {
     recorder: Arc<Recorder>,
     conn: Arc<ClientConn>,
     started: Instant,
-    started_at: SystemTime,
+    /// What only the access log needs is kept only when it is on (`None`/empty otherwise).
+    started_at: Option<SystemTime>,
     method: Method,
-    uri: Uri,
+    uri: Option<Uri>,
     version: Version,
     host: String,
     status: Option<StatusCode>,
@@ -74,18 +75,19 @@ impl Exchange {
         recorder: Arc<Recorder>,
         conn: Arc<ClientConn>,
         method: Method,
-        uri: Uri,
+        uri: &Uri,
         version: Version,
     ) -> Self {
         conn.request_started();
+        let logged = recorder.access_log.is_enabled();
         Self {
+            started: Instant::now(),
+            started_at: logged.then(SystemTime::now),
+            method,
+            uri: logged.then(|| uri.clone()),
+            version,
             recorder,
             conn,
-            started: Instant::now(),
-            started_at: SystemTime::now(),
-            method,
-            uri,
-            version,
             host: String::new(),
             status: None,
             pool: None,
@@ -107,7 +109,14 @@ impl Exchange {
 
     /// Records the Host the request was routed by.
     pub fn set_host(&mut self, host: &str) {
-        host.clone_into(&mut self.host);
+        if self.logged() {
+            host.clone_into(&mut self.host);
+        }
+    }
+
+    /// Whether the access log is on: what only it reads is kept only then.
+    fn logged(&self) -> bool {
+        self.started_at.is_some()
     }
 
     /// Records the pool that serves the request.
@@ -239,14 +248,18 @@ impl Exchange {
                 .inc();
         }
         let log = &self.recorder.access_log;
-        if log.is_enabled() {
+        if let Some(started_at) = self.started_at {
             log.log(&Record {
-                time: humantime::format_rfc3339_millis(self.started_at).to_string(),
+                time: humantime::format_rfc3339_millis(started_at).to_string(),
                 listener: &self.conn.listener,
                 client: self.conn.peer.to_string(),
                 method: self.method.as_str(),
                 host: &self.host,
-                path: self.uri.path_and_query().map_or("/", |p| p.as_str()),
+                path: self
+                    .uri
+                    .as_ref()
+                    .and_then(Uri::path_and_query)
+                    .map_or("/", |p| p.as_str()),
                 protocol: version_str(self.version),
                 status,
                 bytes_in: self.bytes_in.load(Ordering::Relaxed),

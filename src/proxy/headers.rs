@@ -58,11 +58,18 @@ fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
 /// `TE: trailers` survives because it is end-to-end in meaning (gRPC needs it). When `upgrade`
 /// is given, the upgrade is re-announced with exactly `Connection: upgrade` and that protocol.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap, upgrade: Option<HeaderValue>) {
-    // Most messages carry none: one pass over their few names is cheaper than a hashed
-    // removal per hop-by-hop name. Without a `Connection` field no other name is hop-by-hop.
+    // One pass over the message's few names finds which fixed ones are there; only those are
+    // removed (a hashed removal per absent name cost more than the rest of the rewrite).
+    // Without a `Connection` field no other name is hop-by-hop.
     let fixed = fixed_hop_by_hop();
-    if headers.keys().any(|name| fixed.contains(&name)) {
-        remove_present_hop_by_hop(headers);
+    let mut present = [false; 7];
+    for name in headers.keys() {
+        if let Some(i) = fixed.iter().position(|f| *f == name) {
+            present[i] = true;
+        }
+    }
+    if present.contains(&true) {
+        remove_present_hop_by_hop(headers, &fixed, present);
     }
     if let Some(protocol) = upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
@@ -70,8 +77,14 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap, upgrade: Option<HeaderValue>) 
     }
 }
 
-fn remove_present_hop_by_hop(headers: &mut HeaderMap) {
+fn remove_present_hop_by_hop(
+    headers: &mut HeaderMap,
+    fixed: &[&'static HeaderName; 7],
+    present: [bool; 7],
+) {
+    // Names in `Connection` that are fixed ones (`keep-alive`, `upgrade`) go below anyway.
     let named: Vec<HeaderName> = connection_tokens(headers)
+        .filter(|t| !fixed.iter().any(|f| f.as_str().eq_ignore_ascii_case(t)))
         .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
         .collect();
     for name in named {
@@ -80,8 +93,8 @@ fn remove_present_hop_by_hop(headers: &mut HeaderMap) {
     let te_trailers = headers
         .get(header::TE)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
-    for name in fixed_hop_by_hop() {
-        headers.remove(name);
+    for (name, _) in fixed.iter().zip(present).filter(|(_, here)| *here) {
+        headers.remove(*name);
     }
     if te_trailers {
         headers.insert(header::TE, HeaderValue::from_static("trailers"));
