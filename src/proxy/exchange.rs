@@ -44,6 +44,14 @@ impl Outcome {
     }
 }
 
+/// What only the access log reads, kept only while it is on.
+#[derive(Debug)]
+struct Logged {
+    started_at: SystemTime,
+    uri: Uri,
+    host: String,
+}
+
 /// One exchange in progress. Dropping it without [`finish`](Exchange::finish) records it as
 /// aborted by the client, with the nginx-style status 499 when no response was produced.
 #[derive(Debug)]
@@ -51,12 +59,10 @@ pub struct Exchange {
     recorder: Arc<Recorder>,
     conn: Arc<ClientConn>,
     started: Instant,
-    /// What only the access log needs is kept only when it is on (`None`/empty otherwise).
-    started_at: Option<SystemTime>,
+    /// `None` while the access log is off.
+    logged: Option<Logged>,
     method: Method,
-    uri: Option<Uri>,
     version: Version,
-    host: String,
     status: Option<StatusCode>,
     pool: Option<Arc<Pool>>,
     in_flight: Option<InFlight>,
@@ -79,16 +85,18 @@ impl Exchange {
         version: Version,
     ) -> Self {
         conn.request_started();
-        let logged = recorder.access_log.is_enabled();
+        let logged = recorder.access_log.is_enabled().then(|| Logged {
+            started_at: SystemTime::now(),
+            uri: uri.clone(),
+            host: String::new(),
+        });
         Self {
             started: Instant::now(),
-            started_at: logged.then(SystemTime::now),
+            logged,
             method,
-            uri: logged.then(|| uri.clone()),
             version,
             recorder,
             conn,
-            host: String::new(),
             status: None,
             pool: None,
             in_flight: None,
@@ -109,14 +117,9 @@ impl Exchange {
 
     /// Records the Host the request was routed by.
     pub fn set_host(&mut self, host: &str) {
-        if self.logged() {
-            host.clone_into(&mut self.host);
+        if let Some(logged) = &mut self.logged {
+            host.clone_into(&mut logged.host);
         }
-    }
-
-    /// Whether the access log is on: what only it reads is kept only then.
-    fn logged(&self) -> bool {
-        self.started_at.is_some()
     }
 
     /// Records the pool that serves the request.
@@ -247,19 +250,14 @@ impl Exchange {
                 .with_label_values(&[&*self.conn.listener, by])
                 .inc();
         }
-        let log = &self.recorder.access_log;
-        if let Some(started_at) = self.started_at {
-            log.log(&Record {
-                time: humantime::format_rfc3339_millis(started_at).to_string(),
+        if let Some(logged) = &self.logged {
+            self.recorder.access_log.log(&Record {
+                time: humantime::format_rfc3339_millis(logged.started_at).to_string(),
                 listener: &self.conn.listener,
                 client: self.conn.peer.to_string(),
                 method: self.method.as_str(),
-                host: &self.host,
-                path: self
-                    .uri
-                    .as_ref()
-                    .and_then(Uri::path_and_query)
-                    .map_or("/", |p| p.as_str()),
+                host: &logged.host,
+                path: logged.uri.path_and_query().map_or("/", |p| p.as_str()),
                 protocol: version_str(self.version),
                 status,
                 bytes_in: self.bytes_in.load(Ordering::Relaxed),

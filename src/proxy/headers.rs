@@ -18,9 +18,12 @@ static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
+/// How many names `fixed_hop_by_hop` lists.
+const FIXED: usize = 7;
+
 /// Headers that describe one connection, never the message (RFC 9110 §7.6.1, plus the
 /// non-standard `Keep-Alive` and `Proxy-Connection` that old clients still send).
-fn fixed_hop_by_hop() -> [&'static HeaderName; 7] {
+fn fixed_hop_by_hop() -> [&'static HeaderName; FIXED] {
     [
         &header::CONNECTION,
         &KEEP_ALIVE,
@@ -62,7 +65,7 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap, upgrade: Option<HeaderValue>) 
     // removed (a hashed removal per absent name cost more than the rest of the rewrite).
     // Without a `Connection` field no other name is hop-by-hop.
     let fixed = fixed_hop_by_hop();
-    let mut present = [false; 7];
+    let mut present = [false; FIXED];
     for name in headers.keys() {
         if let Some(i) = fixed.iter().position(|f| *f == name) {
             present[i] = true;
@@ -79,8 +82,8 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap, upgrade: Option<HeaderValue>) 
 
 fn remove_present_hop_by_hop(
     headers: &mut HeaderMap,
-    fixed: &[&'static HeaderName; 7],
-    present: [bool; 7],
+    fixed: &[&'static HeaderName; FIXED],
+    present: [bool; FIXED],
 ) {
     // Names in `Connection` that are fixed ones (`keep-alive`, `upgrade`) go below anyway.
     let named: Vec<HeaderName> = connection_tokens(headers)
