@@ -2,12 +2,13 @@
 """User-space instructions per proxied request, counted by valgrind: a figure that does not move
 with the machine's noise, for judging an optimisation the wall clock cannot resolve.
 
-One command, run by hand (not in CI):  benches/instructions.py [--requests 4000] [--haproxy]
+One command, run by hand (not in CI):  benches/instructions.py [--requests 4000] [--haproxy] [--h2]
 
 It installs what is missing from Debian (valgrind, nginx, h2load; haproxy with --haproxy),
 builds portero in release, starts two nginx backends, then runs the balancer under callgrind
 twice with the same config as benches/compare.py: once for 200 requests and once for 200 +
---requests (HTTP/1.1 keep-alive, 16 connections, h2load --h1). The difference divided by
+--requests (HTTP/1.1 keep-alive, 16 connections, h2load --h1; with --h2, HTTP/2 over TLS, 100
+streams over 10 connections as in compare.py's h2-tls). The difference divided by
 --requests is what one request costs, start-up and shut-down cancelling out. Kernel time is not
 counted; benches/compare.py measures the whole.
 """
@@ -27,16 +28,16 @@ import compare  # noqa: E402  (the same configs, fleet and installer)
 WARM = 200
 
 
-def counted(argv, work, name, port, requests):
-    """Instructions the process under `argv` ran, serving `requests` requests on `port`."""
+def counted(argv, work, name, port, requests, load):
+    """Instructions the process under `argv` ran, serving `requests` requests sent by `load`."""
     out = work / f"callgrind.{name}"
     proc = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"] + argv,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     try:
         compare.wait_for_http(port, deadline_s=120.0)
-        result = subprocess.run(["h2load", "--h1", "-n", str(requests), "-c", "16", "-t1",
-                                 f"http://127.0.0.1:{port}/"], capture_output=True, text=True)
+        result = subprocess.run(["h2load", "-n", str(requests), "-t1"] + load,
+                                capture_output=True, text=True)
         if f"{requests} succeeded" not in result.stdout:
             raise RuntimeError(f"not every request succeeded:\n{result.stdout}")
     finally:
@@ -58,6 +59,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=4000)
     parser.add_argument("--haproxy", action="store_true", help="count HAProxy instead")
+    parser.add_argument("--h2", action="store_true", help="HTTP/2 over TLS instead of HTTP/1.1")
     args = parser.parse_args()
     compare.TOOLS.update({"valgrind": "valgrind"})
     compare.install_missing()
@@ -84,9 +86,14 @@ def main():
             conf = work / "portero.toml"
             conf.write_text(compare.portero_config(ports, backends, cert, key))
             argv, name = [str(portero), "run", "--config", str(conf)], "portero"
-        base = counted(argv, work, f"{name}.warm", ports["http"], WARM)
-        full = counted(argv, work, f"{name}.full", ports["http"], WARM + args.requests)
-        print(f"{name}: {(full - base) / args.requests:,.0f} instructions per request "
+        if args.h2:
+            load = ["-c", "10", "-m", "10", f"https://127.0.0.1:{ports['https']}/"]
+        else:
+            load = ["--h1", "-c", "16", f"http://127.0.0.1:{ports['http']}/"]
+        base = counted(argv, work, f"{name}.warm", ports["http"], WARM, load)
+        full = counted(argv, work, f"{name}.full", ports["http"], WARM + args.requests, load)
+        kind = "h2 over TLS" if args.h2 else "HTTP/1.1"
+        print(f"{name}: {(full - base) / args.requests:,.0f} instructions per {kind} request "
               f"(user space, {args.requests} requests; callgrind files in {work})")
     finally:
         fleet.stop()
