@@ -10,6 +10,7 @@ pub use client::{ClientBody, ClientBodyError};
 
 use crate::proxy::exchange::{Exchange, Outcome};
 use crate::proxy::headers::remove_forbidden_trailers;
+use crate::upstream::Lease;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
@@ -143,7 +144,7 @@ impl Body for RequestBody {
 pin_project! {
     #[project = KindProj]
     enum Kind {
-        Upstream { #[pin] body: Incoming, #[pin] cut: WaitForCancellationFutureOwned },
+        Upstream { #[pin] body: Incoming, lease: Lease, #[pin] cut: WaitForCancellationFutureOwned },
         Full { data: Option<Bytes> },
     }
 }
@@ -160,6 +161,10 @@ pin_project! {
         fn drop(this: Pin<&mut Self>) {
             let complete = this.kind.is_end();
             let this = this.project();
+            if let (true, KindProj::Upstream { lease, .. }) = (complete, this.kind.project()) {
+                // hyper stops polling a body that says it has ended.
+                lease.release();
+            }
             if let Some(exchange) = this.exchange.take() {
                 // Dropped before its end: the client went away, or hyper gave up on the connection.
                 exchange.finish(if complete { Outcome::Complete } else { Outcome::ClientAborted });
@@ -189,10 +194,11 @@ impl Kind {
 }
 
 impl ResponseBody {
-    /// A body streamed from a backend; `cut` ends it early (the backend's drain deadline).
-    pub fn upstream(body: Incoming, cut: WaitForCancellationFutureOwned) -> Self {
+    /// A body streamed from a backend; `lease` is released at its end, `cut` ends it early
+    /// (the backend's drain deadline).
+    pub fn upstream(body: Incoming, lease: Lease, cut: WaitForCancellationFutureOwned) -> Self {
         Self {
-            kind: Kind::Upstream { body, cut },
+            kind: Kind::Upstream { body, lease, cut },
             exchange: None,
         }
     }
@@ -235,12 +241,19 @@ impl Body for ResponseBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = self.project();
         let frame = match this.kind.project() {
-            KindProj::Upstream { body, cut } => {
+            KindProj::Upstream {
+                mut body,
+                lease,
+                cut,
+            } => {
                 if cut.poll(cx).is_ready() {
                     Some(Err(BodyError::Drained))
                 } else {
-                    ready!(body.poll_frame(cx))
-                        .map(|f| f.map(without_forbidden_trailers).map_err(BodyError::from))
+                    let frame = ready!(body.as_mut().poll_frame(cx));
+                    if frame.is_none() || body.is_end_stream() {
+                        lease.release();
+                    }
+                    frame.map(|f| f.map(without_forbidden_trailers).map_err(BodyError::from))
                 }
             }
             KindProj::Full { data } => data.take().map(|d| Ok(Frame::data(d))),

@@ -82,7 +82,7 @@ impl Pool {
                 backend: previous.and_then(|p| p.backend(spec)).unwrap_or_else(|| {
                     Arc::new(Backend::new(
                         spec.address,
-                        Upstream::new(settings),
+                        Upstream::new(settings, spec.address),
                         up_since,
                     ))
                 }),

@@ -173,7 +173,7 @@ impl Proxy {
             key,
             timeout: config.timeouts.upstream_response,
         };
-        let mut response = tries.send(exchange).await?;
+        let (mut response, lease) = tries.send(exchange).await?;
         let cut = exchange
             .backend()
             .expect("a response comes from a backend")
@@ -186,6 +186,8 @@ impl Proxy {
                 return Err(ProxyError::BadUpgrade);
             }
             conn.set_upgrade(hyper::upgrade::on(&mut response), cut);
+            // The backend's connection now belongs to the tunnel, never to the pool again.
+            drop(lease);
             headers::remove_hop_by_hop(response.headers_mut(), upgrade);
             return Ok(response.map(|_| ResponseBody::empty()));
         }
@@ -193,7 +195,7 @@ impl Proxy {
         // The client gets our HTTP version, whatever the backend spoke (an HTTP/1.0 backend's
         // version would otherwise turn a keep-alive client connection into a closing one).
         *response.version_mut() = Version::HTTP_11;
-        Ok(response.map(|body| ResponseBody::upstream(body, cut)))
+        Ok(response.map(|body| ResponseBody::upstream(body, lease, cut)))
     }
 }
 

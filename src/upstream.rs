@@ -11,13 +11,17 @@ use http::{HeaderMap, Request, Response, Uri, Version, header};
 use hyper::body::Incoming;
 use hyper_rustls::{FixedServerNameResolver, HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::{HttpConnector, capture_connection};
+use hyper_util::client::legacy::connect::{Connect, HttpConnector, capture_connection};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
+mod keep_alive;
 mod observed;
 
+use keep_alive::KeepAlive;
+pub use keep_alive::Lease;
 use observed::ObservedConnector;
 use std::time::Duration;
 
@@ -48,9 +52,11 @@ pub struct Upstream {
     open: Arc<AtomicI64>,
 }
 
-/// Plain and TLS clients are different types; keeping them apart costs plain backends nothing.
+/// Plain HTTP/1.1, the common case, has a pool of portero's own (see `keep_alive`); h2c and TLS
+/// backends use hyper-util's client, whose TLS and HTTP/2 handling is worth its cost there.
 #[derive(Clone, Debug)]
 enum Clients {
+    Http1(KeepAlive),
     Plain(Client<ObservedConnector, RequestBody>),
     Tls(Client<HttpsConnector<ObservedConnector>, RequestBody>),
 }
@@ -73,8 +79,9 @@ pub enum UpstreamError {
 }
 
 impl Upstream {
-    /// A client with no connections yet; the first request connects.
-    pub fn new(settings: &UpstreamSettings) -> Self {
+    /// A client with no connections yet for the backend at `address`; the first request
+    /// connects.
+    pub fn new(settings: &UpstreamSettings, address: SocketAddr) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(settings.connect_timeout));
@@ -103,6 +110,15 @@ impl Upstream {
             Arc::clone(&open),
         );
         let client = match &settings.tls {
+            None if version == Version::HTTP_11 => {
+                let target = Uri::builder()
+                    .scheme(Scheme::HTTP)
+                    .authority(address.to_string())
+                    .path_and_query("/")
+                    .build()
+                    .expect("http, a socket address and / make a valid URI");
+                Clients::Http1(KeepAlive::new(connector, target, settings.idle_timeout))
+            }
             None => Clients::Plain(builder.build(connector)),
             Some(tls) => {
                 let https = HttpsConnectorBuilder::new()
@@ -131,18 +147,23 @@ impl Upstream {
         }
     }
 
-    /// The URI of `path` on the backend at `authority` (its address).
+    /// The URI of `path` on the backend at `authority` (its address): origin-form for
+    /// portero's own HTTP/1.1 pool, absolute for hyper-util's client, which routes by it.
     pub fn uri(&self, authority: &Authority, path: Option<&PathAndQuery>) -> Uri {
         let mut parts = http::uri::Parts::default();
-        parts.scheme = Some(match self.client {
-            Clients::Plain(_) => Scheme::HTTP,
-            Clients::Tls(_) => Scheme::HTTPS,
-        });
-        parts.authority = Some(authority.clone());
         parts.path_and_query = Some(
             path.cloned()
                 .unwrap_or_else(|| PathAndQuery::from_static("/")),
         );
+        let scheme = match self.client {
+            Clients::Http1(_) => None,
+            Clients::Plain(_) => Some(Scheme::HTTP),
+            Clients::Tls(_) => Some(Scheme::HTTPS),
+        };
+        if scheme.is_some() {
+            parts.scheme = scheme;
+            parts.authority = Some(authority.clone());
+        }
         Uri::from_parts(parts).expect("scheme, authority and path make a valid URI")
     }
 
@@ -156,39 +177,52 @@ impl Upstream {
         self.version
     }
 
-    /// Sends `request` (whose URI already names this backend) and waits for the response head.
+    /// Sends `request` (whose URI comes from [`Upstream::uri`]) and waits for the response
+    /// head. The lease holds the connection until the response body ends.
     pub async fn send(
         &self,
-        mut request: Request<RequestBody>,
-    ) -> Result<Response<Incoming>, UpstreamError> {
-        let connection = capture_connection(&mut request);
-        let sent = match &self.client {
-            Clients::Plain(client) => client.request(request).await,
-            Clients::Tls(client) => client.request(request).await,
+        request: Request<RequestBody>,
+    ) -> Result<(Response<Incoming>, Lease), UpstreamError> {
+        let (response, lease) = match &self.client {
+            Clients::Http1(pool) => pool.send(request).await?,
+            Clients::Plain(client) => (send_legacy(client, request).await?, Lease::none()),
+            Clients::Tls(client) => (send_legacy(client, request).await?, Lease::none()),
         };
-        let response = sent.map_err(|e| {
-            if e.is_connect() {
-                if is_timeout(&e) {
-                    UpstreamError::ConnectTimeout
-                } else {
-                    UpstreamError::Connect(root_cause(&e))
-                }
-            } else if let Some(body) = ClientBodyError::find(&e) {
-                UpstreamError::ClientBody(body)
-            } else {
-                UpstreamError::Request(root_cause(&e))
-            }
-        })?;
         if let Some(reason) = invalid_head(response.headers()) {
-            // Its connection is poisoned, not just dropped: hyper may already have read the
-            // whole body and found the connection fit for reuse.
-            if let Some(connected) = connection.connection_metadata().as_ref() {
-                connected.poison();
-            }
+            // Dropped unreleased, the lease closes its connection.
             return Err(UpstreamError::Request(reason.into()));
         }
-        Ok(response)
+        Ok((response, lease))
     }
+}
+
+/// Sends through hyper-util's client.
+async fn send_legacy<C: Connect + Clone + Send + Sync + 'static>(
+    client: &Client<C, RequestBody>,
+    mut request: Request<RequestBody>,
+) -> Result<Response<Incoming>, UpstreamError> {
+    let connection = capture_connection(&mut request);
+    let response = client.request(request).await.map_err(|e| {
+        if e.is_connect() {
+            if is_timeout(&e) {
+                UpstreamError::ConnectTimeout
+            } else {
+                UpstreamError::Connect(root_cause(&e))
+            }
+        } else if let Some(body) = ClientBodyError::find(&e) {
+            UpstreamError::ClientBody(body)
+        } else {
+            UpstreamError::Request(root_cause(&e))
+        }
+    })?;
+    if invalid_head(response.headers()).is_some() {
+        // Its connection is poisoned, not just dropped: hyper may already have read the
+        // whole body and found the connection fit for reuse.
+        if let Some(connected) = connection.connection_metadata().as_ref() {
+            connected.poison();
+        }
+    }
+    Ok(response)
 }
 
 /// Why a response head hyper accepted must still be refused (a 502), if it must.
@@ -223,8 +257,8 @@ fn is_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-fn root_cause(error: &hyper_util::client::legacy::Error) -> String {
-    let mut last: &(dyn std::error::Error + 'static) = error;
+fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut last = error;
     while let Some(next) = last.source() {
         last = next;
     }

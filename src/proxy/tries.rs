@@ -10,7 +10,7 @@ use crate::backend::{Backend, Transition, now_us};
 use crate::body::{BodySlot, ClientBody, RequestBody};
 use crate::metrics::Metrics;
 use crate::pool::{PickRequest, Pool};
-use crate::upstream::UpstreamError;
+use crate::upstream::{Lease, UpstreamError};
 use bytes::Bytes;
 use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, header};
@@ -90,8 +90,12 @@ pub struct Tries<'a> {
 }
 
 impl Tries<'_> {
-    /// Sends the request, retrying when safe; the response of the last try, or its error.
-    pub async fn send(mut self, exchange: &mut Exchange) -> Result<Response<Incoming>, ProxyError> {
+    /// Sends the request, retrying when safe; the response of the last try and the lease on
+    /// its connection, or its error.
+    pub async fn send(
+        mut self,
+        exchange: &mut Exchange,
+    ) -> Result<(Response<Incoming>, Lease), ProxyError> {
         let config = self.pool.config();
         let budget = self.pool.retry_budget();
         budget.on_request();
@@ -127,7 +131,7 @@ impl Tries<'_> {
             let sent = Instant::now();
             let result = tokio::time::timeout(self.timeout, backend.upstream().send(request)).await;
             match result {
-                Ok(Ok(response)) => {
+                Ok(Ok((response, lease))) => {
                     exchange.upstream_responded(sent.elapsed(), response.status());
                     outcome(
                         self.pool,
@@ -135,7 +139,7 @@ impl Tries<'_> {
                         !response.status().is_server_error(),
                         exchange.metrics(),
                     );
-                    return Ok(response);
+                    return Ok((response, lease));
                 }
                 Ok(Err(UpstreamError::ClientBody(error))) => {
                     // The client's fault, not the backend's: not counted against it, no retry.
