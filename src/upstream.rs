@@ -160,8 +160,8 @@ impl Upstream {
             Clients::Plain(_) => Some(Scheme::HTTP),
             Clients::Tls(_) => Some(Scheme::HTTPS),
         };
-        if scheme.is_some() {
-            parts.scheme = scheme;
+        if let Some(scheme) = scheme {
+            parts.scheme = Some(scheme);
             parts.authority = Some(authority.clone());
         }
         Uri::from_parts(parts).expect("scheme, authority and path make a valid URI")

@@ -1,6 +1,7 @@
-//! A connector that measures what the legacy client does not show: how long each connect to a
-//! backend takes (`portero_upstream_connect_seconds{pool}`) and how many connections to it are
-//! open, pooled or busy (read at scrape time into `portero_upstream_connections`).
+//! A connector, for portero's own HTTP/1.1 pool and hyper-util's client alike, that measures
+//! what neither shows: how long each connect to a backend takes
+//! (`portero_upstream_connect_seconds{pool}`) and how many connections to it are open, pooled
+//! or busy (read at scrape time into `portero_upstream_connections`).
 
 use hyper::rt::{Read, ReadBufCursor, Write};
 use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
