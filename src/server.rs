@@ -5,6 +5,7 @@
 pub mod accept;
 pub mod conn_io;
 pub mod connection;
+mod deadline;
 mod gate;
 pub mod head_scan;
 pub mod listener;

@@ -19,6 +19,7 @@
 //!
 //! The bytes of each HTTP/1 head that starts at a known boundary also pass a [`HeadScan`].
 
+use super::deadline::Deadline;
 use super::head_scan::HeadScan;
 use crate::conn::ClientConn;
 use bytes::{Bytes, BytesMut};
@@ -71,8 +72,8 @@ pub struct ConnIo<S> {
     inner: S,
     /// Bytes portero read itself and hyper has not seen yet.
     prefix: BytesMut,
-    // Boxed because hyper needs an `Unpin` stream; one timer per connection, as hyper's own.
-    deadline: Pin<Box<Sleep>>,
+    // One timer per connection, as hyper's own; moved later lazily (see `Deadline`).
+    deadline: Deadline,
     conn: Arc<ClientConn>,
     timeouts: IoTimeouts,
     phase: Phase,
@@ -91,7 +92,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ConnIo<S> {
         Self {
             inner,
             prefix: BytesMut::new(),
-            deadline: Box::pin(tokio::time::sleep(timeouts.request_header)),
+            deadline: Deadline::at(Instant::now() + timeouts.request_header),
             conn,
             timeouts,
             phase: Phase::Fresh,
@@ -125,8 +126,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ConnIo<S> {
     /// its deadline from now.
     pub fn known(&mut self, protocol: Protocol) -> Protocol {
         self.deadline
-            .as_mut()
-            .reset(Instant::now() + self.timeouts.request_header);
+            .set(Instant::now() + self.timeouts.request_header);
         self.decided(protocol)
     }
 
@@ -179,7 +179,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ConnIo<S> {
                     Poll::Ready(Ok(!buf.filled().is_empty()))
                 }
                 Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-                Poll::Pending => self.deadline.as_mut().poll(cx).map(|()| Ok(false)),
+                Poll::Pending => self.deadline.poll_elapsed(cx).map(|()| Ok(false)),
             }
         })
         .await
@@ -189,15 +189,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ConnIo<S> {
         self.phase = Phase::Head;
         self.head_scan.start();
         self.deadline
-            .as_mut()
-            .reset(Instant::now() + self.timeouts.request_header);
+            .set(Instant::now() + self.timeouts.request_header);
     }
 
     fn set_idle(&mut self) {
         self.phase = Phase::Idle;
-        self.deadline
-            .as_mut()
-            .reset(Instant::now() + self.timeouts.idle);
+        self.deadline.set(Instant::now() + self.timeouts.idle);
     }
 
     /// Brings the phase up to date with the requests on the connection.
@@ -291,7 +288,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for ConnIo<S> {
             Poll::Pending => {}
         }
         this.follow_requests();
-        if this.phase == Phase::Active || this.deadline.as_mut().poll(cx).is_pending() {
+        if this.phase == Phase::Active || this.deadline.poll_elapsed(cx).is_pending() {
             return Poll::Pending;
         }
         if this.phase == Phase::Head && !this.write_blocked {

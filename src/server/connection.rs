@@ -11,6 +11,7 @@
 //! its baseline.
 
 use super::conn_io::{ConnIo, Protocol};
+use super::deadline::Deadline;
 use super::listener::{ListenerCtx, ListenerSettings};
 use super::stream::ClientStream;
 use super::tunnel;
@@ -264,7 +265,8 @@ impl Session<'_> {
         let mut asked_to_close = pin!(self.asked_to_close());
         let mut hard_stop = pin!(self.ctx.hard_stop.cancelled());
         // Armed when hyper goes idle; the connection parks if it stays idle until it fires.
-        let mut park_timer: Option<(Pin<Box<tokio::time::Sleep>>, u32)> = None;
+        // Made once a spell and moved lazily: under load it is re-armed after every request.
+        let mut park_timer: Option<(Deadline, u32)> = None;
         let _ = self.conn.take_parkable();
         let finished = poll_fn(|cx| {
             loop {
@@ -276,27 +278,26 @@ impl Session<'_> {
                     return hard_stop.as_mut().poll(cx).map(|()| Ok(false));
                 }
                 if self.conn.take_parkable() {
-                    let deadline = tokio::time::Instant::now() + PARK_AFTER;
+                    let due = tokio::time::Instant::now() + PARK_AFTER;
                     let epoch = self.conn.activity.epoch();
                     match &mut park_timer {
                         Some((timer, armed_at)) => {
-                            timer.as_mut().reset(deadline);
+                            timer.set(due);
                             *armed_at = epoch;
                         }
-                        None => {
-                            park_timer = Some((Box::pin(tokio::time::sleep_until(deadline)), epoch))
-                        }
+                        None => park_timer = Some((Deadline::at(due), epoch)),
                     }
                 }
                 if asked_to_close.as_mut().poll(cx).is_ready() {
                     closing = true;
                 } else if let Some((timer, armed_at)) = &mut park_timer
-                    && timer.as_mut().poll(cx).is_ready()
+                    && timer.poll_elapsed(cx).is_ready()
                 {
                     let still_idle = *armed_at == self.conn.activity.epoch()
                         && self.conn.activity.idle_since().is_some();
-                    park_timer = None;
                     if !still_idle {
+                        // Busy again: disarmed until hyper next goes idle.
+                        park_timer = None;
                         continue;
                     }
                     parking = true;
