@@ -14,6 +14,7 @@ use tracing_subscriber::EnvFilter;
 /// measured with benches/instructions.py) while an idle connection costs no more resident memory
 /// (3,152 bytes against 3,404; BENCHMARKS.md). mimalloc was not taken: MEASUREMENTS.md shows it
 /// doubling hyper's idle memory.
+#[cfg(feature = "jemalloc")]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
