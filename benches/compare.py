@@ -317,10 +317,17 @@ def run_wrk(url, connections, duration, extra=(), warm_up=True):
                          capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     p99 = re.search(r"^\s+99%\s+(\S+)", out, re.M)
-    errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
+    # wrk's socket errors by kind, and responses that were not 2xx/3xx: a "read" error is a
+    # connection the balancer closed (or reset) with a request outstanding, a non-2xx one a
+    # status it sent (a 502...). Kept apart, so an error can be told from the other.
+    kinds = {kind: int(n) for kind, n in
+             re.findall(r"\b(connect|read|write|timeout) (\d+)", out)}
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if non2xx:
+        kinds["non2xx"] = int(non2xx.group(1))
+    kinds = {kind: n for kind, n in kinds.items() if n}
     return {"rps": rps, "p99_ms": to_ms(p99.group(1)) if p99 else None,
-            "errors": errors + (int(non2xx.group(1)) if non2xx else 0)}
+            "errors": sum(kinds.values()), **({"error_kinds": kinds} if kinds else {})}
 
 
 def run_h2load(url, duration):
@@ -543,6 +550,16 @@ def fmt(value, key):
     return f"{value:,.0f}"
 
 
+def error_cell(total, samples):
+    """`3 (read 2, non2xx 1)`: the count of every run, and of what kind."""
+    kinds = {}
+    for sample in samples:
+        for kind, n in sample.get("error_kinds", {}).items():
+            kinds[kind] = kinds.get(kind, 0) + n
+    detail = ", ".join(f"{kind} {n}" for kind, n in sorted(kinds.items()))
+    return f"{total} ({detail})" if detail else str(total)
+
+
 def table(results, balancers):
     names = list(balancers)
     lines = ["| scenario | measure | " + " | ".join(names) + " | portero / HAProxy | target |",
@@ -569,7 +586,7 @@ def table(results, balancers):
             lines.append(f"| {scenario} | p99 | {cells} | | no worse than HAProxy |")
         errors = {n: sum(s.get("errors", 0) for s in per_balancer[n]) for n in names}
         if any(errors.values()):
-            cells = " | ".join(str(errors[n]) for n in names)
+            cells = " | ".join(error_cell(errors[n], per_balancer[n]) for n in names)
             lines.append(f"| {scenario} | errors (all runs) | {cells} | | 0 |")
     return "\n".join(lines)
 
