@@ -61,6 +61,12 @@ mod tests {
     use std::future::poll_fn;
     use std::time::Duration;
 
+    /// Waits for `deadline`; how long after `start` it fired.
+    async fn fired(deadline: &mut Deadline, start: Instant) -> Duration {
+        poll_fn(|cx| deadline.poll_elapsed(cx)).await;
+        Instant::now() - start
+    }
+
     fn elapsed_now(deadline: &mut Deadline) -> bool {
         let waker = std::task::Waker::noop();
         deadline
@@ -73,8 +79,7 @@ mod tests {
         let start = Instant::now();
         let mut deadline = Deadline::at(start + Duration::from_secs(1));
         deadline.set(start + Duration::from_secs(3));
-        poll_fn(|cx| deadline.poll_elapsed(cx)).await;
-        assert_eq!(Instant::now() - start, Duration::from_secs(3));
+        assert_eq!(fired(&mut deadline, start).await, Duration::from_secs(3));
     }
 
     #[tokio::test(start_paused = true)]
@@ -82,8 +87,7 @@ mod tests {
         let start = Instant::now();
         let mut deadline = Deadline::at(start + Duration::from_secs(75));
         deadline.set(start + Duration::from_secs(2));
-        poll_fn(|cx| deadline.poll_elapsed(cx)).await;
-        assert_eq!(Instant::now() - start, Duration::from_secs(2));
+        assert_eq!(fired(&mut deadline, start).await, Duration::from_secs(2));
     }
 
     #[tokio::test(start_paused = true)]
@@ -95,18 +99,19 @@ mod tests {
             deadline.set(Instant::now() + Duration::from_millis(10));
             assert!(!elapsed_now(&mut deadline), "elapsed early at step {step}");
         }
-        poll_fn(|cx| deadline.poll_elapsed(cx)).await;
-        assert_eq!(Instant::now() - start, Duration::from_millis(110));
+        assert_eq!(
+            fired(&mut deadline, start).await,
+            Duration::from_millis(110)
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn an_elapsed_deadline_set_again_waits_again() {
         let start = Instant::now();
         let mut deadline = Deadline::at(start + Duration::from_secs(1));
-        poll_fn(|cx| deadline.poll_elapsed(cx)).await;
+        fired(&mut deadline, start).await;
         deadline.set(Instant::now() + Duration::from_secs(5));
         assert!(!elapsed_now(&mut deadline));
-        poll_fn(|cx| deadline.poll_elapsed(cx)).await;
-        assert_eq!(Instant::now() - start, Duration::from_secs(6));
+        assert_eq!(fired(&mut deadline, start).await, Duration::from_secs(6));
     }
 }
