@@ -53,38 +53,50 @@ impl HeadScan {
     }
 
     /// Feeds bytes; returns `Some(had_content_length)` when they complete the head.
-    pub fn feed(&mut self, bytes: &[u8]) -> Option<bool> {
+    ///
+    /// A line at a time, not a byte: the search for each line's end is `memchr`'s, and a
+    /// line is looked at only for its first 15 bytes (was 15 instructions per byte of head,
+    /// about 3% of a proxied request, BENCHMARKS.md).
+    pub fn feed(&mut self, mut bytes: &[u8]) -> Option<bool> {
         if self.state != State::Scanning {
             return None;
         }
-        for &b in bytes {
-            if b == b'\n' {
-                if !self.blank {
-                    self.lines = self.lines.saturating_add(1);
-                } else if self.lines > 0 {
-                    self.state = State::Off;
-                    return Some(self.content_length);
-                }
-                // Blank lines before the request line are ignored, as hyper does.
-                self.new_line();
-                continue;
+        while !bytes.is_empty() {
+            let Some(end) = memchr::memchr(b'\n', bytes) else {
+                self.line_part(bytes);
+                return None;
+            };
+            self.line_part(&bytes[..end]);
+            bytes = &bytes[end + 1..];
+            if !self.blank {
+                self.lines = self.lines.saturating_add(1);
+            } else if self.lines > 0 {
+                self.state = State::Off;
+                return Some(self.content_length);
             }
-            if b != b'\r' {
-                self.blank = false;
-            }
-            if self.candidate {
-                let expected = CONTENT_LENGTH.get(self.column as usize);
-                if expected == Some(&b.to_ascii_lowercase()) {
-                    if self.column as usize + 1 == CONTENT_LENGTH.len() {
-                        self.content_length = true;
-                    }
-                } else {
-                    self.candidate = false;
-                }
-            }
-            self.column = self.column.saturating_add(1);
+            // Blank lines before the request line are ignored, as hyper does.
+            self.new_line();
         }
         None
+    }
+
+    /// Some bytes of the current line, none of them its `\n`.
+    fn line_part(&mut self, part: &[u8]) {
+        if self.blank && part.iter().any(|&b| b != b'\r') {
+            self.blank = false;
+        }
+        let column = usize::from(self.column);
+        if self.candidate && column < CONTENT_LENGTH.len() {
+            let rest = &CONTENT_LENGTH[column..];
+            let n = rest.len().min(part.len());
+            if !part[..n].eq_ignore_ascii_case(&rest[..n]) {
+                self.candidate = false;
+            } else if n == rest.len() {
+                self.content_length = true;
+            }
+        }
+        let len = u16::try_from(part.len()).unwrap_or(u16::MAX);
+        self.column = self.column.saturating_add(len);
     }
 }
 
@@ -122,6 +134,26 @@ mod tests {
             scan(&[b"GET / HTTP/1.1\nContent-Length: 0\n\n"]),
             Some(true)
         );
+    }
+
+    #[test]
+    fn byte_at_a_time_is_the_same_as_whole() {
+        let heads: [(&[u8], bool); 4] = [
+            (b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\n", true),
+            (b"GET / HTTP/1.1\r\nX: content-length: 5\r\n\r\n", false),
+            (b"GET / HTTP/1.1\r\nContent-Lengt: 5\r\n\r\n", false),
+            (b"GET /content-length: HTTP/1.1\r\n\r\n", false),
+        ];
+        for (head, expected) in heads {
+            let bytes: Vec<&[u8]> = head.chunks(1).collect();
+            assert_eq!(
+                scan(&bytes),
+                Some(expected),
+                "{:?}",
+                String::from_utf8_lossy(head)
+            );
+            assert_eq!(scan(&[head]), Some(expected));
+        }
     }
 
     #[test]
