@@ -297,7 +297,7 @@ impl App {
             tokio::time::sleep(grace).await;
         }
         self.listeners.stop_all();
-        self.server.draining.cancel();
+        self.server.start_draining();
         self.server.connections.close();
         let drain = self.config().timeouts.drain;
         tracing::info!(open = self.admission.open(), deadline = ?drain, "listeners closed; waiting for in-flight requests");

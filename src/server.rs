@@ -28,7 +28,7 @@ use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use socket2::{Domain, Socket, Type};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -82,8 +82,11 @@ pub struct ServerCtx {
     pub metrics: Arc<Metrics>,
     /// Connection tasks, so shutdown can wait for them.
     pub connections: TaskTracker,
-    /// Cancelled when connections should finish their current request and close.
-    pub draining: CancellationToken,
+    /// Cancelled when connections should finish their current request and close
+    /// ([`ServerCtx::start_draining`]).
+    draining: CancellationToken,
+    /// Set just before `draining` is cancelled: a check without its lock.
+    drain_started: AtomicBool,
     /// Cancelled when whatever is left must stop now.
     pub hard_stop: CancellationToken,
     settings: ArcSwap<ConnSettings>,
@@ -123,12 +126,25 @@ impl ServerCtx {
             metrics,
             connections: TaskTracker::new(),
             draining: CancellationToken::new(),
+            drain_started: AtomicBool::new(false),
             hard_stop,
             settings: ArcSwap::from_pointee(ConnSettings::from_config(config)),
             per_ip: Arc::default(),
             open: DashMap::new(),
             next_id: AtomicU64::new(0),
         }
+    }
+
+    /// Asks every connection to finish its current request and close.
+    pub fn start_draining(&self) {
+        self.drain_started.store(true, Ordering::Release);
+        self.draining.cancel();
+    }
+
+    /// Whether [`ServerCtx::start_draining`] was called: one atomic load, where the token's
+    /// own check takes a lock.
+    pub fn is_draining(&self) -> bool {
+        self.drain_started.load(Ordering::Acquire)
     }
 
     /// Applies the limits and timeouts of a new config to connections accepted from now on.

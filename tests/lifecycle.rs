@@ -168,6 +168,46 @@ async fn sigterm_drains_an_in_flight_request_then_exits_zero() {
     );
 }
 
+/// The drain reaches a keep-alive connection busy inside hyper (not parked): its response in
+/// flight says `Connection: close` and the connection closes after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_closes_a_busy_keep_alive_connection_after_its_response() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let slow = TestBackend::start("slow", Behavior::Delay(Duration::from_millis(1500))).await;
+    let text = config_text(
+        &[(slow.addr, 1)],
+        "[timeouts]\nshutdown_grace = \"0s\"\ndrain = \"20s\"\n",
+    );
+    let mut process = Process::spawn(&text);
+    let mut stream = tokio::net::TcpStream::connect(process.traffic)
+        .await
+        .unwrap();
+    stream
+        .write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    support::wait_until(
+        "the request to reach the backend",
+        Duration::from_secs(10),
+        || slow.requests() == 1,
+    )
+    .await;
+    process.signal("TERM");
+    let mut reply = Vec::new();
+    tokio::time::timeout(Duration::from_secs(15), stream.read_to_end(&mut reply))
+        .await
+        .expect("portero closes the connection after the response")
+        .unwrap();
+    let reply = String::from_utf8_lossy(&reply).to_ascii_lowercase();
+    assert!(reply.starts_with("http/1.1 200"), "{reply}");
+    assert!(reply.contains("\r\nconnection: close\r\n"), "{reply}");
+    assert!(reply.ends_with("slow"), "{reply}");
+    let code = tokio::task::spawn_blocking(move || process.wait_exit(Duration::from_secs(20)))
+        .await
+        .unwrap();
+    assert_eq!(code, Some(0));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_signal_stops_at_once() {
     let hung = TestBackend::start("hung", Behavior::Hang).await;

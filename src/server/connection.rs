@@ -30,7 +30,7 @@ use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
-use std::task::Poll;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -198,6 +198,24 @@ impl Session<'_> {
         }
     }
 
+    /// Whether a pinned [`Session::asked_to_close`] must be polled again: the task's waker
+    /// is not registered with it yet, or a close or drain has been asked for since. Both
+    /// flags are set before their wake-ups are sent, so skipping the poll otherwise misses
+    /// nothing, and it saves the three locks such a poll takes (the notify's, the drain
+    /// token's state and its notify) on every wake-up of a busy connection.
+    fn close_may_have_come(&self, registered: &mut Option<Waker>, cx: &Context<'_>) -> bool {
+        if self.conn.is_closing() || self.ctx.is_draining() {
+            return true;
+        }
+        match registered {
+            Some(waker) if waker.will_wake(cx.waker()) => false,
+            _ => {
+                *registered = Some(cx.waker().clone());
+                true
+            }
+        }
+    }
+
     fn service(
         &self,
     ) -> impl hyper::service::Service<
@@ -263,6 +281,7 @@ impl Session<'_> {
             .serve_connection(TokioIo::new(io), self.service());
         let (mut closing, mut parking) = (false, false);
         let mut asked_to_close = pin!(self.asked_to_close());
+        let mut close_waker = None;
         let mut hard_stop = pin!(self.ctx.hard_stop.cancelled());
         // Armed when hyper goes idle; the connection parks if it stays idle until it fires.
         // Made once a spell and moved lazily: under load it is re-armed after every request.
@@ -288,7 +307,9 @@ impl Session<'_> {
                         None => park_timer = Some((Deadline::at(due), epoch)),
                     }
                 }
-                if asked_to_close.as_mut().poll(cx).is_ready() {
+                if self.close_may_have_come(&mut close_waker, cx)
+                    && asked_to_close.as_mut().poll(cx).is_ready()
+                {
                     closing = true;
                 } else if let Some((timer, armed_at)) = &mut park_timer
                     && timer.poll_elapsed(cx).is_ready()
