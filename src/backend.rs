@@ -11,6 +11,7 @@ mod health;
 
 pub use health::{Hysteresis, Transition, slow_start_factor};
 
+use crate::metrics::ByClass;
 use crate::upstream::Upstream;
 use http::uri::Authority;
 use std::fmt;
@@ -86,6 +87,9 @@ pub struct Backend {
     /// Cancelled at the drain deadline after removal: what is still streaming is cut.
     cut: CancellationToken,
     upstream: Upstream,
+    /// Its `portero_upstream_requests_total{pool,backend,code_class}` series (a backend is
+    /// in one pool for its whole life).
+    upstream_requests: ByClass,
 }
 
 impl Backend {
@@ -107,6 +111,7 @@ impl Backend {
             in_flight: AtomicU64::new(0),
             cut: CancellationToken::new(),
             upstream,
+            upstream_requests: ByClass::default(),
         }
     }
 
@@ -246,6 +251,11 @@ impl Backend {
     /// The pooled client that reaches it.
     pub fn upstream(&self) -> &Upstream {
         &self.upstream
+    }
+
+    /// Its `portero_upstream_requests_total` series, by status class.
+    pub fn upstream_requests(&self) -> &ByClass {
+        &self.upstream_requests
     }
 }
 

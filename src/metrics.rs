@@ -2,6 +2,10 @@
 //! one test process never share counters). Names follow PRODUCT.md: `portero_<thing>_<unit>`,
 //! counters end in `_total`, times are in seconds.
 
+mod series;
+
+pub use series::{ByClass, ByListener, OneHistogram, PoolSeries};
+
 use prometheus::{
     Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
     Opts, Registry, TextEncoder,

@@ -11,6 +11,7 @@ pub use retry_budget::RetryBudget;
 use crate::backend::{Backend, BackendSpec, slow_start_factor};
 use crate::balance::{self, Candidates, Maglev, RoundRobin};
 use crate::config::{Balance, PoolConfig};
+use crate::metrics::PoolSeries;
 use crate::upstream::{Upstream, UpstreamSettings};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -41,6 +42,7 @@ pub struct Pool {
     members: Vec<Member>,
     balancer: Balancer,
     retry_budget: Arc<RetryBudget>,
+    series: PoolSeries,
 }
 
 /// What a pick needs to know about the request.
@@ -116,6 +118,7 @@ impl Pool {
             members,
             balancer,
             retry_budget,
+            series: PoolSeries::default(),
         }
     }
 
@@ -129,6 +132,11 @@ impl Pool {
     /// The pool's name.
     pub fn name(&self) -> &Arc<str> {
         &self.name
+    }
+
+    /// The metric series its requests are counted in.
+    pub fn series(&self) -> &PoolSeries {
+        &self.series
     }
 
     /// The config it was built from.

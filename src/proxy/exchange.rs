@@ -183,14 +183,20 @@ impl Exchange {
     /// Records the backend's response head arriving.
     pub fn upstream_responded(&mut self, elapsed: Duration, status: StatusCode) {
         self.upstream_elapsed = Some(elapsed);
-        if let Some(flight) = &self.in_flight {
+        if let (Some(flight), Some(pool)) = (&self.in_flight, &self.pool) {
             let m = &self.recorder.metrics;
-            let pool = self.pool_name();
-            m.upstream_response
-                .with_label_values(&[pool])
+            let backend = flight.backend();
+            pool.series()
+                .upstream_response
+                .get(&m.upstream_response, pool.name())
                 .observe(elapsed.as_secs_f64());
-            m.upstream_requests
-                .with_label_values(&[pool, flight.backend().label(), code_class(status.as_u16())])
+            backend
+                .upstream_requests()
+                .get(
+                    &m.upstream_requests,
+                    [pool.name(), backend.label()],
+                    status.as_u16(),
+                )
                 .inc();
         }
     }
@@ -234,12 +240,26 @@ impl Exchange {
         let pool = self.pool_name();
         let elapsed = self.started.elapsed();
         let m = &self.recorder.metrics;
-        m.requests
-            .with_label_values(&[&*self.conn.listener, pool, code_class(status)])
-            .inc();
-        m.request_duration
-            .with_label_values(&[pool])
-            .observe(elapsed.as_secs_f64());
+        match &self.pool {
+            Some(pool) => {
+                let series = pool.series();
+                series
+                    .requests
+                    .inc(&m.requests, &self.conn.listener, pool.name(), status);
+                series
+                    .request_duration
+                    .get(&m.request_duration, pool.name())
+                    .observe(elapsed.as_secs_f64());
+            }
+            None => {
+                m.requests
+                    .with_label_values(&[&*self.conn.listener, pool, code_class(status)])
+                    .inc();
+                m.request_duration
+                    .with_label_values(&[pool])
+                    .observe(elapsed.as_secs_f64());
+            }
+        }
         let aborted_by = match self.outcome {
             Outcome::Complete => None,
             Outcome::ClientAborted => Some("client"),
