@@ -20,6 +20,10 @@ Scenarios (issue 10's targets):
   idle-mem   RSS growth of the balancer per idle keep-alive connection (8,000, one request each)
   h1-64@10k  wrk -t1 -c64 while 9,936 more idle connections are open (10,000 in all); HAProxy
              is skipped: it refuses maxconn above ~9,000 under this machine's 20,000-file limit
+
+--bare adds examples/bare_proxy.rs as a fourth column, in h1-64 and h1-1000: hyper's
+server and client with nothing of portero's between them, the floor under portero's request
+path for as long as both of its HTTP/1 sides are hyper's.
 """
 
 import argparse
@@ -436,14 +440,32 @@ SCENARIOS = {
     "idle-mem": scenario_idle_mem,
     "h1-64@10k": scenario_at_scale,
 }
-SKIP = {("haproxy", "h1-64@10k")}
+# The bare proxy serves no TLS, and opens one backend connection per client connection: at
+# 10,000 clients that is past this machine's 20,000-file limit.
+SKIP = {("haproxy", "h1-64@10k"), ("bare", "h2-tls"), ("bare", "tls-new"),
+        ("bare", "idle-mem"), ("bare", "h1-64@10k")}
 
 
 # ---------------------------------------------------------------------------------------------
 # The run
 
 
-def start_everything(fleet, work, portero):
+def build_bare():
+    subprocess.run(["cargo", "build", "--release", "--locked", "--example", "bare_proxy"],
+                   cwd=ROOT, check=True)
+    return ROOT / "target" / "release" / "examples" / "bare_proxy"
+
+
+def start_bare(fleet, work, bare, backends):
+    """The bare hyper proxy: plain HTTP/1.1 only, no health checks, no TLS."""
+    ports = {"http": free_port()}
+    argv = [str(bare), f"127.0.0.1:{ports['http']}"] + [f"127.0.0.1:{b}" for b in backends]
+    proc = fleet.start("bare", argv, BALANCER_CPU, work)
+    wait_for_http(ports["http"])
+    return Balancer("bare", proc, ports, argv)
+
+
+def start_everything(fleet, work, portero, bare=None):
     backends = [free_port(), free_port()]
     for i, port in enumerate(backends):
         name = f"backend{i + 1}"
@@ -473,6 +495,8 @@ def start_everything(fleet, work, portero):
         wait_for_http(ports["http"])
         check_protocols(name, ports)
         balancers[name] = Balancer(name, proc, ports, argv)
+    if bare is not None:
+        balancers["bare"] = start_bare(fleet, work, bare, backends)
     return balancers
 
 
@@ -566,7 +590,7 @@ def table(results, balancers):
              "|---|---|" + "---|" * len(names) + "---|---|"]
     for scenario, per_balancer in results.items():
         key, unit, target, lower_better = JUDGED[scenario]
-        medians = {n: median_of(per_balancer[n], key) for n in names}
+        medians = {n: median_of(per_balancer.get(n, []), key) for n in names}
         ratio, goal = "n/a", "n/a"
         if medians.get("haproxy") and medians.get("portero"):
             ratio = f"{medians['portero'] / medians['haproxy']:.2f}x"
@@ -581,12 +605,13 @@ def table(results, balancers):
             goal = f">= {target:.1f}x"
         cells = " | ".join(fmt(medians[n], key) for n in names)
         lines.append(f"| {scenario} | {unit} | {cells} | {ratio} | {goal} |")
-        if any(median_of(per_balancer[n], "p99_ms") for n in names):
-            cells = " | ".join(fmt(median_of(per_balancer[n], "p99_ms"), "p99_ms") for n in names)
+        if any(median_of(per_balancer.get(n, []), "p99_ms") for n in names):
+            cells = " | ".join(fmt(median_of(per_balancer.get(n, []), "p99_ms"), "p99_ms")
+                               for n in names)
             lines.append(f"| {scenario} | p99 | {cells} | | no worse than HAProxy |")
-        errors = {n: sum(s.get("errors", 0) for s in per_balancer[n]) for n in names}
+        errors = {n: sum(s.get("errors", 0) for s in per_balancer.get(n, [])) for n in names}
         if any(errors.values()):
-            cells = " | ".join(error_cell(errors[n], per_balancer[n]) for n in names)
+            cells = " | ".join(error_cell(errors[n], per_balancer.get(n, [])) for n in names)
             lines.append(f"| {scenario} | errors (all runs) | {cells} | | 0 |")
     return "\n".join(lines)
 
@@ -598,6 +623,8 @@ def main():
     parser.add_argument("--only", default=",".join(SCENARIOS),
                         help=f"comma-separated scenarios (default all: {','.join(SCENARIOS)})")
     parser.add_argument("--out", default=str(ROOT / "target" / "compare"))
+    parser.add_argument("--bare", action="store_true",
+                        help="also measure examples/bare_proxy.rs (plain HTTP/1.1 scenarios)")
     args = parser.parse_args()
     scenarios = [s for s in args.only.split(",") if s]
     unknown = [s for s in scenarios if s not in SCENARIOS]
@@ -609,10 +636,11 @@ def main():
     install_missing()
     raise_fd_limit()
     portero = build_portero()
+    bare = build_bare() if args.bare else None
     fleet = Fleet()
     work = Path(tempfile.mkdtemp(prefix="portero-compare-"))
     try:
-        balancers = start_everything(fleet, work, portero)
+        balancers = start_everything(fleet, work, portero, bare)
         time.sleep(2.5)  # a full health-check round everywhere before load
         print(f"compare: {', '.join(scenarios)} x {args.runs} runs of {args.duration}s", flush=True)
         results = measure(fleet, work, balancers, scenarios, args.runs, args.duration)
@@ -622,7 +650,7 @@ def main():
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps({"machine": info, "results": results}, indent=1))
-    rendered = table(results, ["haproxy", "nginx", "portero"])
+    rendered = table(results, ["haproxy", "nginx", "portero"] + (["bare"] if bare else []))
     header = "\n".join(f"- {k}: {v}" for k, v in info.items())
     (out / "results.md").write_text(f"{header}\n\n{rendered}\n")
     print()

@@ -2,7 +2,8 @@
 """User-space instructions per proxied request, counted by valgrind: a figure that does not move
 with the machine's noise, for judging an optimisation the wall clock cannot resolve.
 
-One command, run by hand (not in CI):  benches/instructions.py [--requests 4000] [--haproxy] [--h2]
+One command, run by hand (not in CI):
+  benches/instructions.py [--requests 4000] [--haproxy | --bare] [--h2]
 
 It installs what is missing from Debian (valgrind, nginx, h2load; haproxy with --haproxy),
 builds portero in release, starts two nginx backends, then runs the balancer under callgrind
@@ -11,6 +12,9 @@ twice with the same config as benches/compare.py: once for 200 requests and once
 streams over 10 connections as in compare.py's h2-tls). The difference divided by
 --requests is what one request costs, start-up and shut-down cancelling out. Kernel time is not
 counted; benches/compare.py measures the whole.
+
+--bare counts examples/bare_proxy.rs instead: hyper's HTTP/1 server and client with nothing of
+portero's between them, the floor under portero's request path while both sides are hyper's.
 """
 
 import argparse
@@ -55,15 +59,26 @@ def counted(argv, work, name, port, requests, load):
     return total
 
 
+def build_bare():
+    subprocess.run(["cargo", "build", "--release", "--locked", "--example", "bare_proxy"],
+                   cwd=compare.ROOT, check=True)
+    return compare.ROOT / "target" / "release" / "examples" / "bare_proxy"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=4000)
     parser.add_argument("--haproxy", action="store_true", help="count HAProxy instead")
+    parser.add_argument("--bare", action="store_true",
+                        help="count examples/bare_proxy.rs, a proxy of hyper alone")
     parser.add_argument("--h2", action="store_true", help="HTTP/2 over TLS instead of HTTP/1.1")
     args = parser.parse_args()
+    if args.bare and (args.haproxy or args.h2):
+        parser.error("--bare serves plain HTTP/1.1 only, and counts itself, not HAProxy")
     compare.TOOLS.update({"valgrind": "valgrind"})
     compare.install_missing()
-    portero = None if args.haproxy else compare.build_portero()
+    portero = None if args.haproxy or args.bare else compare.build_portero()
+    bare = build_bare() if args.bare else None
     work = Path(tempfile.mkdtemp(prefix="portero-instructions-"))
     fleet = compare.Fleet()
     try:
@@ -78,7 +93,10 @@ def main():
         cert, key, bundle = compare.make_certificate(work)
         ports = {"http": compare.free_port(), "https": compare.free_port(),
                  "admin": compare.free_port()}
-        if args.haproxy:
+        if args.bare:
+            argv = [str(bare), f"127.0.0.1:{ports['http']}"] + [f"127.0.0.1:{b}" for b in backends]
+            name = "bare_proxy"
+        elif args.haproxy:
             conf = work / "haproxy.cfg"
             conf.write_text(compare.haproxy_config(ports, backends, bundle))
             argv, name = ["haproxy", "-db", "-f", str(conf)], "haproxy"
