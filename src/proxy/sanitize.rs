@@ -6,7 +6,7 @@
 //! any route or access rule looks at it.
 
 use crate::config::Limits;
-use http::{HeaderMap, Method, Request, Uri, Version, header};
+use http::{HeaderMap, HeaderValue, Method, Request, Uri, Version, header};
 use std::borrow::Cow;
 
 /// Why a request head was refused. Statuses are in [`ProxyError::status`](super::ProxyError::status).
@@ -61,14 +61,64 @@ pub fn check<B>(request: &Request<B>, limits: &Limits, raw: RawHead) -> Result<S
     if uri_len(request.uri()) > limits.max_uri_bytes {
         return Err(Invalid::UriTooLong);
     }
-    let headers = request.headers();
-    check_fields(headers)?;
-    check_framing(headers, request.version(), raw)?;
-    check_expect(headers)?;
-    if declared_length(headers)? > limits.max_request_body {
+    let fields = Fields::of(request.headers())?;
+    check_framing(&fields, request.version(), raw)?;
+    check_expect(&fields)?;
+    if declared_length(&fields)? > limits.max_request_body {
         return Err(Invalid::BodyTooLarge);
     }
-    authority(request.uri(), headers, request.version())
+    authority(request.uri(), &fields, request.version())
+}
+
+/// The values of one field name: the first, and whether there were more.
+#[derive(Debug, Default, Clone, Copy)]
+struct Values<'a> {
+    first: Option<&'a HeaderValue>,
+    repeated: bool,
+}
+
+impl<'a> Values<'a> {
+    fn push(&mut self, value: &'a HeaderValue) {
+        match self.first {
+            None => self.first = Some(value),
+            Some(_) => self.repeated = true,
+        }
+    }
+}
+
+/// The fields the checks read, found in one pass over the head that also checks every
+/// field: a hashed lookup per name cost more than the whole pass.
+#[derive(Debug, Default)]
+struct Fields<'a> {
+    transfer_encoding: Values<'a>,
+    expect: Values<'a>,
+    host: Values<'a>,
+    content_length: Values<'a>,
+}
+
+impl<'a> Fields<'a> {
+    /// Row 32: `X_Forwarded_For` is `X-Forwarded-For` to some frameworks (CGI, nginx with
+    /// `underscores_in_headers`), a way around our header rewriting. Row 48: HTTP/2 values
+    /// reach us untrimmed; whitespace at an edge is malformed there (RFC 9113 §8.2.1).
+    fn of(headers: &'a HeaderMap) -> Result<Self, Invalid> {
+        let mut fields = Fields::default();
+        for (name, value) in headers {
+            let v = value.as_bytes();
+            let padded = |b: Option<&u8>| matches!(b, Some(b' ' | b'\t'));
+            if name.as_str().contains('_') || padded(v.first()) || padded(v.last()) {
+                return Err(Invalid::Header);
+            }
+            let values = match *name {
+                header::TRANSFER_ENCODING => &mut fields.transfer_encoding,
+                header::EXPECT => &mut fields.expect,
+                header::HOST => &mut fields.host,
+                header::CONTENT_LENGTH => &mut fields.content_length,
+                _ => continue,
+            };
+            values.push(value);
+        }
+        Ok(fields)
+    }
 }
 
 /// Length of the request target as the client sent it (origin- or absolute-form).
@@ -80,33 +130,19 @@ fn uri_len(uri: &Uri) -> usize {
     }
 }
 
-/// Row 32: `X_Forwarded_For` is `X-Forwarded-For` to some frameworks (CGI, nginx with
-/// `underscores_in_headers`), a way around our header rewriting. Row 48: HTTP/2 values reach
-/// us untrimmed; whitespace at an edge is malformed there (RFC 9113 §8.2.1).
-fn check_fields(headers: &HeaderMap) -> Result<(), Invalid> {
-    for (name, value) in headers {
-        let v = value.as_bytes();
-        let padded = |b: Option<&u8>| matches!(b, Some(b' ' | b'\t'));
-        if name.as_str().contains('_') || padded(v.first()) || padded(v.last()) {
-            return Err(Invalid::Header);
-        }
-    }
-    Ok(())
-}
-
 /// Rows 1, 3, 4: only a single, exact `Transfer-Encoding: chunked`, and never with a
 /// Content-Length. HTTP/2 has no Transfer-Encoding (h2 refuses it).
-fn check_framing(headers: &HeaderMap, version: Version, raw: RawHead) -> Result<(), Invalid> {
+fn check_framing(fields: &Fields<'_>, version: Version, raw: RawHead) -> Result<(), Invalid> {
     if version >= Version::HTTP_2 {
         return Ok(());
     }
-    let mut te = headers.get_all(header::TRANSFER_ENCODING).iter();
-    match (te.next(), te.next()) {
+    let te = fields.transfer_encoding;
+    match (te.first, te.repeated) {
         (None, _) => Ok(()),
-        (Some(value), None)
+        (Some(value), false)
             if value.as_bytes().eq_ignore_ascii_case(b"chunked")
                 && !raw.content_length
-                && !headers.contains_key(header::CONTENT_LENGTH) =>
+                && fields.content_length.first.is_none() =>
         {
             Ok(())
         }
@@ -115,19 +151,18 @@ fn check_framing(headers: &HeaderMap, version: Version, raw: RawHead) -> Result<
 }
 
 /// Row 29: the only expectation HTTP defines is `100-continue` (RFC 9110 §10.1.1).
-fn check_expect(headers: &HeaderMap) -> Result<(), Invalid> {
-    let mut expect = headers.get_all(header::EXPECT).iter();
-    match (expect.next(), expect.next()) {
+fn check_expect(fields: &Fields<'_>) -> Result<(), Invalid> {
+    match (fields.expect.first, fields.expect.repeated) {
         (None, _) => Ok(()),
-        (Some(v), None) if v.as_bytes().eq_ignore_ascii_case(b"100-continue") => Ok(()),
+        (Some(v), false) if v.as_bytes().eq_ignore_ascii_case(b"100-continue") => Ok(()),
         _ => Err(Invalid::Expectation),
     }
 }
 
 /// The declared body length (0 when none). hyper has already refused malformed or conflicting
 /// HTTP/1 values; h2 checks the value against the DATA frames.
-fn declared_length(headers: &HeaderMap) -> Result<u64, Invalid> {
-    match headers.get(header::CONTENT_LENGTH) {
+fn declared_length(fields: &Fields<'_>) -> Result<u64, Invalid> {
+    match fields.content_length.first {
         None => Ok(0),
         Some(v) => v
             .to_str()
@@ -140,12 +175,11 @@ fn declared_length(headers: &HeaderMap) -> Result<u64, Invalid> {
 /// Rows 18–20, 48: the authority of an absolute-form target or of `:authority` wins, must be
 /// valid, and must agree with Host when both are there; otherwise exactly one valid Host
 /// (HTTP/2 needs one of the two, HTTP/1.1 always a Host; HTTP/1.0 may name none).
-fn authority(uri: &Uri, headers: &HeaderMap, version: Version) -> Result<String, Invalid> {
-    let mut hosts = headers.get_all(header::HOST).iter();
-    let host = match (hosts.next(), hosts.next()) {
-        (_, Some(_)) => return Err(Invalid::Host),
-        (None, None) => None,
-        (Some(v), None) => Some(v.to_str().map_err(|_| Invalid::Host)?),
+fn authority(uri: &Uri, fields: &Fields<'_>, version: Version) -> Result<String, Invalid> {
+    let host = match (fields.host.first, fields.host.repeated) {
+        (_, true) => return Err(Invalid::Host),
+        (None, _) => None,
+        (Some(v), false) => Some(v.to_str().map_err(|_| Invalid::Host)?),
     };
     if let Some(host) = host
         && !is_valid_authority(host)

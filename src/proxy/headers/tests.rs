@@ -91,6 +91,11 @@ fn spoofed_forwarding_headers_are_replaced_for_untrusted_peers() {
     assert_eq!(h.get("x-forwarded-host").unwrap(), "example.com");
     assert!(h.get("forwarded").is_none());
     assert!(h.get("x-real-ip").is_none());
+    for (name, value) in [("forwarded", "for=1.2.3.4"), ("x-real-ip", "1.2.3.4")] {
+        let mut h = map(&[(name, value), (name, value)]);
+        set_forwarded(&mut h, &hop(false));
+        assert!(h.get(name).is_none(), "{name} alone, twice");
+    }
 }
 
 #[test]

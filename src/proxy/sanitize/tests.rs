@@ -178,6 +178,18 @@ fn only_100_continue_is_expected() {
         h11("/", &[("host", "h"), ("expect", "200-ok")]),
         Err(Invalid::Expectation)
     );
+    assert_eq!(
+        h11(
+            "/",
+            &[
+                ("host", "h"),
+                ("expect", "100-continue"),
+                ("expect", "100-continue")
+            ]
+        ),
+        Err(Invalid::Expectation),
+        "repeated"
+    );
 }
 
 #[test]
