@@ -134,16 +134,19 @@ async fn demo_alternates_backends_and_stops_on_ctrl_c() {
     assert!(status.success(), "{status:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_drains_an_in_flight_request_then_exits_zero() {
+/// A backend that takes 1.5 s per request, behind a daemon that drains for up to 20 s and
+/// stops accepting at once when told to stop.
+async fn slow_backend_behind_a_draining_daemon() -> (TestBackend, Process) {
     let slow = TestBackend::start("slow", Behavior::Delay(Duration::from_millis(1500))).await;
     let text = config_text(
         &[(slow.addr, 1)],
         "[timeouts]\nshutdown_grace = \"0s\"\ndrain = \"20s\"\n",
     );
-    let mut process = Process::spawn(&text);
-    let traffic = process.traffic;
-    let in_flight = tokio::spawn(async move { support::client::get(traffic, "/slow").await });
+    (slow, Process::spawn(&text))
+}
+
+/// Sends SIGTERM once the request in flight has reached the backend.
+async fn term_once_the_backend_has_it(slow: &TestBackend, process: &Process) {
     support::wait_until(
         "the request to reach the backend",
         Duration::from_secs(10),
@@ -151,6 +154,14 @@ async fn sigterm_drains_an_in_flight_request_then_exits_zero() {
     )
     .await;
     process.signal("TERM");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_an_in_flight_request_then_exits_zero() {
+    let (slow, mut process) = slow_backend_behind_a_draining_daemon().await;
+    let traffic = process.traffic;
+    let in_flight = tokio::spawn(async move { support::client::get(traffic, "/slow").await });
+    term_once_the_backend_has_it(&slow, &process).await;
     let reply = in_flight.await.unwrap();
     assert_eq!(reply.status, 200, "the in-flight request finished");
     assert_eq!(reply.body, "slow");
@@ -173,12 +184,7 @@ async fn sigterm_drains_an_in_flight_request_then_exits_zero() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_closes_a_busy_keep_alive_connection_after_its_response() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let slow = TestBackend::start("slow", Behavior::Delay(Duration::from_millis(1500))).await;
-    let text = config_text(
-        &[(slow.addr, 1)],
-        "[timeouts]\nshutdown_grace = \"0s\"\ndrain = \"20s\"\n",
-    );
-    let mut process = Process::spawn(&text);
+    let (slow, mut process) = slow_backend_behind_a_draining_daemon().await;
     let mut stream = tokio::net::TcpStream::connect(process.traffic)
         .await
         .unwrap();
@@ -186,13 +192,7 @@ async fn sigterm_closes_a_busy_keep_alive_connection_after_its_response() {
         .write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
         .unwrap();
-    support::wait_until(
-        "the request to reach the backend",
-        Duration::from_secs(10),
-        || slow.requests() == 1,
-    )
-    .await;
-    process.signal("TERM");
+    term_once_the_backend_has_it(&slow, &process).await;
     let mut reply = Vec::new();
     tokio::time::timeout(Duration::from_secs(15), stream.read_to_end(&mut reply))
         .await
