@@ -251,17 +251,27 @@ async fn swallowing_backend() -> (SocketAddr, Arc<std::sync::Mutex<HashMap<Strin
     (addr, counts)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_post_that_reached_a_backend_is_never_sent_again_but_a_get_is_retried() {
+/// A pool of the swallowing backend and a good one, three retries, outlier detection off (the
+/// swallowing backend must keep getting its turn).
+async fn swallower_then_good() -> (
+    Arc<std::sync::Mutex<HashMap<String, u64>>>,
+    TestBackend,
+    Arc<portero::App>,
+) {
     let (swallower, counts) = swallowing_backend().await;
     let good = TestBackend::start("good", Behavior::Sink).await;
-    // Outlier detection off: the swallowing backend must keep getting its turn.
     let app = start(&text(
         &[swallower, good.addr],
         "retries = 3\n",
         "[pool.app.outlier]\nconsecutive_failures = 0\n",
     ))
     .await;
+    (counts, good, app)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_that_reached_a_backend_is_never_sent_again_but_a_get_is_retried() {
+    let (counts, good, app) = swallower_then_good().await;
     let addr = traffic(&app);
     let http = client::http1();
     let mut statuses = Vec::new();
@@ -307,6 +317,34 @@ async fn a_post_that_reached_a_backend_is_never_sent_again_but_a_get_is_retried(
         "every GET answered, retried when swallowed"
     );
     assert!(counts.lock().unwrap().get("GET").copied().unwrap_or(0) > 0);
+}
+
+/// The retry of a GET sends the same head as the first try: the headers the client sent and
+/// the ones portero added (the first try had only a copy of them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_get_reaches_the_next_backend_with_its_headers() {
+    let (counts, good, app) = swallower_then_good().await;
+    let addr = traffic(&app);
+    let http = client::http1();
+    let swallowed = || counts.lock().unwrap().get("GET").copied().unwrap_or(0);
+    let mut retried = None;
+    for _ in 0..10 {
+        let before = swallowed();
+        let request = Request::get(format!("http://{addr}/items"))
+            .header("x-test", "kept")
+            .body(Full::default())
+            .unwrap();
+        assert_eq!(send(&http, request).await.status, 200);
+        if swallowed() > before {
+            retried = Some(good.last_headers());
+            break;
+        }
+    }
+    let headers = retried.expect("round robin sends one of the GETs to the swallower first");
+    assert_eq!(headers.get("x-test").unwrap(), "kept");
+    assert!(headers.contains_key("host"), "{headers:?}");
+    assert!(headers.contains_key("x-forwarded-for"), "{headers:?}");
+    assert!(headers.contains_key("x-request-id"), "{headers:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

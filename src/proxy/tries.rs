@@ -125,7 +125,10 @@ impl Tries<'_> {
             let Some(body) = self.replay.body(exchange) else {
                 break;
             };
-            let last = attempt + 1 == tries;
+            // The last try takes the headers rather than a copy. It is the last when the
+            // tries run out, or when no other backend is left to retry on (a pool of one, a
+            // sidecar's, never needs the copy).
+            let last = attempt + 1 == tries || self.pool.members().len() <= tried.len() + 1;
             let request = self.request(&backend, body, last);
             exchange.set_backend(backend.begin_request());
             let sent = Instant::now();
@@ -179,7 +182,7 @@ impl Tries<'_> {
         body: RequestBody,
         last: bool,
     ) -> Request<RequestBody> {
-        // The last try takes the headers; earlier ones copy them, in case a retry needs them.
+        // Earlier tries copy the headers, in case a retry needs them.
         let mut headers = if last {
             std::mem::take(&mut self.headers)
         } else {
