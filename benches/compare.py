@@ -456,10 +456,15 @@ def build_bare():
     return ROOT / "target" / "release" / "examples" / "bare_proxy"
 
 
+def bare_argv(bare, port, backends):
+    """The bare hyper proxy's command line: listen on `port`, forward to `backends`."""
+    return [str(bare), f"127.0.0.1:{port}"] + [f"127.0.0.1:{b}" for b in backends]
+
+
 def start_bare(fleet, work, bare, backends):
     """The bare hyper proxy: plain HTTP/1.1 only, no health checks, no TLS."""
     ports = {"http": free_port()}
-    argv = [str(bare), f"127.0.0.1:{ports['http']}"] + [f"127.0.0.1:{b}" for b in backends]
+    argv = bare_argv(bare, ports["http"], backends)
     proc = fleet.start("bare", argv, BALANCER_CPU, work)
     wait_for_http(ports["http"])
     return Balancer("bare", proc, ports, argv)

@@ -59,12 +59,6 @@ def counted(argv, work, name, port, requests, load):
     return total
 
 
-def build_bare():
-    subprocess.run(["cargo", "build", "--release", "--locked", "--example", "bare_proxy"],
-                   cwd=compare.ROOT, check=True)
-    return compare.ROOT / "target" / "release" / "examples" / "bare_proxy"
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=4000)
@@ -78,7 +72,7 @@ def main():
     compare.TOOLS.update({"valgrind": "valgrind"})
     compare.install_missing()
     portero = None if args.haproxy or args.bare else compare.build_portero()
-    bare = build_bare() if args.bare else None
+    bare = compare.build_bare() if args.bare else None
     work = Path(tempfile.mkdtemp(prefix="portero-instructions-"))
     fleet = compare.Fleet()
     try:
@@ -94,7 +88,7 @@ def main():
         ports = {"http": compare.free_port(), "https": compare.free_port(),
                  "admin": compare.free_port()}
         if args.bare:
-            argv = [str(bare), f"127.0.0.1:{ports['http']}"] + [f"127.0.0.1:{b}" for b in backends]
+            argv = compare.bare_argv(bare, ports["http"], backends)
             name = "bare_proxy"
         elif args.haproxy:
             conf = work / "haproxy.cfg"

@@ -10,7 +10,7 @@ use crate::access_log::{self, AccessLog};
 use crate::admin::{self, AdminCtx, Readiness};
 use crate::admission::Admission;
 use crate::config::Config;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, PoolSeries};
 use crate::overload::Overload;
 use crate::proxy::Proxy;
 use crate::proxy::exchange::Recorder;
@@ -160,6 +160,7 @@ impl App {
         let recorder = Arc::new(Recorder {
             metrics: Arc::clone(&metrics),
             access_log: access_log.clone(),
+            unrouted: PoolSeries::default(),
         });
         let overload = Arc::new(Overload::default());
         let proxy = Arc::new(Proxy::new(

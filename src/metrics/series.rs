@@ -19,16 +19,16 @@ pub struct ByClass([OnceLock<IntCounter>; 5]);
 impl ByClass {
     /// The counter of `vec` labelled `labels` and the class of `status`.
     pub fn get(&self, vec: &IntCounterVec, labels: [&str; 2], status: u16) -> &IntCounter {
+        let class = code_class(status);
         // The cell of each of `code_class`'s answers.
-        let index = match code_class(status) {
+        let index = match class {
             "1xx" => 0,
             "2xx" => 1,
             "3xx" => 2,
             "4xx" => 3,
             _ => 4,
         };
-        self.0[index]
-            .get_or_init(|| vec.with_label_values(&[labels[0], labels[1], code_class(status)]))
+        self.0[index].get_or_init(|| vec.with_label_values(&[labels[0], labels[1], class]))
     }
 }
 

@@ -7,7 +7,7 @@
 use crate::access_log::{AccessLog, Record};
 use crate::backend::InFlight;
 use crate::conn::ClientConn;
-use crate::metrics::{Metrics, code_class};
+use crate::metrics::{Metrics, PoolSeries};
 use crate::pool::Pool;
 use http::{HeaderValue, Method, StatusCode, Uri, Version};
 use std::sync::Arc;
@@ -21,6 +21,8 @@ pub struct Recorder {
     pub metrics: Arc<Metrics>,
     /// The access log.
     pub access_log: AccessLog,
+    /// The series of requests answered before a pool was chosen (`pool="none"`).
+    pub unrouted: PoolSeries,
 }
 
 /// How an exchange ended.
@@ -240,26 +242,17 @@ impl Exchange {
         let pool = self.pool_name();
         let elapsed = self.started.elapsed();
         let m = &self.recorder.metrics;
-        match &self.pool {
-            Some(pool) => {
-                let series = pool.series();
-                series
-                    .requests
-                    .inc(&m.requests, &self.conn.listener, pool.name(), status);
-                series
-                    .request_duration
-                    .get(&m.request_duration, pool.name())
-                    .observe(elapsed.as_secs_f64());
-            }
-            None => {
-                m.requests
-                    .with_label_values(&[&*self.conn.listener, pool, code_class(status)])
-                    .inc();
-                m.request_duration
-                    .with_label_values(&[pool])
-                    .observe(elapsed.as_secs_f64());
-            }
-        }
+        let series = self
+            .pool
+            .as_ref()
+            .map_or(&self.recorder.unrouted, |p| p.series());
+        series
+            .requests
+            .inc(&m.requests, &self.conn.listener, pool, status);
+        series
+            .request_duration
+            .get(&m.request_duration, pool)
+            .observe(elapsed.as_secs_f64());
         let aborted_by = match self.outcome {
             Outcome::Complete => None,
             Outcome::ClientAborted => Some("client"),
