@@ -9,6 +9,7 @@ pub mod backend;
 pub mod client;
 pub mod daemon;
 pub mod dns;
+pub mod external;
 pub mod feed;
 pub mod h2raw;
 pub mod pki;
