@@ -3,6 +3,7 @@
 //! Nothing binds or connects until a `Config` exists, so a bad file never half-starts anything.
 
 mod file;
+mod health_check;
 mod load;
 mod pool;
 mod security;
@@ -12,9 +13,8 @@ pub mod units;
 pub use security::{RateLimitConfig, RateLimitStore, SecurityConfig};
 pub use tls::{CertificateFile, ListenerTls, UpstreamTls, load_certificates};
 
-pub use pool::{
-    DiscoveryConfig, DiscoverySource, HashKey, HealthCheckConfig, OutlierConfig, PoolConfig,
-};
+pub use health_check::{HealthCheckConfig, StatusRanges};
+pub use pool::{DiscoveryConfig, DiscoverySource, HashKey, OutlierConfig, PoolConfig};
 
 pub use file::{
     AdminConfig, AdmissionConfig, AtLimit, Balance, Limits, LogConfig, LogFormat, Timeouts,

@@ -5,100 +5,33 @@
 //! start, while backends that stay keep their task and their health (it lives in the
 //! [`Backend`], which the swap carries over). Checks never count against client limits.
 
+mod probe;
+
+pub use probe::{CheckError, Target, check_once};
+
 use crate::backend::{Backend, Transition, now_us};
-use crate::config::{HealthCheckConfig, UpstreamProtocol};
 use crate::metrics::Metrics;
 use crate::snapshot::SharedSnapshot;
-use bytes::Bytes;
-use http::{Request, StatusCode, header};
-use http_body_util::Empty;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-
-/// Why a check failed.
-#[derive(Debug, thiserror::Error)]
-pub enum CheckError {
-    /// No TCP connection.
-    #[error("connect failed: {0}")]
-    Connect(std::io::Error),
-    /// The HTTP exchange failed.
-    #[error("request failed: {0}")]
-    Http(#[from] hyper::Error),
-    /// The backend answered, with a status that is not 2xx or 3xx.
-    #[error("answered {0}")]
-    Status(StatusCode),
-    /// No answer within the check's timeout.
-    #[error("timed out")]
-    Timeout,
-}
-
-/// One probe: a TCP connect, or with a `path` an HTTP GET whose 2xx/3xx status passes.
-pub async fn check_once(
-    address: SocketAddr,
-    check: &HealthCheckConfig,
-    protocol: UpstreamProtocol,
-) -> Result<(), CheckError> {
-    let probe = async {
-        let stream = TcpStream::connect(address)
-            .await
-            .map_err(CheckError::Connect)?;
-        let Some(path) = &check.path else {
-            return Ok(());
-        };
-        let _ = stream.set_nodelay(true);
-        let host = check.host.clone().unwrap_or_else(|| address.to_string());
-        let request = Request::get(format!("http://{host}{path}"))
-            .header(header::HOST, &host)
-            .header(
-                header::USER_AGENT,
-                concat!("portero-health-check/", env!("CARGO_PKG_VERSION")),
-            )
-            .body(Empty::<Bytes>::new())
-            .map_err(|_| CheckError::Status(StatusCode::BAD_REQUEST))?;
-        let io = TokioIo::new(stream);
-        let status = match protocol {
-            UpstreamProtocol::Http1 => {
-                let (mut sender, connection) = hyper::client::conn::http1::handshake(io).await?;
-                tokio::spawn(connection);
-                sender.send_request(request).await?.status()
-            }
-            UpstreamProtocol::H2c => {
-                let (mut sender, connection) =
-                    hyper::client::conn::http2::handshake(TokioExecutor::new(), io).await?;
-                tokio::spawn(connection);
-                sender.send_request(request).await?.status()
-            }
-        };
-        if status.is_success() || status.is_redirection() {
-            Ok(())
-        } else {
-            Err(CheckError::Status(status))
-        }
-    };
-    tokio::time::timeout(check.timeout, probe)
-        .await
-        .map_err(|_| CheckError::Timeout)?
-}
 
 /// One backend's checks until `stop`: the first at once, then every `interval` ± 10%.
 async fn watch_backend(
     pool: Arc<str>,
     backend: Arc<Backend>,
-    check: HealthCheckConfig,
-    protocol: UpstreamProtocol,
+    target: Target,
     metrics: Arc<Metrics>,
     stop: CancellationToken,
 ) {
     let label = Arc::clone(backend.label());
+    let check = &target.check;
     loop {
         let result = tokio::select! {
-            result = check_once(backend.address(), &check, protocol) => result,
+            result = check_once(backend.address(), &target) => result,
             () = stop.cancelled() => return,
         };
         let passed = result.is_ok();
@@ -129,8 +62,7 @@ async fn watch_backend(
 /// A running check task and what it was started with.
 struct Watched {
     backend: Arc<Backend>,
-    check: HealthCheckConfig,
-    protocol: UpstreamProtocol,
+    target: Target,
     stop: CancellationToken,
 }
 
@@ -171,28 +103,27 @@ fn reconcile(
             continue;
         };
         for member in pool.members() {
+            let target = Target {
+                check: check.clone(),
+                protocol: pool.config().protocol,
+                tls: pool.config().tls.clone(),
+            };
             wanted.insert(
                 (Arc::clone(pool.name()), member.backend.address()),
-                (
-                    Arc::clone(&member.backend),
-                    check.clone(),
-                    pool.config().protocol,
-                ),
+                (Arc::clone(&member.backend), target),
             );
         }
     }
     watched.retain(|key, task| {
-        let keep = wanted.get(key).is_some_and(|(backend, check, protocol)| {
-            Arc::ptr_eq(backend, &task.backend)
-                && *check == task.check
-                && *protocol == task.protocol
+        let keep = wanted.get(key).is_some_and(|(backend, target)| {
+            Arc::ptr_eq(backend, &task.backend) && *target == task.target
         });
         if !keep {
             task.stop.cancel();
         }
         keep
     });
-    for (key, (backend, check, protocol)) in wanted {
+    for (key, (backend, target)) in wanted {
         if watched.contains_key(&key) {
             continue;
         }
@@ -200,8 +131,7 @@ fn reconcile(
         tokio::spawn(watch_backend(
             Arc::clone(&key.0),
             Arc::clone(&backend),
-            check.clone(),
-            protocol,
+            target.clone(),
             Arc::clone(metrics),
             task_stop.clone(),
         ));
@@ -209,8 +139,7 @@ fn reconcile(
             key,
             Watched {
                 backend,
-                check,
-                protocol,
+                target,
                 stop: task_stop,
             },
         );

@@ -284,9 +284,15 @@ pub struct HealthCheckFile {
     /// HTTP GET this path; without it, a TCP connect check.
     #[serde(default)]
     pub path: Option<Spanned<String>>,
-    /// Host header of the check (default: the backend's address).
+    /// Host header (`:authority` on HTTP/2) of the check (default: the backend's address).
     #[serde(default)]
-    pub host: Option<String>,
+    pub host: Option<Spanned<String>>,
+    /// Statuses that pass, e.g. `"200-399"` (the default), `"200"`, `"200,204,300-399"`.
+    #[serde(default)]
+    pub expect_status: Option<Spanned<String>>,
+    /// Text the response body must contain (searched in its first 64 KiB).
+    #[serde(default)]
+    pub expect_body: Option<Spanned<String>>,
     #[serde(default = "default_interval", deserialize_with = "units::duration")]
     pub interval: Duration,
     #[serde(

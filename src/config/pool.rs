@@ -1,6 +1,7 @@
 //! `[pool.NAME]`: validation of one pool's file entry into a [`PoolConfig`].
 
-use super::file::{BackendEntry, DiscoveryFile, HealthCheckFile, PoolFile};
+use super::file::{BackendEntry, DiscoveryFile, PoolFile};
+use super::health_check::{HealthCheckConfig, health_check};
 use super::{Problem, unsupported};
 use crate::backend::BackendSpec;
 use std::net::SocketAddr;
@@ -87,23 +88,6 @@ impl DiscoverySource {
             DiscoverySource::File { .. } => "file",
         }
     }
-}
-
-/// Active health checks of a pool.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HealthCheckConfig {
-    /// HTTP GET this path (2xx/3xx pass); `None` = TCP connect.
-    pub path: Option<String>,
-    /// Host header for HTTP checks; `None` = the backend's address.
-    pub host: Option<String>,
-    /// Time between checks of one backend (with ±10% jitter).
-    pub interval: Duration,
-    /// One check's deadline.
-    pub timeout: Duration,
-    /// Passes in a row to become healthy.
-    pub rise: u32,
-    /// Failures in a row to become unhealthy.
-    pub fall: u32,
 }
 
 /// The key `consistent_hash` hashes.
@@ -291,42 +275,6 @@ fn discovery(
         source,
         refresh: file.refresh,
         nameserver: file.nameserver,
-    })
-}
-
-fn health_check(
-    file: &HealthCheckFile,
-    span: Range<usize>,
-    problems: &mut Vec<Problem>,
-) -> Option<HealthCheckConfig> {
-    let before = problems.len();
-    if let Some(path) = &file.path
-        && !path.get_ref().starts_with('/')
-    {
-        problems.push(Problem::at(
-            path.span(),
-            "health_check.path must start with `/`",
-        ));
-    }
-    if file.rise == 0 || file.fall == 0 {
-        problems.push(Problem::at(
-            span.clone(),
-            "health_check.rise and fall must be at least 1",
-        ));
-    }
-    if file.interval < Duration::from_millis(10) || file.timeout.is_zero() {
-        problems.push(Problem::at(
-            span,
-            "health_check.interval must be at least 10ms and timeout more than 0",
-        ));
-    }
-    (problems.len() == before).then(|| HealthCheckConfig {
-        path: file.path.as_ref().map(|p| p.get_ref().clone()),
-        host: file.host.clone(),
-        interval: file.interval,
-        timeout: file.timeout,
-        rise: file.rise,
-        fall: file.fall,
     })
 }
 
