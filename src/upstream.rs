@@ -181,8 +181,13 @@ impl Upstream {
     /// head. The lease holds the connection until the response body ends.
     pub async fn send(
         &self,
-        request: Request<RequestBody>,
+        mut request: Request<RequestBody>,
     ) -> Result<(Response<Incoming>, Lease), UpstreamError> {
+        if self.version != Version::HTTP_2 {
+            // `te: trailers` is for HTTP/2 only (gRPC); on HTTP/1.1 TE is hop-by-hop, and
+            // portero, not the client, is this connection's other end (RFC 9110 §10.1.4).
+            request.headers_mut().remove(header::TE);
+        }
         let (response, lease) = match &self.client {
             Clients::Http1(pool) => pool.send(request).await?,
             Clients::Plain(client) => (send_legacy(client, request).await?, Lease::none()),

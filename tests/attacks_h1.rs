@@ -1131,6 +1131,34 @@ async fn row_30_hop_by_hop_headers_and_those_named_in_connection_are_removed() {
     .await;
 }
 
+/// Row 30, TE (RFC 9110 §7.6.1, §10.1.4): TE is hop-by-hop whatever its value, so neither
+/// `TE: trailers` nor the `Connection: TE` that must come with it reach an HTTP/1.1 backend
+/// (only an HTTP/2 backend gets `te: trailers`, for gRPC).
+#[tokio::test]
+async fn row_30_te_never_reaches_an_http1_backend() {
+    bounded(async {
+        let rig = Rig::start("").await;
+        for (n, fields) in [
+            "Connection: TE\r\nTE: trailers\r\n",
+            "TE: trailers, deflate;q=0.5\r\nConnection: te\r\n",
+            "TE: trailers\r\n",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let path = format!("/r30te{n}");
+            let request = rig.accepted(fields, &get(&path, fields), &path).await;
+            assert_eq!(
+                request.header_lines(),
+                forwarded_lines("t", &[]),
+                "{fields:?}"
+            );
+        }
+        rig.still_serves().await;
+    })
+    .await;
+}
+
 /// Row 31 (portero): forwarding headers from an untrusted client are replaced, not
 /// appended to; from a trusted proxy the chain is kept and extended.
 #[tokio::test]

@@ -58,8 +58,10 @@ fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
 }
 
 /// Removes every hop-by-hop header: the fixed set and every header named in `Connection`.
-/// `TE: trailers` survives because it is end-to-end in meaning (gRPC needs it). When `upgrade`
-/// is given, the upgrade is re-announced with exactly `Connection: upgrade` and that protocol.
+/// A `TE` that accepts trailers is replaced by exactly `te: trailers`: HTTP/2 lets that one
+/// value through and gRPC needs it, so it is kept for HTTP/2 backends; the upstream client
+/// removes it on HTTP/1.1, where TE is hop-by-hop whatever its value. When `upgrade` is
+/// given, the upgrade is re-announced with exactly `Connection: upgrade` and that protocol.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap, upgrade: Option<HeaderValue>) {
     // One pass over the message's few names finds which fixed ones are there; only those are
     // removed (a hashed removal per absent name cost more than the rest of the rewrite).
@@ -93,15 +95,21 @@ fn remove_present_hop_by_hop(
     for name in named {
         headers.remove(name);
     }
-    let te_trailers = headers
-        .get(header::TE)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
+    let te_trailers = headers.get_all(header::TE).iter().any(accepts_trailers);
     for (name, _) in fixed.iter().zip(present).filter(|(_, here)| *here) {
         headers.remove(*name);
     }
     if te_trailers {
         headers.insert(header::TE, HeaderValue::from_static("trailers"));
     }
+}
+
+/// Whether a `TE` value lists the `trailers` token (`trailers`, `trailers, deflate;q=0.5`).
+fn accepts_trailers(value: &HeaderValue) -> bool {
+    value.to_str().is_ok_and(|v| {
+        v.split(',')
+            .any(|coding| coding.trim().eq_ignore_ascii_case("trailers"))
+    })
 }
 
 /// Trailer fields that would change how a message is framed, routed, authenticated or

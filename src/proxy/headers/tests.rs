@@ -48,6 +48,17 @@ fn te_trailers_survives_for_grpc() {
 }
 
 #[test]
+fn te_that_accepts_trailers_among_codings_becomes_exactly_trailers() {
+    let mut h = map(&[("connection", "TE"), ("te", "deflate;q=0.5, Trailers")]);
+    remove_hop_by_hop(&mut h, None);
+    assert_eq!(h.get_all("te").iter().collect::<Vec<_>>(), ["trailers"]);
+    assert!(h.get("connection").is_none());
+    let mut h = map(&[("connection", "te"), ("te", "gzip")]);
+    remove_hop_by_hop(&mut h, None);
+    assert!(h.is_empty(), "{h:?}");
+}
+
+#[test]
 fn connection_cannot_strip_our_own_forwarding_headers() {
     let mut h = map(&[
         ("connection", "close, X-Forwarded-For"),
