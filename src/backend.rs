@@ -11,6 +11,7 @@ mod health;
 
 pub use health::{Hysteresis, Transition, slow_start_factor};
 
+use crate::log_limit::Every;
 use crate::metrics::ByClass;
 use crate::upstream::Upstream;
 use http::uri::Authority;
@@ -90,7 +91,12 @@ pub struct Backend {
     /// Its `portero_upstream_requests_total{pool,backend,code_class}` series (a backend is
     /// in one pool for its whole life).
     upstream_requests: ByClass,
+    /// "failing but not ejected" comes once per failed request: logged at most this often.
+    failing_warning: Every,
 }
+
+/// How often a backend that keeps failing without being ejected is logged.
+const FAILING_WARNING_PERIOD: Duration = Duration::from_secs(10);
 
 impl Backend {
     /// A backend able to take traffic since `up_since` (µs on [`now_us`]; 0 = always).
@@ -112,7 +118,14 @@ impl Backend {
             cut: CancellationToken::new(),
             upstream,
             upstream_requests: ByClass::default(),
+            failing_warning: Every::new(FAILING_WARNING_PERIOD),
         }
+    }
+
+    /// Whether to log now that it keeps failing without being ejected; when yes, how many
+    /// such warnings were held back since the last.
+    pub fn failing_warning(&self, now: u64) -> Option<u64> {
+        self.failing_warning.admit(now)
     }
 
     /// Where it listens.

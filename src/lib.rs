@@ -41,6 +41,7 @@ pub mod conn;
 pub mod demo;
 pub mod discovery;
 pub mod health;
+pub mod log_limit;
 pub mod metrics;
 pub mod overload;
 pub mod pool;

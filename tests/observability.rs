@@ -293,3 +293,34 @@ async fn the_access_log_is_reopened_on_sigusr1_for_logrotate() {
             .all(|l| l.contains("/after"))
     );
 }
+
+/// A pool of one cannot eject its backend, so each failed request past the outlier threshold
+/// would warn "failing but not ejected": one line per period instead, counting the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_failing_without_ejection_is_warned_about_once_per_period() {
+    let backend = TestBackend::start("failing", Behavior::Status(500)).await;
+    let text = support::daemon::config_text(&[(backend.addr, 1)], "")
+        .replace("[pool.app]\n", "[pool.app]\nretries = 0\n");
+    let process = Process::spawn(&text);
+    for _ in 0..100 {
+        assert_eq!(client::get(process.traffic, "/").await.status, 500);
+    }
+    support::wait_until("the warning", Duration::from_secs(10), || {
+        process.logged("failing but not ejected")
+    })
+    .await;
+    // A marker after the last failure: once it is logged, every earlier warning would be too.
+    process.signal("USR1");
+    support::wait_until("the marker", Duration::from_secs(10), || {
+        process.logged("reopening the access log")
+    })
+    .await;
+    let warnings = process
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.contains("failing but not ejected"))
+        .count();
+    assert_eq!(warnings, 1, "95 failures past the threshold, one line");
+}

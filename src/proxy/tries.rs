@@ -216,8 +216,12 @@ pub fn outcome(pool: &Pool, backend: &Backend, success: bool, metrics: &Metrics)
                     "backend ejected: {}", Transition::Ejected);
                 metrics.transition(pool.name(), backend.label(), Transition::Ejected);
             }
-            None => tracing::warn!(pool = %pool.name(), backend = %backend.address(),
-                "backend failing but not ejected: half the pool is out already"),
+            None => {
+                if let Some(suppressed) = backend.failing_warning(now) {
+                    tracing::warn!(pool = %pool.name(), backend = %backend.address(), suppressed,
+                        "backend failing but not ejected: half the pool is out already");
+                }
+            }
         }
     }
 }
