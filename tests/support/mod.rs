@@ -12,6 +12,7 @@ pub mod dns;
 pub mod external;
 pub mod feed;
 pub mod h2raw;
+pub mod peers;
 pub mod pki;
 pub mod raw_backend;
 pub mod raw_client;
