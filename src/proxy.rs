@@ -6,6 +6,7 @@
 mod affinity;
 mod error;
 pub mod exchange;
+mod grpc;
 pub mod headers;
 pub mod sanitize;
 mod tries;
@@ -57,6 +58,9 @@ impl Proxy {
             request.uri(),
             request.version(),
         );
+        if grpc::is_grpc(&request) {
+            exchange.set_grpc();
+        }
         let response = match self.forward(&snapshot, request, &conn, &mut exchange).await {
             Ok(response) => response,
             Err(error) => {
@@ -67,7 +71,7 @@ impl Proxy {
                     .requests_refused
                     .with_label_values(&[&conn.listener, error.kind()])
                     .inc();
-                error.into_response()
+                error.into_response(exchange.is_grpc())
             }
         };
         let mut response = response;
@@ -163,6 +167,11 @@ impl Proxy {
             config.timeouts.request_body,
         );
         let replay = Replay::prepare(body, &parts.method).await?;
+        let deadline = exchange
+            .is_grpc()
+            .then(|| grpc::timeout(&parts.headers))
+            .flatten()
+            .map(|timeout| std::time::Instant::now() + timeout);
         let tries = Tries {
             pool,
             method: parts.method,
@@ -172,6 +181,7 @@ impl Proxy {
             replay,
             key,
             timeout: config.timeouts.upstream_response,
+            deadline,
         };
         let (mut response, lease) = tries.send(exchange).await?;
         let cut = exchange

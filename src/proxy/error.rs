@@ -1,5 +1,6 @@
 //! Why portero answered a request itself, and the one table mapping each reason to a status.
 
+use super::grpc;
 use super::sanitize::Invalid;
 use crate::body::{ClientBodyError, ResponseBody};
 use crate::upstream::UpstreamError;
@@ -42,44 +43,75 @@ pub enum ProxyError {
     /// The backend did not send a response head within `timeouts.upstream_response`.
     #[error("upstream response timed out")]
     UpstreamTimeout,
+    /// The gRPC call's own deadline (`grpc-timeout`) passed before the backend's response
+    /// head: the client's bound, so not counted against the backend.
+    #[error("the call's grpc-timeout passed before the backend answered")]
+    DeadlineExceeded,
     /// The backend answered 101 to a request that asked for no upgrade, or the upgrade failed.
     #[error("invalid upgrade from upstream")]
     BadUpgrade,
 }
 
 impl ProxyError {
-    /// The status sent to the client: the one place this mapping lives.
-    pub fn status(&self) -> StatusCode {
+    /// The HTTP status sent to a client, and the gRPC status sent to a gRPC client instead:
+    /// the one place this mapping lives.
+    ///
+    /// The gRPC column starts from what a gRPC client would conclude from the HTTP status
+    /// alone (grpc/grpc doc/http-grpc-status-mapping.md: 400 INTERNAL, 403 PERMISSION_DENIED,
+    /// 404 UNIMPLEMENTED, 502/503 UNAVAILABLE) and says more where portero knows more: a
+    /// backend that was sent the call and did not answer in time is DEADLINE_EXCEEDED, not
+    /// UNAVAILABLE, which tells a client the call was not processed and may be retried (a
+    /// connect timeout, where nothing was sent, stays UNAVAILABLE); a rate limit is a quota,
+    /// RESOURCE_EXHAUSTED, as are size limits (413, 414), which is what gRPC's own
+    /// implementations answer for a message or metadata over their limits.
+    pub fn statuses(&self) -> (StatusCode, grpc::Code) {
+        use grpc::Code;
         match self {
             ProxyError::Invalid(invalid) => match invalid {
                 Invalid::Framing
                 | Invalid::Host
                 | Invalid::HostMismatch
                 | Invalid::Header
-                | Invalid::Target => StatusCode::BAD_REQUEST,
-                Invalid::UriTooLong => StatusCode::URI_TOO_LONG,
-                Invalid::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-                Invalid::Expectation => StatusCode::EXPECTATION_FAILED,
-                Invalid::Method => StatusCode::METHOD_NOT_ALLOWED,
+                | Invalid::Target => (StatusCode::BAD_REQUEST, Code::Internal),
+                Invalid::UriTooLong => (StatusCode::URI_TOO_LONG, Code::ResourceExhausted),
+                Invalid::BodyTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, Code::ResourceExhausted),
+                Invalid::Expectation => (StatusCode::EXPECTATION_FAILED, Code::Internal),
+                Invalid::Method => (StatusCode::METHOD_NOT_ALLOWED, Code::Unimplemented),
             },
             ProxyError::ClientBody(body)
             | ProxyError::Upstream(UpstreamError::ClientBody(body)) => match body {
-                ClientBodyError::Read => StatusCode::BAD_REQUEST,
-                ClientBodyError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-                ClientBodyError::Timeout => StatusCode::REQUEST_TIMEOUT,
+                ClientBodyError::Read => (StatusCode::BAD_REQUEST, Code::Internal),
+                ClientBodyError::TooLarge => {
+                    (StatusCode::PAYLOAD_TOO_LARGE, Code::ResourceExhausted)
+                }
+                ClientBodyError::Timeout => (StatusCode::REQUEST_TIMEOUT, Code::DeadlineExceeded),
             },
-            ProxyError::Forbidden => StatusCode::FORBIDDEN,
-            ProxyError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
-            ProxyError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ProxyError::Misdirected => StatusCode::MISDIRECTED_REQUEST,
-            ProxyError::NoRoute => StatusCode::NOT_FOUND,
-            ProxyError::NoHealthyBackend => StatusCode::SERVICE_UNAVAILABLE,
-            ProxyError::Upstream(UpstreamError::Connect(_)) => StatusCode::BAD_GATEWAY,
-            ProxyError::Upstream(UpstreamError::ConnectTimeout) => StatusCode::GATEWAY_TIMEOUT,
-            ProxyError::Upstream(UpstreamError::Request(_)) => StatusCode::BAD_GATEWAY,
-            ProxyError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
-            ProxyError::BadUpgrade => StatusCode::BAD_GATEWAY,
+            ProxyError::Forbidden => (StatusCode::FORBIDDEN, Code::PermissionDenied),
+            ProxyError::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, Code::Unavailable),
+            ProxyError::RateLimited { .. } => {
+                (StatusCode::TOO_MANY_REQUESTS, Code::ResourceExhausted)
+            }
+            ProxyError::Misdirected => (StatusCode::MISDIRECTED_REQUEST, Code::Unavailable),
+            ProxyError::NoRoute => (StatusCode::NOT_FOUND, Code::Unimplemented),
+            ProxyError::NoHealthyBackend => (StatusCode::SERVICE_UNAVAILABLE, Code::Unavailable),
+            ProxyError::Upstream(UpstreamError::Connect(_)) => {
+                (StatusCode::BAD_GATEWAY, Code::Unavailable)
+            }
+            ProxyError::Upstream(UpstreamError::ConnectTimeout) => {
+                (StatusCode::GATEWAY_TIMEOUT, Code::Unavailable)
+            }
+            ProxyError::Upstream(UpstreamError::Request(_)) => {
+                (StatusCode::BAD_GATEWAY, Code::Unavailable)
+            }
+            ProxyError::UpstreamTimeout => (StatusCode::GATEWAY_TIMEOUT, Code::DeadlineExceeded),
+            ProxyError::DeadlineExceeded => (StatusCode::GATEWAY_TIMEOUT, Code::DeadlineExceeded),
+            ProxyError::BadUpgrade => (StatusCode::BAD_GATEWAY, Code::Unavailable),
         }
+    }
+
+    /// The HTTP status sent to the client.
+    pub fn status(&self) -> StatusCode {
+        self.statuses().0
     }
 
     /// A short stable name for logs and metric labels.
@@ -112,25 +144,33 @@ impl ProxyError {
             ProxyError::Upstream(UpstreamError::ConnectTimeout) => "connect_timeout",
             ProxyError::Upstream(UpstreamError::Request(_)) => "upstream_failed",
             ProxyError::UpstreamTimeout => "upstream_timeout",
+            ProxyError::DeadlineExceeded => "deadline_exceeded",
             ProxyError::BadUpgrade => "bad_upgrade",
         }
     }
 
-    /// The response: a short plain-text body; 503 says when to retry; a bad request closes.
-    pub fn into_response(&self) -> Response<ResponseBody> {
-        let status = self.status();
-        let text = format!(
-            "{} {}\n",
-            status.as_u16(),
-            status.canonical_reason().unwrap_or("Error")
-        );
-        let mut response = Response::new(ResponseBody::full(text));
-        *response.status_mut() = status;
+    /// The response: a short plain-text body, or to a gRPC call (`grpc`, see
+    /// [`grpc::is_grpc`]) HTTP 200 with the gRPC status in a trailers-only response, which is
+    /// how gRPC clients expect a call to end; 503 says when to retry; a bad request closes.
+    pub fn into_response(&self, grpc: bool) -> Response<ResponseBody> {
+        let (status, code) = self.statuses();
+        let reason = status.canonical_reason().unwrap_or("Error");
+        let mut response = if grpc {
+            let mut response = Response::new(ResponseBody::empty());
+            let message = format!("portero: {} {reason} ({})", status.as_u16(), self.kind());
+            grpc::trailers_only(response.headers_mut(), code, &message);
+            response
+        } else {
+            let text = format!("{} {reason}\n", status.as_u16());
+            let mut response = Response::new(ResponseBody::full(text));
+            *response.status_mut() = status;
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
+            response
+        };
         let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
         match self {
             ProxyError::NoHealthyBackend => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
@@ -167,61 +207,102 @@ impl ProxyError {
 mod tests {
     use super::*;
 
-    #[test]
-    fn every_arm_maps_to_its_status() {
-        let cases = [
-            (ProxyError::Invalid(Invalid::Framing), 400),
-            (ProxyError::Invalid(Invalid::Host), 400),
-            (ProxyError::Invalid(Invalid::HostMismatch), 400),
-            (ProxyError::Invalid(Invalid::Header), 400),
-            (ProxyError::Invalid(Invalid::UriTooLong), 414),
-            (ProxyError::Invalid(Invalid::BodyTooLarge), 413),
-            (ProxyError::Invalid(Invalid::Expectation), 417),
-            (ProxyError::Invalid(Invalid::Method), 405),
-            (ProxyError::Invalid(Invalid::Target), 400),
-            (ProxyError::ClientBody(ClientBodyError::Read), 400),
-            (ProxyError::ClientBody(ClientBodyError::TooLarge), 413),
-            (ProxyError::ClientBody(ClientBodyError::Timeout), 408),
+    /// Every arm: the error, its HTTP status, its gRPC status.
+    fn cases() -> Vec<(ProxyError, u16, u8)> {
+        vec![
+            (ProxyError::Invalid(Invalid::Framing), 400, 13),
+            (ProxyError::Invalid(Invalid::Host), 400, 13),
+            (ProxyError::Invalid(Invalid::HostMismatch), 400, 13),
+            (ProxyError::Invalid(Invalid::Header), 400, 13),
+            (ProxyError::Invalid(Invalid::UriTooLong), 414, 8),
+            (ProxyError::Invalid(Invalid::BodyTooLarge), 413, 8),
+            (ProxyError::Invalid(Invalid::Expectation), 417, 13),
+            (ProxyError::Invalid(Invalid::Method), 405, 12),
+            (ProxyError::Invalid(Invalid::Target), 400, 13),
+            (ProxyError::ClientBody(ClientBodyError::Read), 400, 13),
+            (ProxyError::ClientBody(ClientBodyError::TooLarge), 413, 8),
+            (ProxyError::ClientBody(ClientBodyError::Timeout), 408, 4),
             (
                 ProxyError::Upstream(UpstreamError::ClientBody(ClientBodyError::Timeout)),
                 408,
+                4,
             ),
-            (ProxyError::Forbidden, 403),
-            (ProxyError::Overloaded, 503),
+            (ProxyError::Forbidden, 403, 7),
+            (ProxyError::Overloaded, 503, 14),
             (
                 ProxyError::RateLimited {
                     retry_after: Duration::from_millis(1500),
                 },
                 429,
+                8,
             ),
-            (ProxyError::Misdirected, 421),
-            (ProxyError::NoRoute, 404),
-            (ProxyError::NoHealthyBackend, 503),
+            (ProxyError::Misdirected, 421, 14),
+            (ProxyError::NoRoute, 404, 12),
+            (ProxyError::NoHealthyBackend, 503, 14),
             (
                 ProxyError::Upstream(UpstreamError::Connect("refused".into())),
                 502,
+                14,
             ),
-            (ProxyError::Upstream(UpstreamError::ConnectTimeout), 504),
+            (ProxyError::Upstream(UpstreamError::ConnectTimeout), 504, 14),
             (
                 ProxyError::Upstream(UpstreamError::Request("reset".into())),
                 502,
+                14,
             ),
-            (ProxyError::UpstreamTimeout, 504),
-            (ProxyError::BadUpgrade, 502),
-        ];
-        for (error, status) in cases {
-            let response = error.into_response();
+            (ProxyError::UpstreamTimeout, 504, 4),
+            (ProxyError::DeadlineExceeded, 504, 4),
+            (ProxyError::BadUpgrade, 502, 14),
+        ]
+    }
+
+    #[test]
+    fn every_arm_maps_to_its_status() {
+        for (error, status, _) in cases() {
+            let response = error.into_response(false);
             assert_eq!(response.status().as_u16(), status, "{error:?}");
             assert_eq!(error.status().as_u16(), status);
+            assert_eq!(
+                response.headers()[header::CONTENT_TYPE],
+                "text/plain; charset=utf-8"
+            );
         }
-        let busy = ProxyError::NoHealthyBackend.into_response();
+        let busy = ProxyError::NoHealthyBackend.into_response(false);
         assert_eq!(busy.headers()[header::RETRY_AFTER], "1");
         let limited = ProxyError::RateLimited {
             retry_after: Duration::from_millis(1500),
         }
-        .into_response();
+        .into_response(false);
         assert_eq!(limited.headers()[header::RETRY_AFTER], "2");
-        let refused = ProxyError::Invalid(Invalid::Framing).into_response();
+        let refused = ProxyError::Invalid(Invalid::Framing).into_response(false);
         assert_eq!(refused.headers()[header::CONNECTION], "close");
+    }
+
+    #[test]
+    fn a_grpc_call_gets_http_200_and_its_grpc_status_in_a_trailers_only_response() {
+        use http_body::Body as _;
+        for (error, status, code) in cases() {
+            let response = error.into_response(true);
+            assert_eq!(response.status(), StatusCode::OK, "{error:?}");
+            let headers = response.headers();
+            assert_eq!(headers[header::CONTENT_TYPE], "application/grpc");
+            assert_eq!(
+                headers["grpc-status"],
+                code.to_string().as_str(),
+                "{error:?}"
+            );
+            let message = headers["grpc-message"].to_str().unwrap();
+            assert!(
+                message.starts_with(&format!("portero: {status} ")),
+                "{message}"
+            );
+            assert!(
+                message.ends_with(&format!("({})", error.kind())),
+                "{message}"
+            );
+            assert!(response.body().is_end_stream(), "trailers-only: no body");
+        }
+        let busy = ProxyError::NoHealthyBackend.into_response(true);
+        assert_eq!(busy.headers()[header::RETRY_AFTER], "1");
     }
 }

@@ -75,6 +75,7 @@ pub struct Exchange {
     error: Option<&'static str>,
     outcome: Outcome,
     streaming: bool,
+    grpc: bool,
 }
 
 impl Exchange {
@@ -109,12 +110,23 @@ impl Exchange {
             error: None,
             outcome: Outcome::ClientAborted,
             streaming: false,
+            grpc: false,
         }
     }
 
     /// The counter the request body adds received bytes to.
     pub fn bytes_in(&self) -> &Arc<AtomicU64> {
         &self.bytes_in
+    }
+
+    /// Marks the request as a gRPC call: portero's own answers to it are gRPC statuses.
+    pub fn set_grpc(&mut self) {
+        self.grpc = true;
+    }
+
+    /// Whether the request is a gRPC call.
+    pub fn is_grpc(&self) -> bool {
+        self.grpc
     }
 
     /// Records the Host the request was routed by.

@@ -87,6 +87,8 @@ pub struct Tries<'a> {
     pub key: Option<u64>,
     /// `timeouts.upstream_response`.
     pub timeout: Duration,
+    /// A gRPC call's own deadline (`grpc-timeout`), when it has one: no try waits past it.
+    pub deadline: Option<Instant>,
 }
 
 impl Tries<'_> {
@@ -132,7 +134,15 @@ impl Tries<'_> {
             let request = self.request(&backend, body, last);
             exchange.set_backend(backend.begin_request());
             let sent = Instant::now();
-            let result = tokio::time::timeout(self.timeout, backend.upstream().send(request)).await;
+            // The call's deadline bounds the wait when it comes first; passing it is the
+            // client's choice, not the backend's failure.
+            let (wait, client_bound) = match self.deadline {
+                Some(deadline) if deadline < sent + self.timeout => {
+                    (deadline.saturating_duration_since(sent), true)
+                }
+                _ => (self.timeout, false),
+            };
+            let result = tokio::time::timeout(wait, backend.upstream().send(request)).await;
             match result {
                 Ok(Ok((response, lease))) => {
                     exchange.upstream_responded(sent.elapsed(), response.status());
@@ -162,6 +172,10 @@ impl Tries<'_> {
                         break;
                     }
                     tried.push(backend.address());
+                }
+                Err(_elapsed) if client_bound => {
+                    last_error = ProxyError::DeadlineExceeded;
+                    break;
                 }
                 Err(_elapsed) => {
                     // Not retried: the backend may still be working on it, and the client has

@@ -1,0 +1,150 @@
+"""A gRPC client made with grpcio, for tests/grpc.rs: runs calls of the `peer.Peer` service
+(tests/peers/grpc_server.py) against TARGET and prints one JSON line per call.
+
+Usage: grpc_client.py TARGET CASE...   (TARGET is host:port; portero's or a server's)
+
+Cases:
+  unary:TEXT             Echo of TEXT
+  big:N                  Echo of N bytes (every byte value), compared with what came back
+  server_stream:N        Count, N replies
+  client_stream:A,B,C    Concat of the messages A, B, C
+  bidi:A,B,C             Chat: each message is sent only after the reply to the one before
+                         arrived, so it passes only if both directions stream
+  fail:CODE:MESSAGE      Fail, which ends with status CODE and grpc-message MESSAGE
+  deadline:T:S           Slow (S seconds) with a deadline of T seconds
+
+Each line: {"case", "code" (name), "code_value", "details", "initial", "trailing" (metadata
+as lists of [key, value]; -bin values in hex), "messages" (text), "elapsed" (seconds), and
+for big: "sent_sha256", "received_sha256", "received_len"}. No call waits more than 20 s.
+"""
+
+import hashlib
+import json
+import queue
+import sys
+import time
+
+import grpc
+
+SERVICE = "/peer.Peer/"
+LONGEST = 20.0
+
+
+def metadata(pairs):
+    out = []
+    for key, value in pairs or ():
+        if isinstance(value, bytes):
+            value = value.hex()
+        out.append([key, value])
+    return out
+
+
+def outcome(call, error=None):
+    source = error if error is not None else call
+    return {
+        "code": source.code().name,
+        "code_value": source.code().value[0],
+        "details": source.details() or "",
+        "initial": metadata(source.initial_metadata()),
+        "trailing": metadata(source.trailing_metadata()),
+    }
+
+
+def unary(channel, method, request, timeout=LONGEST):
+    stub = channel.unary_unary(SERVICE + method)
+    try:
+        reply, call = stub.with_call(request, timeout=timeout)
+        return [reply], outcome(call)
+    except grpc.RpcError as error:
+        return [], outcome(None, error)
+
+
+def server_stream(channel, n):
+    call = channel.unary_stream(SERVICE + "Count")(str(n).encode(), timeout=LONGEST)
+    replies = []
+    try:
+        for reply in call:
+            replies.append(reply)
+    except grpc.RpcError as error:
+        return replies, outcome(None, error)
+    return replies, outcome(call)
+
+
+def client_stream(channel, parts):
+    stub = channel.stream_unary(SERVICE + "Concat")
+    try:
+        reply, call = stub.with_call(iter(parts), timeout=LONGEST)
+        return [reply], outcome(call)
+    except grpc.RpcError as error:
+        return [], outcome(None, error)
+
+
+def bidi(channel, parts):
+    outbox = queue.Queue()
+
+    def requests():
+        while True:
+            item = outbox.get(timeout=LONGEST)
+            if item is None:
+                return
+            yield item
+
+    call = channel.stream_stream(SERVICE + "Chat")(requests(), timeout=LONGEST)
+    replies = []
+    pending = list(parts)
+    outbox.put(pending.pop(0))
+    try:
+        for reply in call:
+            replies.append(reply)
+            outbox.put(pending.pop(0) if pending else None)
+    except grpc.RpcError as error:
+        return replies, outcome(None, error)
+    return replies, outcome(call)
+
+
+def run(channel, case):
+    kind, _, arg = case.partition(":")
+    extra = {}
+    started = time.monotonic()
+    if kind == "unary":
+        replies, result = unary(channel, "Echo", arg.encode())
+    elif kind == "big":
+        sent = bytes(i % 256 for i in range(int(arg)))
+        replies, result = unary(channel, "Echo", sent)
+        received = replies[0] if replies else b""
+        extra = {
+            "sent_sha256": hashlib.sha256(sent).hexdigest(),
+            "received_sha256": hashlib.sha256(received).hexdigest(),
+            "received_len": len(received),
+        }
+        replies = []
+    elif kind == "server_stream":
+        replies, result = server_stream(channel, int(arg))
+    elif kind == "client_stream":
+        replies, result = client_stream(channel, [p.encode() for p in arg.split(",")])
+    elif kind == "bidi":
+        replies, result = bidi(channel, [p.encode() for p in arg.split(",")])
+    elif kind == "fail":
+        replies, result = unary(channel, "Fail", arg.encode())
+    elif kind == "deadline":
+        timeout, _, sleep = arg.partition(":")
+        replies, result = unary(channel, "Slow", sleep.encode(), float(timeout))
+    else:
+        sys.exit("unknown case " + case)
+    result.update(extra)
+    result["case"] = case
+    result["messages"] = [r.decode(errors="replace") for r in replies]
+    result["elapsed"] = time.monotonic() - started
+    return result
+
+
+def main():
+    target, cases = sys.argv[1], sys.argv[2:]
+    # No retries of the client's own: the test sees exactly what portero answered.
+    with grpc.insecure_channel(target, options=[("grpc.enable_retries", 0)]) as channel:
+        for case in cases:
+            print(json.dumps(run(channel, case)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
