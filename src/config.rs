@@ -10,7 +10,7 @@ mod security;
 mod tls;
 pub mod units;
 
-pub use security::{RateLimitConfig, RateLimitStore, SecurityConfig};
+pub use security::{DeniedMethods, RateLimitConfig, RateLimitStore, SecurityConfig};
 pub use tls::{CertificateFile, ListenerTls, UpstreamTls, load_certificates};
 
 pub use health_check::{HealthCheckConfig, StatusRanges};

@@ -130,6 +130,17 @@ impl Proxy {
             }
             _ => {}
         }
+        let methods = &config.security.deny_methods;
+        if methods.denies(request.method()) {
+            return Err(ProxyError::MethodDenied {
+                allow: methods.allow().clone(),
+            });
+        }
+        if request.uri().path() == "*" {
+            // `OPTIONS *` (the only method sanitize lets name `*`) asks about the server,
+            // not a resource: the balancer is that server, so it answers.
+            return Ok(options_asterisk(methods.allow()));
+        }
         let target = snapshot
             .route(&normalize_host(&host), request.uri().path())
             .ok_or(ProxyError::NoRoute)?;
@@ -227,6 +238,16 @@ fn normalize_target(uri: &mut Uri) {
             *uri = rebuilt;
         }
     }
+}
+
+/// The answer to `OPTIONS *`: 200, the methods portero forwards, no body.
+fn options_asterisk(allow: &HeaderValue) -> Response<ResponseBody> {
+    let mut response = Response::new(ResponseBody::empty());
+    response.headers_mut().insert(header::ALLOW, allow.clone());
+    response
+        .headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    response
 }
 
 /// A 308 to the same host and path over https (the https port named unless it is 443).

@@ -519,3 +519,93 @@ async fn an_http10_backend_does_not_downgrade_the_client_connection() {
         );
     }
 }
+
+/// `OPTIONS *` asks about the server, which the balancer is: portero answers it (it used to
+/// look for a route for the path `*` and answer 404), and no backend sees it.
+#[tokio::test]
+async fn options_asterisk_is_answered_by_the_balancer() {
+    let backend = TestBackend::named("a").await;
+    let app = start(&config_text(&[(backend.addr, 1)], "")).await;
+    let reply = client::raw(
+        traffic(&app),
+        b"OPTIONS * HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(reply.starts_with("HTTP/1.1 200 "), "{reply}");
+    let lower = reply.to_ascii_lowercase();
+    assert!(
+        lower.contains("\r\nallow: get, head, post, put, delete, patch, options\r\n"),
+        "{reply}"
+    );
+    assert!(lower.contains("\r\ncontent-length: 0\r\n"), "{reply}");
+    assert_eq!(backend.requests(), 0);
+}
+
+/// TRACE echoes a request back, credentials and cookies included: denied by default (405
+/// with `Allow`), as nginx does; `security.deny_methods` sets the list.
+#[tokio::test]
+async fn trace_is_denied_by_default_and_deny_methods_sets_the_list() {
+    let backend = TestBackend::named("a").await;
+    let ask =
+        |method: &str| format!("{method} /x HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    let app = start(&config_text(&[(backend.addr, 1)], "")).await;
+    let reply = client::raw(
+        traffic(&app),
+        ask("TRACE").as_bytes(),
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(reply.starts_with("HTTP/1.1 405 "), "{reply}");
+    assert!(
+        reply
+            .to_ascii_lowercase()
+            .contains("\r\nallow: get, head, post, put, delete, patch, options\r\n"),
+        "{reply}"
+    );
+    assert_eq!(backend.requests(), 0);
+    drop(app);
+
+    let app = start(&config_text(
+        &[(backend.addr, 1)],
+        "[security]\ndeny_methods = [\"DELETE\", \"PURGE\"]\n",
+    ))
+    .await;
+    let reply = client::raw(
+        traffic(&app),
+        ask("TRACE").as_bytes(),
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(
+        reply.starts_with("HTTP/1.1 200 "),
+        "TRACE allowed now: {reply}"
+    );
+    for method in ["DELETE", "PURGE"] {
+        let reply = client::raw(
+            traffic(&app),
+            ask(method).as_bytes(),
+            Duration::from_secs(5),
+        )
+        .await;
+        assert!(reply.starts_with("HTTP/1.1 405 "), "{reply}");
+        assert!(
+            reply
+                .to_ascii_lowercase()
+                .contains("\r\nallow: get, head, post, put, patch, options\r\n"),
+            "{reply}"
+        );
+    }
+    assert_eq!(backend.requests(), 1, "only the TRACE");
+
+    let error = portero::Config::from_toml(
+        &config_text(
+            &[(backend.addr, 1)],
+            "[security]\ndeny_methods = [\"BAD METHOD\"]\n",
+        ),
+        "t.toml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("invalid method `BAD METHOD`"), "{error}");
+}

@@ -19,6 +19,8 @@ pub struct SecurityFile {
     pub allow: Vec<IpNet>,
     pub deny: Vec<IpNet>,
     pub rate_limit: Option<Spanned<RateLimitFile>>,
+    /// Methods answered 405 instead of forwarded; default `["TRACE"]`.
+    pub deny_methods: Option<Spanned<Vec<String>>>,
 }
 
 /// `[security.rate_limit]` as written.
@@ -72,6 +74,58 @@ pub struct SecurityConfig {
     pub access: AccessList,
     /// Requests per client address.
     pub rate_limit: Option<RateLimitConfig>,
+    /// Methods portero answers 405 instead of forwarding.
+    pub deny_methods: DeniedMethods,
+}
+
+/// `security.deny_methods`: methods answered 405 (with `Allow`) instead of forwarded. TRACE
+/// by default, as nginx does: it echoes the request, cookies and credentials included, and a
+/// backend behind a balancer has no business answering it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeniedMethods {
+    methods: Vec<http::Method>,
+    /// The common methods not denied, for `Allow` in the 405 and in `OPTIONS *`.
+    allow: http::HeaderValue,
+}
+
+impl DeniedMethods {
+    /// Denies `methods`.
+    pub fn new(methods: Vec<http::Method>) -> Self {
+        use http::Method;
+        let common = [
+            Method::GET,
+            Method::HEAD,
+            Method::POST,
+            Method::PUT,
+            Method::DELETE,
+            Method::PATCH,
+            Method::OPTIONS,
+        ];
+        let allowed: Vec<&str> = common
+            .iter()
+            .filter(|m| !methods.contains(m))
+            .map(Method::as_str)
+            .collect();
+        let allow = http::HeaderValue::from_str(&allowed.join(", "))
+            .expect("method names are valid header text");
+        Self { methods, allow }
+    }
+
+    /// Whether `method` is denied.
+    pub fn denies(&self, method: &http::Method) -> bool {
+        self.methods.contains(method)
+    }
+
+    /// The `Allow` value: the common methods that are not denied.
+    pub fn allow(&self) -> &http::HeaderValue {
+        &self.allow
+    }
+}
+
+impl Default for DeniedMethods {
+    fn default() -> Self {
+        Self::new(vec![http::Method::TRACE])
+    }
 }
 
 /// The validated `[security.rate_limit]`.
@@ -108,7 +162,26 @@ pub fn security(file: &SecurityFile, problems: &mut Vec<Problem>) -> SecurityCon
             .rate_limit
             .as_ref()
             .and_then(|r| rate_limit(r.get_ref(), r.span(), problems)),
+        deny_methods: file
+            .deny_methods
+            .as_ref()
+            .map_or_else(DeniedMethods::default, |m| deny_methods(m, problems)),
     }
+}
+
+fn deny_methods(names: &Spanned<Vec<String>>, problems: &mut Vec<Problem>) -> DeniedMethods {
+    let mut methods = Vec::new();
+    for name in names.get_ref() {
+        // Method names are case-sensitive tokens (RFC 9110 §9.1); `trace` is not TRACE.
+        match http::Method::from_bytes(name.as_bytes()) {
+            Ok(method) if !name.is_empty() => methods.push(method),
+            _ => problems.push(Problem::at(
+                names.span(),
+                format!("invalid method `{name}` in security.deny_methods"),
+            )),
+        }
+    }
+    DeniedMethods::new(methods)
 }
 
 fn rate_limit(

@@ -19,6 +19,12 @@ pub enum ProxyError {
     /// The client's address is not allowed by the route's allow/deny lists.
     #[error("forbidden by the route's access rules")]
     Forbidden,
+    /// The method is in `security.deny_methods`.
+    #[error("method denied by security.deny_methods")]
+    MethodDenied {
+        /// The `Allow` value: the common methods that are not denied.
+        allow: HeaderValue,
+    },
     /// The daemon is past 98% of `limits.max_memory`.
     #[error("overloaded")]
     Overloaded,
@@ -87,6 +93,9 @@ impl ProxyError {
                 ClientBodyError::Timeout => (StatusCode::REQUEST_TIMEOUT, Code::DeadlineExceeded),
             },
             ProxyError::Forbidden => (StatusCode::FORBIDDEN, Code::PermissionDenied),
+            ProxyError::MethodDenied { .. } => {
+                (StatusCode::METHOD_NOT_ALLOWED, Code::Unimplemented)
+            }
             ProxyError::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, Code::Unavailable),
             ProxyError::RateLimited { .. } => {
                 (StatusCode::TOO_MANY_REQUESTS, Code::ResourceExhausted)
@@ -135,6 +144,7 @@ impl ProxyError {
                 ClientBodyError::Timeout => "request_body_timeout",
             },
             ProxyError::Forbidden => "forbidden",
+            ProxyError::MethodDenied { .. } => "method_denied",
             ProxyError::Overloaded => "overloaded",
             ProxyError::RateLimited { .. } => "rate_limited",
             ProxyError::Misdirected => "misdirected",
@@ -178,6 +188,9 @@ impl ProxyError {
             ProxyError::Overloaded => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
                 headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            ProxyError::MethodDenied { allow } => {
+                headers.insert(header::ALLOW, allow.clone());
             }
             ProxyError::RateLimited { retry_after } => {
                 let seconds = retry_after.as_secs_f64().ceil().max(1.0) as u64;
@@ -228,6 +241,13 @@ mod tests {
                 4,
             ),
             (ProxyError::Forbidden, 403, 7),
+            (
+                ProxyError::MethodDenied {
+                    allow: HeaderValue::from_static("GET"),
+                },
+                405,
+                12,
+            ),
             (ProxyError::Overloaded, 503, 14),
             (
                 ProxyError::RateLimited {
