@@ -10,8 +10,12 @@ Cases:
   client_stream:A,B,C    Concat of the messages A, B, C
   bidi:A,B,C             Chat: each message is sent only after the reply to the one before
                          arrived, so it passes only if both directions stream
+  bidi_quiet:T:A,B,C     bidi, waiting T seconds before each message after the first (a
+                         client that is quiet between messages, as on a watch or chat stream)
   fail:CODE:MESSAGE      Fail, which ends with status CODE and grpc-message MESSAGE
   deadline:T:S           Slow (S seconds) with a deadline of T seconds
+  cancel:T:S             Slow (S seconds) with no deadline, cancelled by the client after T
+  crash:N                Crash: N replies, then the server dies mid-stream
 
 Each line: {"case", "code" (name), "code_value", "details", "initial", "trailing" (metadata
 as lists of [key, value]; -bin values in hex), "messages" (text), "elapsed" (seconds), and
@@ -59,8 +63,22 @@ def unary(channel, method, request, timeout=LONGEST):
         return [], outcome(None, error)
 
 
-def server_stream(channel, n):
-    call = channel.unary_stream(SERVICE + "Count")(str(n).encode(), timeout=LONGEST)
+def cancel(channel, after, request):
+    future = channel.unary_unary(SERVICE + "Slow").future(request, timeout=LONGEST)
+    time.sleep(after)
+    future.cancel()
+    try:
+        future.result()
+    except grpc.FutureCancelledError:
+        return [], {"code": "CANCELLED", "code_value": 1, "details": "",
+                    "initial": [], "trailing": []}
+    except grpc.RpcError as error:
+        return [], outcome(None, error)
+    return [future.result()], outcome(future)
+
+
+def server_stream(channel, n, method="Count"):
+    call = channel.unary_stream(SERVICE + method)(str(n).encode(), timeout=LONGEST)
     replies = []
     try:
         for reply in call:
@@ -79,7 +97,7 @@ def client_stream(channel, parts):
         return [], outcome(None, error)
 
 
-def bidi(channel, parts):
+def bidi(channel, parts, quiet=0.0):
     outbox = queue.Queue()
 
     def requests():
@@ -96,6 +114,8 @@ def bidi(channel, parts):
     try:
         for reply in call:
             replies.append(reply)
+            if pending:
+                time.sleep(quiet)
             outbox.put(pending.pop(0) if pending else None)
     except grpc.RpcError as error:
         return replies, outcome(None, error)
@@ -120,10 +140,18 @@ def run(channel, case):
         replies = []
     elif kind == "server_stream":
         replies, result = server_stream(channel, int(arg))
+    elif kind == "crash":
+        replies, result = server_stream(channel, int(arg), "Crash")
+    elif kind == "cancel":
+        after, _, sleep = arg.partition(":")
+        replies, result = cancel(channel, float(after), sleep.encode())
     elif kind == "client_stream":
         replies, result = client_stream(channel, [p.encode() for p in arg.split(",")])
     elif kind == "bidi":
         replies, result = bidi(channel, [p.encode() for p in arg.split(",")])
+    elif kind == "bidi_quiet":
+        quiet, _, parts = arg.partition(":")
+        replies, result = bidi(channel, [p.encode() for p in parts.split(",")], float(quiet))
     elif kind == "fail":
         replies, result = unary(channel, "Fail", arg.encode())
     elif kind == "deadline":

@@ -18,7 +18,10 @@ Methods (requests and replies are bytes):
   Fail       unary: request b"CODE:message" -> ends with that status code (a number) and
              grpc-message, plus trailing metadata `x-peer-trailer: fail`.
   Slow       unary: request b"SECONDS" -> waits that long (or until the call is cancelled,
-             e.g. its deadline passes), then answers b"slept".
+             e.g. its deadline passes), then answers b"slept" and prints
+             `slow ended cancelled=True|False after=SECONDS` to stdout.
+  Crash      server-streaming: request b"N" -> N replies, then the process exits at once
+             (os._exit): a stream cut in the middle, with no trailers.
 
 Health checks: grpcio answers any GET (portero's HTTP/2 probe) with HTTP 200, content-type
 application/grpc and grpc-status 2 "Bad method header", whatever the path. So a probe of an
@@ -27,6 +30,7 @@ it, where a TCP connect would still pass from the kernel's backlog), not the ser
 health (grpc.health.v1 needs a gRPC call, which portero's probe does not make).
 """
 
+import os
 import sys
 import time
 from concurrent import futures
@@ -81,9 +85,23 @@ def fail(request, context):
 def slow(request, context):
     deadline = time.monotonic() + float(request.decode())
     # Bounded: at most the requested time, and it stops early when the call is cancelled.
+    started = time.monotonic()
     while time.monotonic() < deadline and context.is_active():
         time.sleep(0.01)
+    print(
+        "slow ended cancelled=%s after=%.3f"
+        % (not context.is_active(), time.monotonic() - started),
+        flush=True,
+    )
     return b"slept"
+
+
+def crash(request, context):
+    for i in range(int(request.decode())):
+        yield b"reply-%d" % i
+    # Time for the replies to reach the socket; then the process dies mid-stream.
+    time.sleep(0.3)
+    os._exit(1)
 
 
 def main():
@@ -98,6 +116,7 @@ def main():
             "Chat": grpc.stream_stream_rpc_method_handler(chat),
             "Fail": unary(fail),
             "Slow": unary(slow),
+            "Crash": grpc.unary_stream_rpc_method_handler(crash),
         },
     )
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
