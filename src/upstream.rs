@@ -7,7 +7,7 @@ use crate::body::{ClientBodyError, RequestBody};
 use crate::config::UpstreamProtocol;
 use crate::config::UpstreamTls;
 use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{HeaderMap, Request, Response, Uri, Version, header};
+use http::{HeaderMap, HeaderValue, Request, Response, Uri, Version, header};
 use hyper::body::Incoming;
 use hyper_rustls::{FixedServerNameResolver, HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
@@ -104,32 +104,34 @@ impl Upstream {
             }
         };
         let open = Arc::new(AtomicI64::new(0));
+        let target = Uri::builder()
+            .scheme(Scheme::HTTP)
+            .authority(address.to_string())
+            .path_and_query("/")
+            .build()
+            .expect("http, a socket address and / make a valid URI");
         let connector = ObservedConnector::new(
             connector,
             settings.connect_seconds.clone(),
             Arc::clone(&open),
-        );
+        )
+        .fixed_to(target.clone());
         let client = match &settings.tls {
             None if version == Version::HTTP_11 => {
-                let target = Uri::builder()
-                    .scheme(Scheme::HTTP)
-                    .authority(address.to_string())
-                    .path_and_query("/")
-                    .build()
-                    .expect("http, a socket address and / make a valid URI");
                 Clients::Http1(KeepAlive::new(connector, target, settings.idle_timeout))
             }
             None => Clients::Plain(builder.build(connector)),
             Some(tls) => {
+                // The request URI names the client's site, so the name checked on the
+                // backend's certificate is set here: the configured one, or its address.
+                let name = tls
+                    .server_name
+                    .clone()
+                    .unwrap_or_else(|| address.ip().into());
                 let https = HttpsConnectorBuilder::new()
                     .with_tls_config((*tls.client).clone())
-                    .https_only();
-                let https = match &tls.server_name {
-                    Some(name) => {
-                        https.with_server_name_resolver(FixedServerNameResolver::new(name.clone()))
-                    }
-                    None => https,
-                };
+                    .https_only()
+                    .with_server_name_resolver(FixedServerNameResolver::new(name));
                 Clients::Tls(
                     builder.build(
                         https
@@ -147,9 +149,17 @@ impl Upstream {
         }
     }
 
-    /// The URI of `path` on the backend at `authority` (its address): origin-form for
-    /// portero's own HTTP/1.1 pool, absolute for hyper-util's client, which routes by it.
-    pub fn uri(&self, authority: &Authority, path: Option<&PathAndQuery>) -> Uri {
+    /// The URI of `path` for a request to this backend: origin-form for portero's own
+    /// HTTP/1.1 pool; for hyper-util's client (h2c, TLS) absolute, with the site the client
+    /// asked for (`host`, its Host or `:authority`) as the authority, which hyper sends as
+    /// `:authority` on HTTP/2 (RFC 9113 §8.3.1) — the connection itself goes to the backend
+    /// whatever the URI names. Without a usable `host`, the backend's `address`.
+    pub fn uri(
+        &self,
+        address: &Authority,
+        host: Option<&HeaderValue>,
+        path: Option<&PathAndQuery>,
+    ) -> Uri {
         let mut parts = http::uri::Parts::default();
         parts.path_and_query = Some(
             path.cloned()
@@ -161,8 +171,9 @@ impl Upstream {
             Clients::Tls(_) => Some(Scheme::HTTPS),
         };
         if let Some(scheme) = scheme {
+            let site = host.and_then(|h| Authority::try_from(h.as_bytes()).ok());
             parts.scheme = Some(scheme);
-            parts.authority = Some(authority.clone());
+            parts.authority = Some(site.unwrap_or_else(|| address.clone()));
         }
         Uri::from_parts(parts).expect("scheme, authority and path make a valid URI")
     }

@@ -94,6 +94,32 @@ async fn h2c_backends_are_reached_with_http2() {
     assert_eq!(reply.body, "h2-backend");
 }
 
+/// RFC 9113 §8.3.1: an intermediary forwarding over HTTP/2 builds `:authority` from the
+/// original request's authority. The backend's address there (as hyper-util's client made it
+/// from the URI) would tell a backend that routes on `:authority` the wrong site.
+#[tokio::test]
+async fn h2c_backends_get_the_clients_host_as_authority() {
+    let a = TestBackend::named("h2-backend").await;
+    let text =
+        config_text(&[(a.addr, 1)], "").replace("[pool.app]\n", "[pool.app]\nprotocol = \"h2c\"\n");
+    let app = start(&text).await;
+    let reply = send(
+        &client::http1(),
+        Request::get(format!("http://{}/where", traffic(&app)))
+            .header("host", "site.example:8443")
+            .body(Full::default())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(a.last_authority().as_deref(), Some("site.example:8443"));
+    assert_eq!(
+        a.last_headers()["host"],
+        "site.example:8443",
+        "Host and :authority agree"
+    );
+}
+
 #[tokio::test]
 async fn curl_sees_alternating_backends_over_http1_and_http2() {
     if !support::require_tool("curl") {

@@ -209,9 +209,11 @@ impl Tries<'_> {
         }
         let mut request = Request::new(body);
         *request.method_mut() = self.method.clone();
-        *request.uri_mut() = backend
-            .upstream()
-            .uri(backend.authority(), self.path.as_ref());
+        *request.uri_mut() = backend.upstream().uri(
+            backend.authority(),
+            headers.get(header::HOST),
+            self.path.as_ref(),
+        );
         *request.version_mut() = backend.upstream().version();
         *request.headers_mut() = headers;
         request

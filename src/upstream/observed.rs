@@ -23,6 +23,8 @@ pub struct ObservedConnector {
     inner: HttpConnector,
     connect_seconds: Option<Histogram>,
     open: Arc<AtomicI64>,
+    /// Where every connection goes, whatever the request's URI names (see [`Self::fixed_to`]).
+    fixed: Option<http::Uri>,
 }
 
 impl ObservedConnector {
@@ -36,7 +38,16 @@ impl ObservedConnector {
             inner,
             connect_seconds,
             open,
+            fixed: None,
         }
+    }
+
+    /// Connects to `target` for every request. hyper-util's client takes `:authority` (and
+    /// its pool key) from the request's URI, which must name the site the client asked for,
+    /// not the backend's address; the backend is where the connection goes.
+    pub fn fixed_to(mut self, target: http::Uri) -> Self {
+        self.fixed = Some(target);
+        self
     }
 }
 
@@ -50,7 +61,7 @@ impl Service<http::Uri> for ObservedConnector {
     }
 
     fn call(&mut self, uri: http::Uri) -> Self::Future {
-        let connecting = self.inner.call(uri);
+        let connecting = self.inner.call(self.fixed.clone().unwrap_or(uri));
         let (histogram, open) = (self.connect_seconds.clone(), Arc::clone(&self.open));
         Box::pin(async move {
             let started = Instant::now();

@@ -54,6 +54,8 @@ pub struct Seen {
     pub health: AtomicU16,
     /// Headers of every request, in order.
     pub headers: Mutex<Vec<HeaderMap>>,
+    /// The request target's authority of every request (HTTP/2's `:authority`), in order.
+    pub authorities: Mutex<Vec<Option<String>>>,
 }
 
 /// A running backend; stops when dropped.
@@ -125,6 +127,7 @@ impl TestBackend {
             health_checks: AtomicU64::new(0),
             health: AtomicU16::new(200),
             headers: Mutex::new(Vec::new()),
+            authorities: Mutex::new(Vec::new()),
         });
         let stop = CancellationToken::new();
         let name: Arc<str> = Arc::from(name);
@@ -156,6 +159,17 @@ impl TestBackend {
     /// Health checks received so far.
     pub fn health_checks(&self) -> u64 {
         self.seen.health_checks.load(Ordering::SeqCst)
+    }
+
+    /// The authority of the last request's target (`:authority` on HTTP/2).
+    pub fn last_authority(&self) -> Option<String> {
+        self.seen
+            .authorities
+            .lock()
+            .unwrap()
+            .last()
+            .cloned()
+            .flatten()
     }
 
     /// Headers of the last request received.
@@ -221,6 +235,10 @@ async fn respond(
     }
     seen.requests.fetch_add(1, Ordering::SeqCst);
     seen.headers.lock().unwrap().push(request.headers().clone());
+    seen.authorities
+        .lock()
+        .unwrap()
+        .push(request.uri().authority().map(ToString::to_string));
     let named = |body: Body| {
         Response::builder()
             .header("x-backend", name)
