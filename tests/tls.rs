@@ -454,6 +454,54 @@ async fn https_backends_are_verified_against_their_ca() {
     assert_eq!(reply.status, 502, "an unknown CA is refused");
 }
 
+/// An HTTPS pool is health-checked over TLS, verified as its traffic is: a plain-text probe
+/// of a TLS backend (what it got before) fails every time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_pools_are_health_checked_over_tls() {
+    let backend_ca = Ca::new("backend ca");
+    let other_ca = Ca::new("other ca");
+    let secure = tls_backend(&backend_ca.issue("backend", "backend", &["backend.test"], 8)).await;
+    let pool = |ca: &Ca| {
+        format!(
+            "[admin]\naddress = \"127.0.0.1:0\"\n[log]\naccess_log = \"off\"\n[[listener]]\nname = \"http\"\naddress = \"127.0.0.1:0\"\n\
+             [pool.app]\nbackends = [\"{secure}\"]\n[pool.app.tls]\nca_file = \"{}\"\nserver_name = \"backend.test\"\n\
+             [pool.app.health_check]\npath = \"/healthz\"\nexpect_body = \"secure\"\ninterval = \"50ms\"\nrise = 1\nfall = 1\n",
+            ca.file().display()
+        )
+    };
+    let backend_state = |app: Arc<portero::App>| async move {
+        let status = client::get(app.admin_addr(), "/status").await.body;
+        let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+        status["pools"][0]["backends"][0]["state"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let good = support::daemon::start(&pool(&backend_ca)).await;
+    let checks =
+        format!("portero_health_checks_total{{backend=\"{secure}\",pool=\"app\",result=\"pass\"}}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric(
+        &client::get(good.admin_addr(), "/metrics").await.body,
+        &checks,
+    ) < 3.0
+    {
+        assert!(Instant::now() < deadline, "no passing checks over TLS");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(backend_state(Arc::clone(&good)).await, "healthy");
+
+    let wrong = support::daemon::start(&pool(&other_ca)).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while backend_state(Arc::clone(&wrong)).await != "unhealthy" {
+        assert!(
+            Instant::now() < deadline,
+            "a backend with an unknown CA stayed healthy"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn strict_sni_hsts_and_the_https_redirect() {
     let ca = Ca::new("test ca");
