@@ -23,6 +23,7 @@ use support::backend::{Behavior, TestBackend};
 use support::client;
 use support::daemon::{config_text, start, traffic};
 use support::external::{External, peer_file, peers_python};
+use support::pki::{Ca, https_config};
 
 /// A grpcio server on 127.0.0.1 (`port` 0: any); `None` (a loud skip) without the peers venv.
 fn grpc_server(port: u16) -> Option<(External, SocketAddr)> {
@@ -46,11 +47,16 @@ fn h2c_config(backends: &[SocketAddr], pool_keys: &str, tables: &str) -> String 
 /// Runs grpcio's client against `target` with `cases` (see grpc_client.py); one JSON object
 /// per case, in order.
 async fn calls(target: SocketAddr, cases: &[&str]) -> Vec<Value> {
+    run_client(&[target.to_string()], cases).await
+}
+
+/// Runs grpc_client.py with `args` (the target, after `--tls CA NAME` for TLS) and `cases`.
+async fn run_client(args: &[String], cases: &[&str]) -> Vec<Value> {
     let python = peers_python().expect("a test that started a server has the venv");
     let mut command = Command::new(python);
     command
         .arg(peer_file("grpc_client.py"))
-        .arg(target.to_string())
+        .args(args)
         .args(cases);
     let cases = cases.len();
     tokio::task::spawn_blocking(move || {
@@ -226,6 +232,44 @@ async fn peer_client_grpcio_bidi_stream_with_a_quiet_client_outlives_request_bod
     let result = call(traffic(&app), "bidi_quiet:1.5:a,b").await;
     assert_ok(&result);
     assert_eq!(messages(&result), ["echo:a", "echo:b"]);
+}
+
+/// gRPC as it is mostly deployed: grpcio's client over TLS to portero (ALPN h2, the CA and
+/// name checked), portero over h2c to grpcio's server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_client_grpcio_over_tls_to_peer_backend_grpcio() {
+    let Some((_server, addr)) = grpc_server(0) else {
+        return;
+    };
+    let ca = Ca::new("grpc ca");
+    let leaf = ca.issue("app", "app.test", &["app.test"], 1);
+    let config = https_config(&[&leaf], "", addr, "")
+        .replace("[pool.app]\n", "[pool.app]\nprotocol = \"h2c\"\n");
+    let app = start(&config).await;
+    let https = app.listener_addr("https").unwrap();
+    let args = [
+        "--tls".to_string(),
+        ca.file().display().to_string(),
+        "app.test".to_string(),
+        https.to_string(),
+    ];
+    let results = run_client(
+        &args,
+        &["unary:over tls", "server_stream:3", "bidi:p,q", "fail:7:no"],
+    )
+    .await;
+    for result in &results[..3] {
+        assert_ok(result);
+    }
+    assert_eq!(messages(&results[0]), ["over tls"]);
+    assert_eq!(
+        metadata(&results[0], "trailing", "x-peer-trailer"),
+        Some("unary")
+    );
+    assert_eq!(messages(&results[1]), ["reply-0", "reply-1", "reply-2"]);
+    assert_eq!(messages(&results[2]), ["echo:p", "echo:q"]);
+    assert_eq!(results[3]["code"], "PERMISSION_DENIED", "{}", results[3]);
+    assert_eq!(results[3]["details"], "no");
 }
 
 /// A call the client cancels (RST_STREAM CANCEL) is cancelled at the backend too: portero
@@ -443,6 +487,25 @@ async fn peer_client_grpcio_calls_portero_cannot_forward_get_grpc_statuses() {
     assert_eq!(reply.status, 502, "{reply:?}");
 }
 
+/// Waits (10 s at most) until `backend` has passed `n` health checks.
+async fn wait_for_passed_checks(app: &portero::App, backend: SocketAddr, n: u64) {
+    let sample = format!(
+        "portero_health_checks_total{{backend=\"{backend}\",pool=\"app\",result=\"pass\"}}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = client::get(app.admin_addr(), "/metrics").await.body;
+        if support::metric(&text, &sample) >= n as f64 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{backend} never passed {n} checks: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// Stops (SIGSTOP) or resumes (SIGCONT) a peer's whole process group.
 fn signal(peer: &External, name: &str) {
     let status = Command::new("kill")
@@ -466,12 +529,17 @@ async fn peer_backend_grpcio_sick_is_ejected_and_recovers() {
     let (Some((a, a_addr)), Some((b, b_addr))) = (grpc_server(0), grpc_server(0)) else {
         return;
     };
+    // A timeout well above a probe's few milliseconds: on a loaded 2-core machine a fresh
+    // Python server can take a few hundred, and a false ejection would fail the first phase.
     let checks = "[pool.app.health_check]\npath = \"/grpc.health.v1.Health/Check\"\n\
-                  interval = \"100ms\"\ntimeout = \"300ms\"\nrise = 2\nfall = 2\n";
+                  interval = \"100ms\"\ntimeout = \"1s\"\nrise = 2\nfall = 2\n";
     let app = start(&h2c_config(&[a_addr, b_addr], "", checks)).await;
     let addr = traffic(&app);
-    wait_for_state(&app, a_addr, "healthy").await;
-    wait_for_state(&app, b_addr, "healthy").await;
+    // Backends start healthy; wait for probes that really passed.
+    wait_for_passed_checks(&app, a_addr, 2).await;
+    wait_for_passed_checks(&app, b_addr, 2).await;
+    assert_eq!(state(&app, a_addr).await, "healthy");
+    assert_eq!(state(&app, b_addr).await, "healthy");
     let served = |results: &[Value]| -> Vec<u16> {
         results
             .iter()

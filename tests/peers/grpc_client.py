@@ -1,7 +1,9 @@
 """A gRPC client made with grpcio, for tests/grpc.rs: runs calls of the `peer.Peer` service
 (tests/peers/grpc_server.py) against TARGET and prints one JSON line per call.
 
-Usage: grpc_client.py TARGET CASE...   (TARGET is host:port; portero's or a server's)
+Usage: grpc_client.py [--tls CA_FILE NAME] TARGET CASE...
+  TARGET is host:port, portero's or a server's; with --tls the channel is TLS (ALPN h2),
+  trusting CA_FILE and checking the certificate for NAME.
 
 Cases:
   unary:TEXT             Echo of TEXT
@@ -167,9 +169,19 @@ def run(channel, case):
 
 
 def main():
-    target, cases = sys.argv[1], sys.argv[2:]
+    args = sys.argv[1:]
     # No retries of the client's own: the test sees exactly what portero answered.
-    with grpc.insecure_channel(target, options=[("grpc.enable_retries", 0)]) as channel:
+    options = [("grpc.enable_retries", 0)]
+    if args[0] == "--tls":
+        with open(args[1], "rb") as ca:
+            credentials = grpc.ssl_channel_credentials(root_certificates=ca.read())
+        options.append(("grpc.ssl_target_name_override", args[2]))
+        target, cases = args[3], args[4:]
+        channel = grpc.secure_channel(target, credentials, options=options)
+    else:
+        target, cases = args[0], args[1:]
+        channel = grpc.insecure_channel(target, options=options)
+    with channel:
         for case in cases:
             print(json.dumps(run(channel, case)), flush=True)
 
