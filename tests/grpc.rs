@@ -105,6 +105,9 @@ fn messages(result: &Value) -> Vec<&str> {
         .collect()
 }
 
+/// The four call kinds through portero. Also shows `te: trailers` reaching the backend:
+/// grpcio's server refuses a call without it (HTTP 200, `grpc-status: 2`, "Missing :te
+/// header"), so every call here would fail if portero dropped it as hop-by-hop.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peer_backend_grpcio_peer_client_grpcio_all_four_call_kinds_with_metadata_and_trailers() {
     let Some((_server, addr)) = grpc_server(0) else {
@@ -504,6 +507,23 @@ async fn wait_for_passed_checks(app: &portero::App, backend: SocketAddr, n: u64)
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// A pool of gRPC servers left at `protocol = "http1"` (the default): grpcio's server does not
+/// speak HTTP/1.1, and the call ends at once with UNAVAILABLE, not after a timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_backend_grpcio_behind_an_http1_pool_is_unavailable_at_once() {
+    let Some((_server, addr)) = grpc_server(0) else {
+        return;
+    };
+    let app = start(&config_text(&[(addr, 1)], "")).await;
+    let result = call(traffic(&app), "unary:x").await;
+    assert_eq!(result["code"], "UNAVAILABLE", "{result}");
+    assert_eq!(
+        result["details"],
+        "portero: 502 Bad Gateway (upstream_failed)"
+    );
+    assert!(result["elapsed"].as_f64().unwrap() < 2.0, "{result}");
 }
 
 /// Stops (SIGSTOP) or resumes (SIGCONT) a peer's whole process group.
