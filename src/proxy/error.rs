@@ -66,10 +66,11 @@ impl ProxyError {
     /// alone (grpc/grpc doc/http-grpc-status-mapping.md: 400 INTERNAL, 403 PERMISSION_DENIED,
     /// 404 UNIMPLEMENTED, 502/503 UNAVAILABLE) and says more where portero knows more: a
     /// backend that was sent the call and did not answer in time is DEADLINE_EXCEEDED, not
-    /// UNAVAILABLE, which tells a client the call was not processed and may be retried (a
-    /// connect timeout, where nothing was sent, stays UNAVAILABLE); a rate limit is a quota,
-    /// RESOURCE_EXHAUSTED, as are size limits (413, 414), which is what gRPC's own
-    /// implementations answer for a message or metadata over their limits.
+    /// UNAVAILABLE, which would tell the client the call was not processed and may be retried
+    /// (a connect timeout, where nothing was sent, stays UNAVAILABLE), and so is a client body
+    /// that stalled (408); a rate limit is a quota, RESOURCE_EXHAUSTED, as are size limits
+    /// (413, 414), which is what gRPC's own implementations answer for a message or metadata
+    /// over their limits. (431 never reaches this table: hyper answers it before a handler.)
     pub fn statuses(&self) -> (StatusCode, grpc::Code) {
         use grpc::Code;
         match self {
