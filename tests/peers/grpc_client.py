@@ -18,6 +18,7 @@ Cases:
   deadline:T:S           Slow (S seconds) with a deadline of T seconds
   cancel:T:S             Slow (S seconds) with no deadline, cancelled by the client after T
   crash:N                Crash: N replies, then the server dies mid-stream
+  watch:S                Watch: one reply after S seconds, nothing before it
 
 Each line: {"case", "code" (name), "code_value", "details", "initial", "trailing" (metadata
 as lists of [key, value]; -bin values in hex), "messages" (text), "elapsed" (seconds), and
@@ -79,8 +80,8 @@ def cancel(channel, after, request):
     return [future.result()], outcome(future)
 
 
-def server_stream(channel, n, method="Count"):
-    call = channel.unary_stream(SERVICE + method)(str(n).encode(), timeout=LONGEST)
+def server_stream(channel, arg, method="Count"):
+    call = channel.unary_stream(SERVICE + method)(str(arg).encode(), timeout=LONGEST)
     replies = []
     try:
         for reply in call:
@@ -142,6 +143,8 @@ def run(channel, case):
         replies = []
     elif kind == "server_stream":
         replies, result = server_stream(channel, int(arg))
+    elif kind == "watch":
+        replies, result = server_stream(channel, arg, "Watch")
     elif kind == "crash":
         replies, result = server_stream(channel, int(arg), "Crash")
     elif kind == "cancel":

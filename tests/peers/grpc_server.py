@@ -20,6 +20,9 @@ Methods (requests and replies are bytes):
   Slow       unary: request b"SECONDS" -> waits that long (or until the call is cancelled,
              e.g. its deadline passes), then answers b"slept" and prints
              `slow ended cancelled=True|False after=SECONDS` to stdout.
+  Watch      server-streaming: request b"SECONDS" -> one reply b"event" after that long; as
+             with any grpcio stream the response headers go out with that first message, so
+             nothing at all is sent before it (a watch or subscription with no event yet).
   Crash      server-streaming: request b"N" -> N replies, then the process exits at once
              (os._exit): a stream cut in the middle, with no trailers.
 
@@ -96,6 +99,11 @@ def slow(request, context):
     return b"slept"
 
 
+def watch(request, context):
+    time.sleep(float(request.decode()))
+    yield b"event"
+
+
 def crash(request, context):
     for i in range(int(request.decode())):
         yield b"reply-%d" % i
@@ -116,6 +124,7 @@ def main():
             "Chat": grpc.stream_stream_rpc_method_handler(chat),
             "Fail": unary(fail),
             "Slow": unary(slow),
+            "Watch": grpc.unary_stream_rpc_method_handler(watch),
             "Crash": grpc.unary_stream_rpc_method_handler(crash),
         },
     )
