@@ -172,17 +172,24 @@ impl Proxy {
         exchange.set_request_id(headers::ensure_request_id(headers));
 
         let (parts, body) = request.into_parts();
+        let timeouts = &config.timeouts;
+        // A gRPC call's deadline bounds its waits when shorter, and stands in for them, up to
+        // grpc_timeout_max, when longer: a stream's first message or its client's next one
+        // may rightly take minutes.
+        let call = exchange
+            .is_grpc()
+            .then(|| grpc::timeout(&parts.headers))
+            .flatten();
+        let stretch = |wait: std::time::Duration| {
+            call.map_or(wait, |call| wait.max(call.min(timeouts.grpc_timeout_max)))
+        };
         let body = ClientBody::new(
             body,
             config.limits.max_request_body,
-            config.timeouts.request_body,
+            stretch(timeouts.request_body),
         );
         let replay = Replay::prepare(body, &parts.method).await?;
-        let deadline = exchange
-            .is_grpc()
-            .then(|| grpc::timeout(&parts.headers))
-            .flatten()
-            .map(|timeout| std::time::Instant::now() + timeout);
+        let deadline = call.map(|call| std::time::Instant::now() + call);
         let tries = Tries {
             pool,
             method: parts.method,
@@ -191,7 +198,7 @@ impl Proxy {
             no_host: host.is_empty(),
             replay,
             key,
-            timeout: config.timeouts.upstream_response,
+            timeout: stretch(timeouts.upstream_response),
             deadline,
         };
         let (mut response, lease) = tries.send(exchange).await?;

@@ -220,12 +220,10 @@ async fn peer_backend_grpcio_peer_client_grpcio_deadline_ends_the_call_at_its_gr
 }
 
 /// A bidirectional stream whose client is quiet longer than `timeouts.request_body` between
-/// messages (a watch, a chat): the stream is legitimate and its response has begun, but the
-/// request body's idle timeout, made against slow-POST attacks, cuts it (RST_STREAM
-/// INTERNAL_ERROR after 1 s here, INTERNAL at the client; 30 s with the defaults). Ignored
-/// until gRPC streams get a bound of their own (src/body/client.rs and `[timeouts]`).
+/// messages (a watch, a chat) is legitimate: its deadline, up to `timeouts.grpc_timeout_max`,
+/// stands in for the request body's idle timeout, made against slow POSTs, which cut it
+/// (RST_STREAM INTERNAL_ERROR after 1 s here) before.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails today: timeouts.request_body cuts a gRPC stream whose client is quiet"]
 async fn peer_client_grpcio_bidi_stream_with_a_quiet_client_outlives_request_body_timeout() {
     let Some((_server, addr)) = grpc_server(0) else {
         return;
@@ -277,12 +275,10 @@ async fn peer_client_grpcio_over_tls_to_peer_backend_grpcio() {
 
 /// A server-streaming call whose first message comes later than `timeouts.upstream_response`
 /// (a watch with no event yet; grpcio sends the response headers with the first message):
-/// the client's deadline (20 s) allows it, but portero's bound on the response head cuts it
-/// with DEADLINE_EXCEEDED (after 1 s here, 30 s with the defaults). Ignored until a gRPC
-/// call's own deadline may replace `upstream_response` (up to a configured maximum, as
-/// Envoy's `max_grpc_timeout`) rather than only shorten it.
+/// the client's deadline (20 s) allows it, and stands in for `upstream_response` up to
+/// `timeouts.grpc_timeout_max`, as Envoy's `max_grpc_timeout` does (it was cut with
+/// DEADLINE_EXCEEDED after 1 s here before).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails today: upstream_response cuts a gRPC stream whose first message is late"]
 async fn peer_backend_grpcio_stream_with_a_late_first_message_outlives_upstream_response() {
     let Some((_server, addr)) = grpc_server(0) else {
         return;
@@ -292,6 +288,12 @@ async fn peer_backend_grpcio_stream_with_a_late_first_message_outlives_upstream_
     let result = call(traffic(&app), "watch:1.5").await;
     assert_ok(&result);
     assert_eq!(messages(&result), ["event"]);
+
+    // With grpc_timeout_max = 0s the deadline only shortens: upstream_response cuts it.
+    let timeouts = "[timeouts]\nupstream_response = \"1s\"\ngrpc_timeout_max = \"0s\"\n";
+    let app = start(&h2c_config(&[addr], "", timeouts)).await;
+    let result = call(traffic(&app), "watch:1.5").await;
+    assert_eq!(result["code"], "DEADLINE_EXCEEDED", "{result}");
 }
 
 /// A call the client cancels (RST_STREAM CANCEL) is cancelled at the backend too: portero

@@ -72,6 +72,11 @@ pub struct Timeouts {
     /// From sending the request until the response head arrives.
     #[serde(deserialize_with = "units::duration")]
     pub upstream_response: Duration,
+    /// A gRPC call's own deadline (`grpc-timeout`) stands in for `upstream_response` and
+    /// `request_body` when it is longer, up to this: a watch stream may rightly send nothing
+    /// for minutes. `0s` = the deadline only ever shortens them.
+    #[serde(deserialize_with = "units::duration")]
+    pub grpc_timeout_max: Duration,
     /// Graceful shutdown and backend-removal deadline.
     #[serde(deserialize_with = "units::duration")]
     pub drain: Duration,
@@ -90,6 +95,7 @@ impl Default for Timeouts {
             client_write: Duration::from_secs(60),
             upstream_connect: Duration::from_secs(5),
             upstream_response: Duration::from_secs(30),
+            grpc_timeout_max: Duration::from_secs(300),
             drain: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(5),
         }
@@ -194,6 +200,9 @@ pub struct ListenerFile {
     /// Answer every request with a 308 to the same URL over https.
     #[serde(default)]
     pub http_redirect: bool,
+    /// What the listener speaks (see [`ListenerProtocols`](super::ListenerProtocols)).
+    #[serde(default)]
+    pub protocols: Option<Spanned<Vec<String>>>,
 }
 
 /// One `[[route]]`.
