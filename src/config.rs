@@ -6,6 +6,7 @@ mod file;
 mod health_check;
 mod load;
 mod pool;
+mod protocols;
 mod security;
 mod tls;
 pub mod units;
@@ -15,6 +16,7 @@ pub use tls::{CertificateFile, ListenerTls, UpstreamTls, load_certificates};
 
 pub use health_check::{HealthCheckConfig, StatusRanges};
 pub use pool::{DiscoveryConfig, DiscoverySource, HashKey, OutlierConfig, PoolConfig};
+pub use protocols::ListenerProtocols;
 
 pub use file::{
     AdminConfig, AdmissionConfig, AtLimit, Balance, Limits, LogConfig, LogFormat, Timeouts,
@@ -71,6 +73,8 @@ pub struct ListenerConfig {
     /// Peers that must open each connection with a PROXY header (v1 or v2) naming the
     /// client; `None` = PROXY protocol off.
     pub proxy_protocol: Option<Vec<IpNet>>,
+    /// HTTP/1, HTTP/2 or both (the default).
+    pub protocols: ListenerProtocols,
 }
 
 /// One route: requests matching `host` and `path_prefix` go to `pool`.
@@ -160,6 +164,7 @@ fn listeners(file: &FileConfig, problems: &mut Vec<Problem>) -> Vec<ListenerConf
             proxy_protocol,
             tls,
             http_redirect,
+            protocols,
         } = listener;
         let (name, span) = match name {
             Some(n) => (n.get_ref().clone(), Some(n.span())),
@@ -192,12 +197,18 @@ fn listeners(file: &FileConfig, problems: &mut Vec<Problem>) -> Vec<ListenerConf
                 "listener `{name}`: http_redirect is for plain listeners, not TLS ones"
             )));
         }
+        let protocols = protocols
+            .as_ref()
+            .map_or_else(ListenerProtocols::default, |p| {
+                protocols::listener_protocols(&name, tls.is_some(), p.get_ref(), p.span(), problems)
+            });
         out.push(ListenerConfig {
             name,
             address: *address,
             tls,
             http_redirect: *http_redirect,
             proxy_protocol,
+            protocols,
         });
     }
     out

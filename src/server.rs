@@ -7,6 +7,7 @@ pub mod conn_io;
 pub mod connection;
 mod deadline;
 mod gate;
+mod h2_guard;
 pub mod head_scan;
 pub mod listener;
 pub mod per_ip;

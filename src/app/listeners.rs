@@ -203,21 +203,13 @@ impl Listeners {
             };
             let loaded: Result<Vec<_>, _> = load_certificates(&tls.files).into_iter().collect();
             let built = loaded.and_then(|certs| {
-                let (redirect, proxy_protocol) = {
-                    let current = r.ctx.settings.load();
-                    (current.redirect, current.proxy_protocol.clone())
-                };
                 TlsSettings::new(
                     certs,
                     tls.client_ca.as_deref().map(Vec::as_slice),
                     tls.strict_sni,
                     tls.hsts.clone(),
                 )
-                .map(|tls| ListenerSettings {
-                    tls: Some(tls),
-                    redirect,
-                    proxy_protocol,
-                })
+                .map(|tls| r.ctx.settings.load().with_tls(tls))
             });
             match built {
                 Ok(settings) => {

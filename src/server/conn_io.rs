@@ -29,10 +29,14 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+/// The answer to a connection that must be HTTP/2 and opens otherwise: the server preface
+/// (an empty SETTINGS frame), then GOAWAY (last stream 0, PROTOCOL_ERROR, "invalid preface").
+const INVALID_PREFACE: &[u8] = b"\0\0\0\x04\0\0\0\0\0\
+    \0\0\x22\x07\0\0\0\0\0\0\0\0\0\0\0\0\x01invalid connection preface";
 const REQUEST_TIMEOUT: &[u8] = b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 20\r\nconnection: close\r\n\r\n408 Request Timeout\n";
 
 /// The deadlines the wrapper enforces.
@@ -108,13 +112,43 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ConnIo<S> {
     /// at the first byte that differs from it. `None` when the client closed or stayed silent
     /// past `request_header`.
     pub async fn detect(&mut self) -> io::Result<Option<Protocol>> {
+        Ok(match self.read_preface().await? {
+            Some(true) => Some(self.decided(Protocol::Http2)),
+            Some(false) => Some(self.decided(Protocol::Http1)),
+            None => None,
+        })
+    }
+
+    /// A connection that must be HTTP/2 (an h2c-only listener, or ALPN h2): reads the client
+    /// connection preface within `request_header`. Anything else is a connection error of
+    /// type PROTOCOL_ERROR (RFC 9113 §3.4), which h2 would only answer by closing: the
+    /// server's preface and a GOAWAY are written here, and `None` is returned, as it is when
+    /// the client closed or stayed silent.
+    pub async fn preface(&mut self) -> io::Result<Option<Protocol>> {
+        self.deadline
+            .set(Instant::now() + self.timeouts.request_header);
+        match self.read_preface().await? {
+            Some(true) => Ok(Some(self.decided(Protocol::Http2))),
+            Some(false) => {
+                tracing::debug!(peer = %self.conn.peer, "invalid HTTP/2 preface: GOAWAY");
+                self.write_all(INVALID_PREFACE).await?;
+                self.shutdown().await?;
+                Ok(None)
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Whether the connection opens with the HTTP/2 preface, read as far as needed to tell;
+    /// `None` when the client closed or stayed silent first.
+    async fn read_preface(&mut self) -> io::Result<Option<bool>> {
         loop {
             let n = self.prefix.len().min(H2_PREFACE.len());
             if self.prefix[..n] != H2_PREFACE[..n] {
-                return Ok(Some(self.decided(Protocol::Http1)));
+                return Ok(Some(false));
             }
             if n == H2_PREFACE.len() {
-                return Ok(Some(self.decided(Protocol::Http2)));
+                return Ok(Some(true));
             }
             if !self.read_ahead().await? {
                 return Ok(None);

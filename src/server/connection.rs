@@ -12,6 +12,7 @@
 
 use super::conn_io::{ConnIo, Protocol};
 use super::deadline::Deadline;
+use super::h2_guard::H2Guard;
 use super::listener::{ListenerCtx, ListenerSettings};
 use super::stream::ClientStream;
 use super::tunnel;
@@ -103,8 +104,9 @@ pub async fn serve(
 }
 
 /// The plain stream, or the TLS one after a handshake within `timeouts.tls_handshake` (a
-/// stalled handshake gives its slot back at that deadline). For TLS the protocol is known
-/// from ALPN.
+/// stalled handshake gives its slot back at that deadline). The protocol is known from ALPN
+/// for TLS, or from the listener's `protocols` when it allows only one; otherwise (`None`) it
+/// is told from the first bytes.
 async fn open_stream(
     stream: TcpStream,
     settings: &ListenerSettings,
@@ -115,7 +117,15 @@ async fn open_stream(
         let scheme = settings
             .redirect
             .map_or(ConnScheme::Http, ConnScheme::Redirect);
-        return Some((ClientStream::Plain(stream), scheme, None));
+        let protocols = settings.protocols;
+        let protocol = if protocols.http2_only() {
+            Some(Protocol::Http2)
+        } else if protocols.http1_only() {
+            Some(Protocol::Http1)
+        } else {
+            None
+        };
+        return Some((ClientStream::Plain(stream), scheme, protocol));
     };
     let handshakes = &ctx.metrics.tls_handshakes;
     let deadline = ctx.settings.load().tls_handshake;
@@ -145,10 +155,11 @@ async fn open_stream(
     handshakes
         .with_label_values(&[listener, "ok", version])
         .inc();
-    let protocol = if session.alpn_protocol() == Some(b"h2") {
-        Protocol::Http2
-    } else {
-        Protocol::Http1
+    // No ALPN: HTTP/2 if that is all the listener speaks (prior knowledge over TLS).
+    let protocol = match session.alpn_protocol() {
+        Some(b"h2") => Protocol::Http2,
+        None if settings.protocols.http2_only() => Protocol::Http2,
+        _ => Protocol::Http1,
     };
     let covered = if tls.strict_sni {
         crate::tls::chosen(&tls.certs, session.server_name()).cloned()
@@ -177,7 +188,12 @@ impl Session<'_> {
         let settings = self.ctx.settings.load_full();
         let mut io = ConnIo::new(stream, Arc::clone(self.conn), settings.timeouts);
         let protocol = match known {
-            Some(protocol) => Some(io.known(protocol)),
+            Some(Protocol::Http1) => Some(io.known(Protocol::Http1)),
+            // portero checks the preface itself: h2 closes on a bad one without a GOAWAY.
+            Some(Protocol::Http2) => tokio::select! {
+                protocol = io.preface() => protocol?,
+                () = self.asked_to_close() => None,
+            },
             None => tokio::select! {
                 protocol = io.detect() => protocol?,
                 () = self.asked_to_close() => None,
@@ -349,7 +365,7 @@ impl Session<'_> {
         let settings = self.ctx.settings.load_full();
         let connection = settings
             .http2
-            .serve_connection(TokioIo::new(io), self.service());
+            .serve_connection(TokioIo::new(H2Guard::new(io)), self.service());
         let mut connection = pin!(connection);
         // HTTP/2 flow control can stall a response without blocking a single socket write
         // (the client keeps its window at zero), so the streams' progress is watched here.

@@ -2,7 +2,7 @@
 //! certificates, HTTPS redirect), replaced whole by a reload or a certificate change on disk
 //! without rebinding; new connections use the new settings, established ones keep theirs.
 
-use crate::config::{Config, ListenerConfig};
+use crate::config::{Config, ListenerConfig, ListenerProtocols};
 use crate::tls::{self, LoadedCert, TlsError};
 use arc_swap::ArcSwap;
 use http::HeaderValue;
@@ -26,6 +26,8 @@ pub struct ListenerSettings {
     pub redirect: Option<Option<u16>>,
     /// Peers whose connections open with a PROXY header.
     pub proxy_protocol: Option<Vec<IpNet>>,
+    /// What the listener speaks; a TLS listener offers only these in ALPN.
+    pub protocols: ListenerProtocols,
 }
 
 /// An HTTPS listener's TLS state.
@@ -45,12 +47,15 @@ impl ListenerSettings {
     pub fn from_config(listener: &ListenerConfig, config: &Config) -> Result<Self, TlsError> {
         let tls = match &listener.tls {
             None => None,
-            Some(t) => Some(TlsSettings::new(
-                t.certs.clone(),
-                t.client_ca.as_deref().map(Vec::as_slice),
-                t.strict_sni,
-                t.hsts.clone(),
-            )?),
+            Some(t) => Some(
+                TlsSettings::new(
+                    t.certs.clone(),
+                    t.client_ca.as_deref().map(Vec::as_slice),
+                    t.strict_sni,
+                    t.hsts.clone(),
+                )?
+                .offering(listener.protocols),
+            ),
         };
         // The port is settled once listeners are bound (see `with_https_port`).
         let redirect = listener.http_redirect.then(|| {
@@ -65,7 +70,18 @@ impl ListenerSettings {
             tls,
             redirect,
             proxy_protocol: listener.proxy_protocol.clone(),
+            protocols: listener.protocols,
         })
+    }
+
+    /// These settings with new certificates (read again from disk), offered in ALPN as before.
+    pub fn with_tls(&self, tls: TlsSettings) -> Self {
+        Self {
+            tls: Some(tls.offering(self.protocols)),
+            redirect: self.redirect,
+            proxy_protocol: self.proxy_protocol.clone(),
+            protocols: self.protocols,
+        }
     }
 }
 
@@ -76,6 +92,7 @@ impl ListenerSettings {
             tls: None,
             redirect: Some((port != 443).then_some(port)),
             proxy_protocol: self.proxy_protocol.clone(),
+            protocols: self.protocols,
         })
     }
 }
@@ -95,6 +112,23 @@ impl TlsSettings {
             strict_sni,
             hsts,
         })
+    }
+
+    /// Offers only `protocols` in ALPN (`tls::server_config` offers h2 and http/1.1). A client
+    /// that offers none of them gets a `no_application_protocol` alert from rustls; one that
+    /// offers no ALPN at all is served the listener's protocol (HTTP/1 when both are allowed).
+    pub fn offering(self, protocols: ListenerProtocols) -> Self {
+        if protocols == ListenerProtocols::default() {
+            return self;
+        }
+        let mut config = rustls::ServerConfig::clone(self.acceptor.config());
+        config
+            .alpn_protocols
+            .retain(|p| (p == b"h2" && protocols.http2) || (p == b"http/1.1" && protocols.http1));
+        Self {
+            acceptor: TlsAcceptor::from(Arc::new(config)),
+            ..self
+        }
     }
 }
 

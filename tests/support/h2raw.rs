@@ -25,6 +25,8 @@ pub mod kind {
     pub const RST_STREAM: u8 = 0x3;
     /// SETTINGS.
     pub const SETTINGS: u8 = 0x4;
+    /// PUSH_PROMISE (only a server may send it).
+    pub const PUSH_PROMISE: u8 = 0x5;
     /// PING.
     pub const PING: u8 = 0x6;
     /// GOAWAY.
@@ -41,10 +43,14 @@ pub mod code {
     pub const NO_ERROR: u32 = 0x0;
     /// PROTOCOL_ERROR.
     pub const PROTOCOL_ERROR: u32 = 0x1;
+    /// INTERNAL_ERROR.
+    pub const INTERNAL_ERROR: u32 = 0x2;
     /// FLOW_CONTROL_ERROR.
     pub const FLOW_CONTROL_ERROR: u32 = 0x3;
     /// STREAM_CLOSED.
     pub const STREAM_CLOSED: u32 = 0x5;
+    /// FRAME_SIZE_ERROR.
+    pub const FRAME_SIZE_ERROR: u32 = 0x6;
     /// REFUSED_STREAM.
     pub const REFUSED_STREAM: u32 = 0x7;
     /// CANCEL.
@@ -61,8 +67,20 @@ pub const END_STREAM: u8 = 0x1;
 pub const ACK: u8 = 0x1;
 /// END_HEADERS on HEADERS and CONTINUATION.
 pub const END_HEADERS: u8 = 0x4;
+/// PADDED on DATA and HEADERS.
+pub const PADDED: u8 = 0x8;
+/// PRIORITY on HEADERS (a 5-byte priority block before the fields).
+pub const PRIORITY: u8 = 0x20;
 /// SETTINGS_INITIAL_WINDOW_SIZE.
 pub const INITIAL_WINDOW_SIZE: u16 = 0x4;
+/// SETTINGS_HEADER_TABLE_SIZE.
+pub const HEADER_TABLE_SIZE: u16 = 0x1;
+/// SETTINGS_ENABLE_PUSH.
+pub const ENABLE_PUSH: u16 = 0x2;
+/// SETTINGS_MAX_CONCURRENT_STREAMS.
+pub const MAX_CONCURRENT_STREAMS: u16 = 0x3;
+/// SETTINGS_MAX_FRAME_SIZE.
+pub const MAX_FRAME_SIZE: u16 = 0x5;
 
 /// One frame: the 9-byte header, then `payload`.
 pub fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
@@ -119,6 +137,12 @@ pub fn priority(stream: u32, depends_on: u32, weight: u8) -> Vec<u8> {
     let mut payload = depends_on.to_be_bytes().to_vec();
     payload.push(weight);
     frame(kind::PRIORITY, 0, stream, &payload)
+}
+
+/// GOAWAY naming `last_stream`, with an error code and no debug data.
+pub fn goaway(last_stream: u32, code: u32) -> Vec<u8> {
+    let payload = [last_stream.to_be_bytes(), code.to_be_bytes()].concat();
+    frame(kind::GOAWAY, 0, 0, &payload)
 }
 
 /// WINDOW_UPDATE (`stream` 0 for the connection).
@@ -419,6 +443,18 @@ impl Client {
         client.reader.find(deadline, wanted).await;
         client.send(&settings_ack()).await.unwrap();
         client
+    }
+
+    /// Connects and sends nothing: the test writes the preface (or not) itself.
+    pub async fn open(addr: SocketAddr) -> Client {
+        let (half, writer) = TcpStream::connect(addr).await.unwrap().into_split();
+        Client {
+            reader: Reader {
+                half,
+                buf: BytesMut::with_capacity(64 * 1024),
+            },
+            writer,
+        }
     }
 
     /// Writes `chunk` `times` times from a task of its own, so that reading goes on meanwhile;
