@@ -22,7 +22,7 @@ pub const RISE: u64 = 2;
 pub fn health_table() -> String {
     format!(
         "[pool.app.health_check]\npath = \"/healthz\"\ninterval = \"{}ms\"\n\
-         timeout = \"500ms\"\nrise = {RISE}\nfall = {FALL}\n",
+         timeout = \"1s\"\nrise = {RISE}\nfall = {FALL}\n",
         INTERVAL.as_millis()
     )
 }
@@ -205,6 +205,20 @@ impl Peer {
         }
     }
 
+    /// Polls [`seen`](Self::seen) until `condition` holds (5 s at most; nginx logs a request
+    /// only after answering it) and returns what it saw then.
+    pub async fn wait_seen(&self, condition: impl Fn(&Seen) -> bool) -> Seen {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let seen = self.seen().await;
+            if condition(&seen) {
+                return seen;
+            }
+            assert!(Instant::now() < deadline, "{}: still {seen:?}", self.name);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// The peer's own output, for assertion messages.
     pub fn output(&self) -> String {
         self.process.output()
@@ -275,21 +289,26 @@ pub async fn time_to_state(
     Some(start.elapsed())
 }
 
-/// Waits (10 s at most) until every one of `peers` is healthy in portero, saying what each peer
-/// saw of the health checks when one never is.
-pub async fn wait_healthy(app: &portero::App, peers: &[&Peer]) {
-    for peer in peers {
-        if time_to_state(app, peer.addr, "healthy", Duration::from_secs(10))
-            .await
-            .is_none()
-        {
-            panic!(
-                "{} ({}) never became healthy: state {:?}, the peer saw {:?}",
-                peer.name,
-                peer.addr,
-                state(app, peer.addr).await,
-                peer.seen().await
-            );
+/// Waits until portero's health checks have reached `peer`'s `/healthz` at least `RISE`
+/// times; fails at once if one arrived with a target that is not origin-form.
+pub async fn wait_probed(peer: &Peer) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let seen = peer.seen().await;
+        assert_eq!(
+            seen.absolute, 0,
+            "{} got a request whose target is not origin-form (`{}`): a proxy must send \
+             `GET /path HTTP/1.1` to a backend, health probes included",
+            peer.name, seen.last_target
+        );
+        if seen.health >= RISE {
+            return;
         }
+        assert!(
+            Instant::now() < deadline,
+            "portero's health checks never reached {}'s /healthz in 10 s: {seen:?}",
+            peer.name
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
