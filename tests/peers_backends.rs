@@ -40,7 +40,7 @@ async fn pair(kind: Kind) -> Option<(Peer, Peer, std::sync::Arc<portero::App>)> 
 
 /// 20 GETs and a 100 KB POST through portero: every answer 200 from one of the peers, both
 /// serve, and each peer saw exactly the requests it answered, with origin-form targets and the
-/// client's Host.
+/// client's Host, and health checks with its own address as Host.
 async fn serves_through_portero(kind: Kind) {
     let Some((a, b, app)) = pair(kind).await else {
         return;
@@ -82,6 +82,8 @@ async fn serves_through_portero(kind: Kind) {
             peer.name
         );
         assert_eq!(seen.last_host, "app.test", "{}: {seen:?}", peer.name);
+        // A check without `host` names the backend's own address.
+        assert_eq!(seen.health_host, peer.addr.to_string(), "{}", peer.name);
     }
 }
 
@@ -166,6 +168,48 @@ async fn peer_backend_python_http_server() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peer_backend_python_sick_is_ejected_and_recovers() {
     sick_is_ejected_and_recovers(Kind::PythonHttpServer).await;
+}
+
+/// The check's own keys against a real server: the probe carries the configured `host`, and
+/// with `expect_body = "ok"` a backend whose `/healthz` answers 200 "degraded" is ejected
+/// though its status passes, then comes back when it says "ok" again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_backend_python_probe_host_and_expect_body() {
+    let kind = Kind::PythonHttpServer;
+    let (Some(a), Some(b)) = (Peer::spawn(kind, "a"), Peer::spawn(kind, "b")) else {
+        return;
+    };
+    let keys = "host = \"health.app.test\"\nexpect_status = \"200\"\nexpect_body = \"ok\"\n";
+    let table = "[pool.app.health_check]\n";
+    let config = peers::config(&[a.addr, b.addr], "").replace(table, &format!("{table}{keys}"));
+    let app = start(&config).await;
+    wait_probed(&a).await;
+    wait_probed(&b).await;
+    assert_eq!(b.seen().await.health_host, "health.app.test");
+
+    let failed_before = b.seen().await.health_failed;
+    b.set_degraded().await;
+    let took = peers::time_to_state(&app, b.addr, "unhealthy", Duration::from_secs(5))
+        .await
+        .unwrap_or_else(|| panic!("200 \"degraded\" passed expect_body = \"ok\""));
+    let failed = b.seen().await.health_failed - failed_before;
+    eprintln!("degraded: ejected {took:?} after, on check {failed}");
+    assert!(
+        (FALL..=FALL + 1).contains(&failed),
+        "ejected after {failed} checks"
+    );
+    let before = b.seen().await.requests;
+    for _ in 0..20 {
+        assert_eq!(get(traffic(&app), "/").await, (200, "a".to_string()));
+    }
+    assert_eq!(b.seen().await.requests, before);
+
+    b.set_sick(false).await;
+    assert!(
+        peers::time_to_state(&app, b.addr, "healthy", Duration::from_secs(5))
+            .await
+            .is_some()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

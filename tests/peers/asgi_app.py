@@ -8,7 +8,8 @@ Binds 127.0.0.1 port 0 itself, prints `listening PORT`, and hands the socket to 
   /healthz         200 "ok", or 503 "sick" once made sick (health checks, not counted)
   /control/sick    makes /healthz answer 503      (control: for the test, directly)
   /control/well    makes /healthz answer 200 again
-  /control/count   JSON: requests, health checks, the last target and Host seen
+  /control/count   JSON: requests, health checks, the last target and Host seen, and the
+                   Host of the last health check
   anything else    200 with NAME as body and `x-backend: NAME` (request bodies are read)
 """
 
@@ -18,7 +19,7 @@ import sys
 
 NAME = sys.argv[1] if len(sys.argv) > 1 else "asgi"
 STATE = {"sick": False, "requests": 0, "health": 0, "health_failed": 0,
-         "absolute": 0, "last_target": "", "last_host": ""}
+         "absolute": 0, "last_target": "", "last_host": "", "health_host": ""}
 
 
 async def app(scope, receive, send):
@@ -32,6 +33,7 @@ async def app(scope, receive, send):
         pass
     if target == "/healthz":
         STATE["health"] += 1
+        STATE["health_host"] = headers.get(b"host", b"").decode("latin-1")
         STATE["health_failed"] += int(STATE["sick"])
         status, body = (503, "sick") if STATE["sick"] else (200, "ok")
     elif target.startswith("/control/"):

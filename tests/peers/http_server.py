@@ -7,7 +7,9 @@ Binds 127.0.0.1:PORT (0 by default), prints `listening PORT`, and answers:
   /healthz         200 "ok", or 503 "sick" once made sick (health checks, not counted)
   /control/sick    makes /healthz answer 503      (control: for the test, directly)
   /control/well    makes /healthz answer 200 again
-  /control/count   JSON: requests, health checks, the last target and Host seen
+  /control/degraded  makes /healthz answer 200 "degraded" (a status check passes it)
+  /control/count   JSON: requests, health checks, the last target and Host seen, and the
+                   Host of the last health check
   /page            an HTML page that opens a WebSocket to /ws and writes the echo in the DOM
   /ws              a WebSocket echo (RFC 6455, text frames); "done" releases /hold
   /hold            waits until the page has written the echo (holds the load event)
@@ -26,8 +28,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 NAME = sys.argv[1]
 PORT = int(sys.argv[2]) if len(sys.argv) > 2 else 0
 LOCK = threading.Lock()
-STATE = {"sick": False, "requests": 0, "health": 0, "health_failed": 0,
-         "absolute": 0, "last_target": "", "last_host": ""}
+STATE = {"sick": False, "degraded": False, "requests": 0, "health": 0, "health_failed": 0,
+         "absolute": 0, "last_target": "", "last_host": "", "health_host": ""}
 ECHOED = threading.Event()
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -74,17 +76,23 @@ class Handler(BaseHTTPRequestHandler):
         with LOCK:
             if self.path == "/control/sick":
                 STATE["sick"] = True
+            elif self.path == "/control/degraded":
+                STATE["degraded"] = True
             elif self.path == "/control/well":
-                STATE["sick"] = False
+                STATE["sick"] = STATE["degraded"] = False
             body = json.dumps(STATE)
         self.reply(200, body, "application/json")
 
     def healthz(self):
         with LOCK:
             STATE["health"] += 1
-            sick = STATE["sick"]
-            STATE["health_failed"] += int(sick)
-        self.reply(503 if sick else 200, "sick" if sick else "ok")
+            STATE["health_host"] = self.headers.get("host") or ""
+            sick, degraded = STATE["sick"], STATE["degraded"]
+            STATE["health_failed"] += int(sick or degraded)
+        if sick:
+            self.reply(503, "sick")
+        else:
+            self.reply(200, "degraded" if degraded else "ok")
 
     def read_body(self):
         """The request body's length, read whole (Content-Length or chunked)."""

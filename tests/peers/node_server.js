@@ -7,7 +7,8 @@
 //   /healthz        200 "ok", or 503 "sick" once made sick (health checks, not counted)
 //   /control/sick   makes /healthz answer 503     (control: for the test, directly)
 //   /control/well   makes /healthz answer 200 again
-//   /control/count  JSON: requests, health checks, the last target and Host seen
+//   /control/count  JSON: requests, health checks, the last target and Host seen, and the
+//                   Host of the last health check
 //   anything else   200 with NAME as body and `x-backend: NAME` (request bodies are read)
 "use strict";
 const http = require("http");
@@ -16,7 +17,7 @@ const name = process.argv[2];
 const port = Number(process.argv[3] || 0);
 const state = {
   sick: false, requests: 0, health: 0, health_failed: 0,
-  absolute: 0, last_target: "", last_host: "",
+  absolute: 0, last_target: "", last_host: "", health_host: "",
 };
 
 function reply(res, status, body, type) {
@@ -32,6 +33,7 @@ const server = http.createServer((req, res) => {
   const url = req.url;
   if (url === "/healthz") {
     state.health += 1;
+    state.health_host = req.headers.host || "";
     state.health_failed += state.sick ? 1 : 0;
     reply(res, state.sick ? 503 : 200, state.sick ? "sick" : "ok");
   } else if (url.startsWith("/control/")) {

@@ -8,7 +8,8 @@ are in one place. Same protocol as http_server.py:
   /healthz         200 "ok", or 503 "sick" once made sick (health checks, not counted)
   /control/sick    makes /healthz answer 503      (control: for the test, directly)
   /control/well    makes /healthz answer 200 again
-  /control/count   JSON: requests, health checks, the last target and Host seen
+  /control/count   JSON: requests, health checks, the last target and Host seen, and the
+                   Host of the last health check
   anything else    200 with NAME as body and `x-backend: NAME` (request bodies are read)
 """
 
@@ -19,7 +20,7 @@ import threading
 NAME = os.environ.get("PEER_NAME", "wsgi")
 LOCK = threading.Lock()
 STATE = {"sick": False, "requests": 0, "health": 0, "health_failed": 0,
-         "absolute": 0, "last_target": "", "last_host": ""}
+         "absolute": 0, "last_target": "", "last_host": "", "health_host": ""}
 
 
 def app(environ, start_response):
@@ -30,6 +31,7 @@ def app(environ, start_response):
     with LOCK:
         if target == "/healthz":
             STATE["health"] += 1
+            STATE["health_host"] = environ.get("HTTP_HOST", "")
             STATE["health_failed"] += int(STATE["sick"])
             status, body = ("503 Service Unavailable", "sick") if STATE["sick"] else ("200 OK", "ok")
         elif target.startswith("/control/"):

@@ -55,7 +55,7 @@ pub struct Seen {
     pub requests: u64,
     /// Health checks that reached `/healthz`.
     pub health: u64,
-    /// Health checks answered 503.
+    /// Health checks answered 503 (or 200 "degraded").
     pub health_failed: u64,
     /// Requests whose target was not origin-form (did not start with `/`).
     pub absolute: u64,
@@ -63,6 +63,8 @@ pub struct Seen {
     pub last_target: String,
     /// The last counted request's Host header.
     pub last_host: String,
+    /// The last health check's Host header.
+    pub health_host: String,
 }
 
 /// A running backend peer; stopped when dropped.
@@ -173,6 +175,19 @@ impl Peer {
         }
     }
 
+    /// Makes `/healthz` answer 200 with the body "degraded" (Python `http.server` only), until
+    /// [`set_sick(false)`](Self::set_sick).
+    pub async fn set_degraded(&self) {
+        assert!(
+            self.dir.is_none(),
+            "only the scripted peers can be degraded"
+        );
+        assert_eq!(
+            client::get(self.addr, "/control/degraded").await.status,
+            200
+        );
+    }
+
     /// What the peer has seen so far (asked directly, never through portero).
     pub async fn seen(&self) -> Seen {
         let Some(dir) = &self.dir else {
@@ -186,12 +201,14 @@ impl Peer {
                 absolute: v["absolute"].as_u64().unwrap(),
                 last_target: text("last_target"),
                 last_host: text("last_host"),
+                health_host: text("health_host"),
             };
         };
         // nginx writes one access-log line per request, unbuffered: `STATUS TARGET HOST`.
         let read = |file: &str| std::fs::read_to_string(dir.path().join(file)).unwrap_or_default();
         let (requests, health) = (read("requests.log"), read("health.log"));
         let last: Vec<&str> = requests.lines().last().unwrap_or("").split(' ').collect();
+        let health_host = health.lines().last().unwrap_or("").split(' ').nth(2);
         Seen {
             requests: requests.lines().count() as u64,
             health: health.lines().count() as u64,
@@ -202,6 +219,7 @@ impl Peer {
                 .count() as u64,
             last_target: last.get(1).unwrap_or(&"").to_string(),
             last_host: last.get(2).unwrap_or(&"").to_string(),
+            health_host: health_host.unwrap_or("").to_string(),
         }
     }
 
