@@ -326,6 +326,77 @@ async fn s3_4_listener_protocols_are_validated() {
     }
 }
 
+/// A TLS handshake with portero's `https` listener offering `alpn`: the protocol agreed, or
+/// `None` when the handshake fails.
+async fn alpn_agreed(
+    addr: std::net::SocketAddr,
+    ca: &support::pki::Ca,
+    alpn: &[&[u8]],
+) -> Option<Option<Vec<u8>>> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in portero::tls::load_chain(&ca.file()).unwrap() {
+        roots.add(cert).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let mut stream = connector.connect(name, tcp).await.ok()?;
+    let agreed = stream.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
+    if agreed.is_none() {
+        // No ALPN on an HTTP/2-only listener: HTTP/2 with prior knowledge.
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        stream
+            .write_all(&[PREFACE, &h2raw::settings(&[])].concat())
+            .await
+            .unwrap();
+        let mut head = [0u8; 9];
+        tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut head))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(head[3], kind::SETTINGS, "{head:?}");
+    }
+    Some(agreed)
+}
+
+#[tokio::test]
+async fn s3_2_tls_listener_protocols_restrict_alpn() {
+    bounded(async {
+        let ca = support::pki::Ca::new("conformance CA");
+        let leaf = ca.issue("localhost", "localhost", &["localhost"], 1);
+        let backend = TestBackend::named("app").await;
+        let config = |protocols: &str| {
+            support::pki::https_config(&[&leaf], "", backend.addr, "").replace(
+                "name = \"https\"\n",
+                &format!("name = \"https\"\nprotocols = {protocols}\n"),
+            )
+        };
+        let h2_only = start(&config("[\"h2\"]")).await;
+        let addr = h2_only.listener_addr("https").unwrap();
+        assert_eq!(alpn_agreed(addr, &ca, &[b"http/1.1"]).await, None);
+        let both: &[&[u8]] = &[b"http/1.1", b"h2"];
+        assert_eq!(
+            alpn_agreed(addr, &ca, both).await,
+            Some(Some(b"h2".to_vec()))
+        );
+        assert_eq!(alpn_agreed(addr, &ca, &[]).await, Some(None));
+
+        let http1_only = start(&config("[\"http/1.1\"]")).await;
+        let addr = http1_only.listener_addr("https").unwrap();
+        assert_eq!(alpn_agreed(addr, &ca, &[b"h2"]).await, None);
+        let agreed = alpn_agreed(addr, &ca, &[b"h2", b"http/1.1"]).await;
+        assert_eq!(agreed, Some(Some(b"http/1.1".to_vec())));
+    })
+    .await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // §4.1 Frame format
 // ---------------------------------------------------------------------------------------------
@@ -936,6 +1007,20 @@ async fn s6_4_rst_stream_of_a_length_other_than_4_is_frame_size_error() {
     .await;
 }
 
+#[tokio::test]
+async fn s6_4_rst_stream_with_an_unknown_code_ends_only_its_stream() {
+    bounded(async {
+        // §7: unknown error codes MUST NOT trigger any special behavior.
+        let rig = Rig::start().await;
+        let mut client = rig.connect().await;
+        open_hanging(&mut client, 1).await;
+        client.send(&h2raw::rst_stream(1, 0xbad)).await.unwrap();
+        alive(&mut client).await;
+        assert_eq!(status(&mut client, 3, &get("/")).await, Some(200));
+    })
+    .await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // §6.5 SETTINGS
 // ---------------------------------------------------------------------------------------------
@@ -1015,15 +1100,22 @@ async fn s6_5_2_header_table_size_0_is_honoured() {
     bounded(async {
         let rig = Rig::start().await;
         let mut client = rig.connect_with(&[(HEADER_TABLE_SIZE, 0)]).await;
-        for stream in [1, 3] {
-            let response = response_to(&mut client, stream).await;
-            // RFC 7541 §6.2.1: no literal with incremental indexing (01xxxxxx) may enter a
-            // table of size 0; the encoder's first block may open with a size update.
-            let first = response.payload[0];
-            assert!(first & 0xc0 != 0x40, "{response:?}");
+        // RFC 7541 §4.2: the first block after the change opens with a dynamic table size
+        // update (001xxxxx) to 0; §6.2.1: nothing is added to a table of size 0, so no
+        // literal with incremental indexing (01xxxxxx) follows.
+        let first = response_to(&mut client, 1).await;
+        assert_eq!(first.payload[0], 0x20, "{first:?}");
+        for response in [first, response_to(&mut client, 3).await] {
+            assert!(!literal_with_indexing_at_start(&response), "{response:?}");
         }
     })
     .await;
+}
+
+/// Whether the block's first field (after any size updates) is a literal with indexing.
+fn literal_with_indexing_at_start(response: &Frame) -> bool {
+    let first_field = response.payload.iter().find(|b| *b & 0xe0 != 0x20);
+    first_field.is_some_and(|b| b & 0xc0 == 0x40)
 }
 
 /// Sends a GET for `/` on `stream` and gives the response HEADERS.
@@ -1284,6 +1376,28 @@ async fn s6_9_2_a_window_made_negative_by_settings_is_honoured() {
     .await;
 }
 
+#[tokio::test]
+async fn s6_9_2_initial_window_size_change_overflowing_a_window_is_flow_control_error() {
+    bounded(async {
+        let rig = Rig::start().await;
+        let mut client = rig.connect().await;
+        open_hanging(&mut client, 1).await;
+        // Stream 1's send window, 65 535 to begin with, grown to 2^31-1; raising the initial
+        // size by one would take it past the maximum.
+        client
+            .send(&h2raw::window_update(1, 0x7fff_ffff - 65_535))
+            .await
+            .unwrap();
+        alive(&mut client).await;
+        client
+            .send(&h2raw::settings(&[(INITIAL_WINDOW_SIZE, 65_536)]))
+            .await
+            .unwrap();
+        connection_error(&mut client, code::FLOW_CONTROL_ERROR).await;
+    })
+    .await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // §6.10 CONTINUATION
 // ---------------------------------------------------------------------------------------------
@@ -1534,6 +1648,25 @@ async fn s8_2_2_te_trailers_is_accepted() {
         let mut client = rig.connect().await;
         let block = get("/").field("te", "trailers");
         assert_eq!(status(&mut client, 1, &block).await, Some(200));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn s8_2_2_responses_carry_no_connection_specific_fields() {
+    bounded(async {
+        // The backend answers in HTTP/1.1 with `transfer-encoding: chunked` (a streamed
+        // body); the client is h2's own, which resets a response with a connection-specific
+        // field as malformed, so a whole response is the proof.
+        let rig = Rig::start().await;
+        let client = support::client::h2c();
+        let uri = format!("http://{}/big", traffic(&rig.app));
+        let request = http::Request::get(uri).body(Default::default()).unwrap();
+        let reply = support::client::send(&client, request).await;
+        assert_eq!((reply.status.as_u16(), reply.body.len()), (200, 100_000));
+        for name in ["connection", "keep-alive", "transfer-encoding", "upgrade"] {
+            assert!(!reply.headers.contains_key(name), "{name}");
+        }
     })
     .await;
 }

@@ -98,3 +98,49 @@ pub fn listener_protocols(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(tls: bool, listed: &[&str]) -> (ListenerProtocols, Vec<String>) {
+        let listed: Vec<String> = listed.iter().map(|s| s.to_string()).collect();
+        let mut problems = Vec::new();
+        let protocols = listener_protocols("web", tls, &listed, 0..1, &mut problems);
+        (protocols, problems.into_iter().map(|p| p.message).collect())
+    }
+
+    #[test]
+    fn plain_listeners_name_http1_and_h2c() {
+        let (only_h2, problems) = check(false, &["h2c"]);
+        assert!(problems.is_empty() && only_h2.http2_only(), "{problems:?}");
+        let (only_h1, _) = check(false, &["http1"]);
+        assert!(only_h1.http1_only());
+        let (both, _) = check(false, &["h2c", "http1"]);
+        assert_eq!(both, ListenerProtocols::default());
+        let (_, problems) = check(false, &["h2"]);
+        assert!(
+            problems[0].contains("ALPN name, for TLS listeners"),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn tls_listeners_name_alpn_protocols() {
+        let (only_h2, problems) = check(true, &["h2"]);
+        assert!(problems.is_empty() && only_h2.http2_only(), "{problems:?}");
+        let (only_h1, _) = check(true, &["http/1.1"]);
+        assert!(only_h1.http1_only());
+        let (_, problems) = check(true, &["h2c"]);
+        assert!(problems[0].contains("for plain listeners"), "{problems:?}");
+    }
+
+    #[test]
+    fn empty_repeated_and_unknown_lists_are_problems() {
+        assert!(check(false, &[]).1[0].contains("protocols is empty"));
+        assert!(check(false, &["h2c", "h2c"]).1[0].contains("twice"));
+        let (fallback, problems) = check(false, &["h3"]);
+        assert!(problems[0].contains("not \"h3\""), "{problems:?}");
+        assert_eq!(fallback, ListenerProtocols::default());
+    }
+}

@@ -34,7 +34,8 @@ use tokio::time::{Instant, Sleep};
 
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// The answer to a connection that must be HTTP/2 and opens otherwise: the server preface
-/// (an empty SETTINGS frame), then GOAWAY (last stream 0, PROTOCOL_ERROR, "invalid preface").
+/// (an empty SETTINGS frame), then GOAWAY (last stream 0, PROTOCOL_ERROR, "invalid connection
+/// preface").
 const INVALID_PREFACE: &[u8] = b"\0\0\0\x04\0\0\0\0\0\
     \0\0\x22\x07\0\0\0\0\0\0\0\0\0\0\0\0\x01invalid connection preface";
 const REQUEST_TIMEOUT: &[u8] = b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 20\r\nconnection: close\r\n\r\n408 Request Timeout\n";
