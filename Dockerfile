@@ -7,6 +7,8 @@ COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY config ./config
 COPY benches ./benches
+# h2 with portero's RFC 9113 error-code patch ([patch.crates-io] in Cargo.toml).
+COPY vendor ./vendor
 RUN cargo build --release --locked --bin portero
 
 FROM debian:bookworm-slim
