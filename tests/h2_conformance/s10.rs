@@ -1,0 +1,53 @@
+//! RFC 9113 §10.5: control frames that each demand an answer, flooded.
+
+use super::*;
+
+// ---------------------------------------------------------------------------------------------
+// §10.5 Denial-of-service: control frames that each demand an answer
+// ---------------------------------------------------------------------------------------------
+
+/// `count` copies of `frame` in one write: GOAWAY ENHANCE_YOUR_CALM, then close.
+async fn control_flood_is_cut_off(frame: Vec<u8>, count: usize) {
+    let rig = Rig::start().await;
+    let client = rig.connect().await;
+    let (mut reader, flood) = client.flood_in_background(frame.repeat(count), 1);
+    let goaway = reader.expect_goaway(soon()).await;
+    assert_eq!(goaway.code, code::ENHANCE_YOUR_CALM, "{goaway:?}");
+    assert!(reader.closed_within(soon()).await);
+    flood.await.unwrap();
+    let reply = support::client::try_get(traffic(&rig.app), "/").await;
+    assert_eq!(reply.map(|r| r.status.as_u16()), Some(200), "still serves");
+}
+
+#[tokio::test]
+async fn s10_5_ping_flood_gets_enhance_your_calm() {
+    bounded(control_flood_is_cut_off(h2raw::ping(*b"flooding"), 5000)).await;
+}
+
+#[tokio::test]
+async fn s10_5_settings_flood_gets_enhance_your_calm() {
+    let settings = h2raw::settings(&[(INITIAL_WINDOW_SIZE, 65_535)]);
+    bounded(control_flood_is_cut_off(settings, 5000)).await;
+}
+
+#[tokio::test]
+async fn s10_5_pings_at_an_ordinary_rate_are_answered() {
+    bounded(async {
+        let rig = Rig::start().await;
+        let mut client = rig.connect().await;
+        // A burst of 50 (a keep-alive client sends one every few seconds).
+        client
+            .send(&h2raw::ping(*b"burst!!!").repeat(50))
+            .await
+            .unwrap();
+        for _ in 0..50 {
+            let pong = client
+                .reader
+                .find(soon(), |f| f.kind == kind::PING || f.kind == kind::GOAWAY)
+                .await;
+            assert_eq!(pong.kind, kind::PING);
+        }
+        assert_eq!(status(&mut client, 1, &get("/")).await, Some(200));
+    })
+    .await;
+}
