@@ -29,38 +29,45 @@ pub struct Decoder {
 /// portero: a dynamic table entry. A field whose name or value is not valid in HTTP (an
 /// uppercase name, a NUL in a value, an unknown pseudo-header) is still kept, so that the
 /// table stays in step with the peer's encoder, and makes malformed every message that uses it.
+/// It keeps a copy of its name (a later field may name it by index) and its value's length
+/// (for the table's size), not slices that would pin the read buffer.
 #[derive(Debug, Clone)]
 enum Entry {
     Field(Header),
-    Malformed { name: Bytes, value: Bytes },
+    Malformed { name: Bytes, value_len: usize },
 }
 
 impl Entry {
     fn new(name: Bytes, value: Bytes) -> Entry {
-        match Header::new(name.clone(), value.clone()) {
+        let value_len = value.len();
+        match Header::new(name.clone(), value) {
             Ok(header) => Entry::Field(header),
-            Err(_) => Entry::Malformed { name, value },
+            Err(_) => Entry::Malformed {
+                name: Bytes::copy_from_slice(&name),
+                value_len,
+            },
         }
     }
 
     /// A new entry with this one's name and `value`.
     fn with_value(self, value: Bytes) -> Entry {
+        let value_len = value.len();
         match self {
-            Entry::Field(header) => match header.name().into_entry(value.clone()) {
-                Ok(header) => Entry::Field(header),
+            Entry::Field(header) => match header.name().into_entry(value) {
+                Ok(field) => Entry::Field(field),
                 Err(_) => Entry::Malformed {
                     name: Bytes::copy_from_slice(header.name().as_slice()),
-                    value,
+                    value_len,
                 },
             },
-            Entry::Malformed { name, .. } => Entry::Malformed { name, value },
+            Entry::Malformed { name, .. } => Entry::Malformed { name, value_len },
         }
     }
 
     fn len(&self) -> usize {
         match self {
             Entry::Field(header) => header.len(),
-            Entry::Malformed { name, value } => 32 + name.len() + value.len(),
+            Entry::Malformed { name, value_len } => 32 + name.len() + value_len,
         }
     }
 }
