@@ -1352,11 +1352,11 @@ async fn h2_answer(rig: &Rig, block: &Block) -> H2Answer {
 }
 
 /// Row 48 (portero): HTTP/2 requests become HTTP/1 upstream, so an `:authority` that
-/// disagrees with `host`, or a value with whitespace at an edge (which h2 passes through
-/// untrimmed, and an HTTP/1 parser would trim), is 400 (a response on the stream, not a
-/// reset: h2 accepts both as well-formed fields; portero's sanitizer refuses them). An
-/// `:authority` with whitespace is no valid URI authority: h2 itself resets the stream
-/// with PROTOCOL_ERROR. The HTTP/1 Host is built from `:authority`.
+/// disagrees with `host` is 400 (h2 accepts both fields; portero's sanitizer refuses the
+/// pair). A value with whitespace at an edge, which an HTTP/1 parser would trim, makes the
+/// request malformed (RFC 9113 §8.2.1): portero's h2 (vendor/h2.patch) resets the stream with
+/// PROTOCOL_ERROR, the stream error §8.1.1 asks for, as it does for an `:authority` with
+/// whitespace. Nothing of either is forwarded. The HTTP/1 Host is built from `:authority`.
 #[tokio::test]
 async fn row_48_authority_and_host_must_agree_and_values_must_be_trimmed() {
     bounded(async {
@@ -1377,17 +1377,17 @@ async fn row_48_authority_and_host_must_agree_and_values_must_be_trimmed() {
             (
                 "host with a trailing space",
                 base("/r48", "a.example").field("host", "a.example "),
-                H2Answer::Status(400),
+                H2Answer::Reset(h2raw::code::PROTOCOL_ERROR),
             ),
             (
                 "leading space",
                 base("/r48", "a.example").field("x-a", " padded"),
-                H2Answer::Status(400),
+                H2Answer::Reset(h2raw::code::PROTOCOL_ERROR),
             ),
             (
                 "trailing tab",
                 base("/r48", "a.example").field("x-a", "padded\t"),
-                H2Answer::Status(400),
+                H2Answer::Reset(h2raw::code::PROTOCOL_ERROR),
             ),
             (
                 "space in :authority",
