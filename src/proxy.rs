@@ -152,8 +152,12 @@ impl Proxy {
         let key = affinity::key(&pool.config().hash_key, request.headers(), conn.peer.ip());
 
         let upgrade = headers::requested_upgrade(request.headers());
+        let from_h2 = request.version() == Version::HTTP_2;
         let headers = request.headers_mut();
         headers::remove_hop_by_hop(headers, upgrade.clone());
+        if from_h2 {
+            headers::join_cookie_crumbs(headers);
+        }
         let hop = Hop {
             peer: conn.peer.ip(),
             trusted: snapshot.is_trusted_proxy(conn.peer.ip()),

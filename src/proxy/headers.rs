@@ -104,6 +104,25 @@ fn remove_present_hop_by_hop(
     }
 }
 
+/// Joins an HTTP/2 request's `cookie` fields into one, separated by `; `: HTTP/2 clients send
+/// each cookie as a field of its own ("crumbs", which compress better), and RFC 9113 §8.2.3
+/// requires them concatenated before the request goes to an HTTP/1.1 connection, where a
+/// server may keep only one Cookie line. Harmless on HTTP/2 backends.
+pub fn join_cookie_crumbs(headers: &mut HeaderMap) {
+    let mut crumbs = headers.get_all(header::COOKIE).iter();
+    if crumbs.nth(1).is_none() {
+        return;
+    }
+    let joined: Vec<&[u8]> = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .map(HeaderValue::as_bytes)
+        .collect();
+    if let Ok(value) = HeaderValue::from_bytes(&joined.join(&b"; "[..])) {
+        headers.insert(header::COOKIE, value);
+    }
+}
+
 /// Whether a `TE` value lists the `trailers` token (`trailers`, `trailers, deflate;q=0.5`).
 fn accepts_trailers(value: &HeaderValue) -> bool {
     value.to_str().is_ok_and(|v| {

@@ -193,7 +193,6 @@ async fn s8_2_2_responses_carry_no_connection_specific_fields() {
 }
 
 #[tokio::test]
-#[ignore = "portero: the proxy forwards each cookie field of an HTTP/2 request as its own line to an HTTP/1 backend; RFC 9113 §8.2.3 wants them joined with \"; \" (src/proxy/headers.rs, not this change's file)"]
 async fn s8_2_3_cookie_crumbs_are_joined_for_http1() {
     bounded(async {
         let rig = Rig::start().await;

@@ -213,3 +213,21 @@ fn an_upgrade_is_announced_even_with_no_hop_by_hop_field_to_remove() {
     assert_eq!(h["upgrade"], "websocket");
     assert_eq!(h["x-kept"], "yes");
 }
+
+#[test]
+fn cookie_crumbs_are_joined_in_order() {
+    let mut h = map(&[
+        ("cookie", "a=1"),
+        ("x", "y"),
+        ("cookie", "b=2"),
+        ("cookie", "c=3"),
+    ]);
+    join_cookie_crumbs(&mut h);
+    assert_eq!(
+        h.get_all("cookie").iter().collect::<Vec<_>>(),
+        ["a=1; b=2; c=3"]
+    );
+    let mut one = map(&[("cookie", "a=1")]);
+    join_cookie_crumbs(&mut one);
+    assert_eq!(one.get_all("cookie").iter().collect::<Vec<_>>(), ["a=1"]);
+}
