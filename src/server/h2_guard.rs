@@ -8,6 +8,9 @@
 //!   unsent answer at most, so a client that does not read is throttled by TCP, but one that
 //!   reads can keep the connection busy answering for ever. Past the limit: GOAWAY
 //!   ENHANCE_YOUR_CALM, as nghttp2, Envoy and HAProxy do for their own flood limits.
+//! - PRIORITY frames, which need no answer but cost a parse each (CVE-2019-9513), are limited
+//!   as Envoy limits them: at most [`PRIORITY_FRAMES_PER_STREAM`] per stream the client
+//!   opened, plus one stream's worth. Past it: GOAWAY ENHANCE_YOUR_CALM.
 //!
 //! The GOAWAY goes out at a frame boundary of what h2 writes (a write that would cross one is
 //! cut short at it), naming the highest stream the client opened; then reads end (h2 sees the
@@ -30,11 +33,16 @@ use tokio::time::Instant;
 const CONTROL_FRAMES_PER_WINDOW: u32 = 1000;
 /// The window [`CONTROL_FRAMES_PER_WINDOW`] counts over.
 const CONTROL_WINDOW: Duration = Duration::from_secs(10);
+/// PRIORITY frames allowed per stream opened (and once more for the connection): Envoy's
+/// `max_inbound_priority_frames_per_stream` default. Browsers that still send PRIORITY send a
+/// few per stream; RFC 9218 clients send none.
+const PRIORITY_FRAMES_PER_STREAM: u64 = 100;
 
 /// The client connection preface, which comes before the first frame.
 const PREFACE_LEN: usize = 24;
 const HEADER_LEN: usize = 9;
 const HEADERS: u8 = 0x1;
+const PRIORITY: u8 = 0x2;
 const SETTINGS: u8 = 0x4;
 const PING: u8 = 0x6;
 const GOAWAY: u8 = 0x7;
@@ -53,6 +61,10 @@ pub struct H2Guard<S> {
     last_stream: u32,
     window_start: Option<Instant>,
     in_window: u32,
+    /// HEADERS frames from the client (streams opened, plus trailers).
+    headers: u64,
+    /// PRIORITY frames from the client.
+    priorities: u64,
     goaway: GoAway,
     /// The reader, waiting for the GOAWAY to be written.
     reader: Option<Waker>,
@@ -146,6 +158,8 @@ impl<S> H2Guard<S> {
             last_stream: 0,
             window_start: None,
             in_window: 0,
+            headers: 0,
+            priorities: 0,
             goaway: GoAway::None,
             reader: None,
         }
@@ -164,6 +178,15 @@ impl<S> H2Guard<S> {
             HEADERS => {
                 let stream = u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & !(1 << 31);
                 self.last_stream = self.last_stream.max(stream);
+                self.headers += 1;
+            }
+            PRIORITY => {
+                self.priorities += 1;
+                if self.priorities > PRIORITY_FRAMES_PER_STREAM * (1 + self.headers) {
+                    tracing::debug!("HTTP/2 PRIORITY flood: GOAWAY");
+                    self.go_away(ENHANCE_YOUR_CALM, "too_many_priority_frames");
+                    return false;
+                }
             }
             PING | SETTINGS if flags & ACK == 0 => {
                 let now = Instant::now();
@@ -407,6 +430,18 @@ mod tests {
         };
         assert_eq!(&frame[3..13], &[GOAWAY, 0, 0, 0, 0, 0, 0, 0, 0, 7]);
         assert_eq!(&frame[13..17], &ENHANCE_YOUR_CALM.to_be_bytes());
+    }
+
+    #[test]
+    fn priority_frames_past_a_hundred_per_stream_call_for_goaway() {
+        let mut guard = H2Guard::new(());
+        assert!(guard.inspect(&[0, 0, 0, SETTINGS, 0, 0, 0, 0, 0]));
+        assert!(guard.inspect(&[0, 0, 0, HEADERS, 5, 0, 0, 0, 1]));
+        // One stream opened: 100 for it and 100 for the connection.
+        for _ in 0..200 {
+            assert!(guard.inspect(&[0, 0, 5, PRIORITY, 0, 0, 0, 0, 3]));
+        }
+        assert!(!guard.inspect(&[0, 0, 5, PRIORITY, 0, 0, 0, 0, 3]));
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! RFC 9113 §10.5: control frames that each demand an answer, flooded.
+//! RFC 9113 §10.5: control frames that each demand an answer, and PRIORITY frames, flooded.
 
 use super::*;
 
@@ -28,6 +28,30 @@ async fn s10_5_ping_flood_gets_enhance_your_calm() {
 async fn s10_5_settings_flood_gets_enhance_your_calm() {
     let settings = h2raw::settings(&[(INITIAL_WINDOW_SIZE, 65_535)]);
     bounded(control_flood_is_cut_off(settings, 5000)).await;
+}
+
+/// PRIORITY needs no answer but costs a parse (CVE-2019-9513): past 100 per stream opened,
+/// as Envoy allows, the connection is cut off.
+#[tokio::test]
+async fn s10_5_priority_flood_gets_enhance_your_calm() {
+    bounded(control_flood_is_cut_off(h2raw::priority(3, 0, 16), 5000)).await;
+}
+
+/// A client that sends a few PRIORITY frames per stream, as browsers did, is served.
+#[tokio::test]
+async fn s10_5_priority_frames_at_an_ordinary_rate_are_accepted() {
+    bounded(async {
+        let rig = Rig::start().await;
+        let mut client = rig.connect().await;
+        for stream in [1u32, 3, 5] {
+            let priorities: Vec<u8> = (0..5)
+                .flat_map(|i| h2raw::priority(stream + 100 + 2 * i, 0, 16))
+                .collect();
+            client.send(&priorities).await.unwrap();
+            assert_eq!(status(&mut client, stream, &get("/")).await, Some(200));
+        }
+    })
+    .await;
 }
 
 #[tokio::test]
