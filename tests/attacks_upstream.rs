@@ -17,6 +17,7 @@ use support::backend::{Behavior, TestBackend};
 use support::client;
 use support::daemon::{config_text, start, traffic};
 use support::raw_backend::{RawBackend, Reply};
+use support::status::state;
 use support::{metric, wait_until};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -436,19 +437,6 @@ async fn row_37_silent_backend_is_504_after_the_response_timeout_and_closed() {
     assert_eq!(backend.conn(0).heads, 1);
     backend.wait_closed(0, WAIT).await;
     still_serves(addr, &backend).await;
-}
-
-/// The state `/status` shows for `backend`.
-async fn state(app: &portero::App, backend: SocketAddr) -> String {
-    let status: serde_json::Value =
-        serde_json::from_str(&client::get(app.admin_addr(), "/status").await.body).unwrap();
-    status["pools"][0]["backends"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["address"] == backend.to_string())
-        .map(|b| b["state"].as_str().unwrap().to_string())
-        .unwrap_or_default()
 }
 
 /// A socket bound to a loopback port but not listening: connecting to it is refused, and

@@ -24,6 +24,7 @@ use support::client;
 use support::daemon::{config_text, start, traffic};
 use support::external::{External, peer_file, peers_python};
 use support::pki::{Ca, https_config};
+use support::status::{state, wait_for_state};
 
 /// A grpcio server on 127.0.0.1 (`port` 0: any); `None` (a loud skip) without the peers venv.
 fn grpc_server(port: u16) -> Option<(External, SocketAddr)> {
@@ -424,34 +425,6 @@ async fn assert_trailers_only(
     let body = response.into_body().collect().await.unwrap();
     assert!(body.trailers().is_none());
     assert!(body.to_bytes().is_empty());
-}
-
-/// A backend's state in portero's admin `/status`.
-async fn state(app: &portero::App, backend: SocketAddr) -> String {
-    let body = client::get(app.admin_addr(), "/status").await.body;
-    let status: Value = serde_json::from_str(&body).unwrap();
-    status["pools"][0]["backends"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["address"] == backend.to_string())
-        .map(|b| b["state"].as_str().unwrap().to_string())
-        .unwrap_or_default()
-}
-
-async fn wait_for_state(app: &portero::App, backend: SocketAddr, wanted: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let now = state(app, backend).await;
-        if now == wanted {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{backend} never became {wanted} (still {now})"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 /// What portero answers itself to a gRPC call, grpcio's client reads as a gRPC status: a dead

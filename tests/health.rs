@@ -15,9 +15,10 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::client;
 use support::daemon::{config_text, start, traffic};
+use support::status::{state, wait_for_state};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -101,26 +102,6 @@ fn checked(backend: SocketAddr, check: &str) -> String {
             "[pool.app.health_check]\ninterval = \"50ms\"\ntimeout = \"500ms\"\nrise = 1\nfall = 2\n{check}"
         ),
     )
-}
-
-async fn state(app: &portero::App, backend: SocketAddr) -> String {
-    let status: serde_json::Value =
-        serde_json::from_str(&client::get(app.admin_addr(), "/status").await.body).unwrap();
-    status["pools"][0]["backends"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["address"] == backend.to_string())
-        .map(|b| b["state"].as_str().unwrap().to_string())
-        .unwrap_or_default()
-}
-
-async fn wait_for_state(app: &portero::App, backend: SocketAddr, wanted: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while state(app, backend).await != wanted {
-        assert!(Instant::now() < deadline, "{backend} never became {wanted}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 #[tokio::test]

@@ -16,6 +16,7 @@ use support::backend::{Behavior, TestBackend};
 use support::client::{self, send};
 use support::daemon::{config_text, start, traffic};
 use support::metric;
+use support::status::{state, wait_for_state};
 use tokio::io::AsyncReadExt;
 
 /// A config over `backends` (weight 1) with `pool_keys` in `[pool.app]` and `tables` after it.
@@ -25,26 +26,6 @@ fn text(backends: &[SocketAddr], pool_keys: &str, tables: &str) -> String {
 }
 
 const CHECKS: &str = "[pool.app.health_check]\npath = \"/healthz\"\ninterval = \"50ms\"\ntimeout = \"200ms\"\nrise = 2\nfall = 3\n";
-
-async fn state(app: &portero::App, backend: SocketAddr) -> String {
-    let status: serde_json::Value =
-        serde_json::from_str(&client::get(app.admin_addr(), "/status").await.body).unwrap();
-    status["pools"][0]["backends"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["address"] == backend.to_string())
-        .map(|b| b["state"].as_str().unwrap().to_string())
-        .unwrap_or_default()
-}
-
-async fn wait_for_state(app: &portero::App, backend: SocketAddr, wanted: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while state(app, backend).await != wanted {
-        assert!(Instant::now() < deadline, "{backend} never became {wanted}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
 
 async fn metrics(app: &portero::App) -> String {
     client::get(app.admin_addr(), "/metrics").await.body

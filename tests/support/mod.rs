@@ -18,6 +18,7 @@ pub mod raw_backend;
 pub mod raw_client;
 pub mod redis;
 pub mod source;
+pub mod status;
 
 use std::time::{Duration, Instant};
 

@@ -4,6 +4,7 @@
 //! counts let a test prove that nothing but health checks reaches an ejected backend.
 
 use super::external::{External, free_port, peer_file, peers_python};
+pub use super::status::state;
 use super::{client, require_tool};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -274,19 +275,6 @@ fn nginx_conf(dir: &tempfile::TempDir, addr: SocketAddr, name: &str) -> String {
          location / {{\naccess_log {d}/requests.log peer;\n\
          add_header x-backend {name} always;\nreturn 200 \"{name}\";\n}}\n}}\n}}\n"
     )
-}
-
-/// A backend's state in portero's admin `/status` ("healthy", "unhealthy"...), "" if absent.
-pub async fn state(app: &portero::App, backend: SocketAddr) -> String {
-    let body = client::get(app.admin_addr(), "/status").await.body;
-    let status: serde_json::Value = serde_json::from_str(&body).unwrap();
-    status["pools"][0]["backends"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["address"] == backend.to_string())
-        .map(|b| b["state"].as_str().unwrap().to_string())
-        .unwrap_or_default()
 }
 
 /// Polls `/status` every 10 ms until `backend` is `wanted`; how long that took, or `None`
