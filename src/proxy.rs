@@ -154,7 +154,7 @@ impl Proxy {
         let upgrade = headers::requested_upgrade(request.headers());
         let from_h2 = request.version() == Version::HTTP_2;
         let headers = request.headers_mut();
-        headers::remove_hop_by_hop(headers, upgrade.clone());
+        let te_trailers = headers::remove_hop_by_hop(headers, upgrade.clone());
         if from_h2 {
             headers::join_cookie_crumbs(headers);
         }
@@ -200,6 +200,7 @@ impl Proxy {
             path: parts.uri.path_and_query().cloned(),
             headers: parts.headers,
             no_host: host.is_empty(),
+            te_trailers,
             replay,
             key,
             timeout: stretch(timeouts.upstream_response),

@@ -183,6 +183,11 @@ impl Upstream {
         self.open.load(Ordering::Relaxed)
     }
 
+    /// Whether requests may go over HTTP/2: h2c, or TLS, where ALPN decides per connection.
+    pub fn may_speak_http2(&self) -> bool {
+        !matches!(self.client, Clients::Http1(_))
+    }
+
     /// The HTTP version requests to this backend must carry.
     pub fn version(&self) -> Version {
         self.version
@@ -192,13 +197,8 @@ impl Upstream {
     /// head. The lease holds the connection until the response body ends.
     pub async fn send(
         &self,
-        mut request: Request<RequestBody>,
+        request: Request<RequestBody>,
     ) -> Result<(Response<Incoming>, Lease), UpstreamError> {
-        if self.version != Version::HTTP_2 {
-            // `te: trailers` is for HTTP/2 only (gRPC); on HTTP/1.1 TE is hop-by-hop, and
-            // portero, not the client, is this connection's other end (RFC 9110 §10.1.4).
-            request.headers_mut().remove(header::TE);
-        }
         let (response, lease) = match &self.client {
             Clients::Http1(pool) => pool.send(request).await?,
             Clients::Plain(client) => (send_legacy(client, request).await?, Lease::none()),

@@ -57,12 +57,12 @@ fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
         .filter(|t| !t.is_empty())
 }
 
-/// Removes every hop-by-hop header: the fixed set and every header named in `Connection`.
-/// A `TE` that accepts trailers is replaced by exactly `te: trailers`: HTTP/2 lets that one
-/// value through and gRPC needs it, so it is kept for HTTP/2 backends; the upstream client
-/// removes it on HTTP/1.1, where TE is hop-by-hop whatever its value. When `upgrade` is
-/// given, the upgrade is re-announced with exactly `Connection: upgrade` and that protocol.
-pub fn remove_hop_by_hop(headers: &mut HeaderMap, upgrade: Option<HeaderValue>) {
+/// Removes every hop-by-hop header: the fixed set and every header named in `Connection`,
+/// `TE` included whatever its value. Returns whether that `TE` accepted trailers: HTTP/2 lets
+/// exactly `te: trailers` through and gRPC needs it, so the try to an HTTP/2 backend puts it
+/// back. When `upgrade` is given, the upgrade is re-announced with exactly
+/// `Connection: upgrade` and that protocol.
+pub fn remove_hop_by_hop(headers: &mut HeaderMap, upgrade: Option<HeaderValue>) -> bool {
     // One pass over the message's few names finds which fixed ones are there; only those are
     // removed (a hashed removal per absent name cost more than the rest of the rewrite).
     // Without a `Connection` field no other name is hop-by-hop.
@@ -73,20 +73,22 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap, upgrade: Option<HeaderValue>) 
             present[i] = true;
         }
     }
-    if present.contains(&true) {
-        remove_present_hop_by_hop(headers, &fixed, present);
-    }
+    let te_trailers =
+        present.contains(&true) && remove_present_hop_by_hop(headers, &fixed, present);
     if let Some(protocol) = upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         headers.insert(header::UPGRADE, protocol);
     }
+    te_trailers
 }
 
+/// Removes the fixed names found `present` and those `Connection` names; whether a `TE`
+/// among them accepted trailers.
 fn remove_present_hop_by_hop(
     headers: &mut HeaderMap,
     fixed: &[&'static HeaderName; FIXED],
     present: [bool; FIXED],
-) {
+) -> bool {
     // Names in `Connection` that are fixed ones (`keep-alive`, `upgrade`) go below anyway.
     let named: Vec<HeaderName> = connection_tokens(headers)
         .filter(|t| !fixed.iter().any(|f| f.as_str().eq_ignore_ascii_case(t)))
@@ -95,13 +97,13 @@ fn remove_present_hop_by_hop(
     for name in named {
         headers.remove(name);
     }
-    let te_trailers = headers.get_all(header::TE).iter().any(accepts_trailers);
+    let te = fixed.iter().position(|f| **f == header::TE);
+    let te_trailers =
+        te.is_some_and(|i| present[i]) && headers.get_all(header::TE).iter().any(accepts_trailers);
     for (name, _) in fixed.iter().zip(present).filter(|(_, here)| *here) {
         headers.remove(*name);
     }
-    if te_trailers {
-        headers.insert(header::TE, HeaderValue::from_static("trailers"));
-    }
+    te_trailers
 }
 
 /// Joins an HTTP/2 request's `cookie` fields into one, separated by `; `: HTTP/2 clients send

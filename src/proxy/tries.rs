@@ -81,6 +81,9 @@ pub struct Tries<'a> {
     pub headers: HeaderMap,
     /// Whether the client named no host (HTTP/1.0): each try sets the backend's.
     pub no_host: bool,
+    /// Whether the client's TE accepted trailers: tries that may go over HTTP/2 say
+    /// `te: trailers` (gRPC needs it); over HTTP/1.1 TE stays hop-by-hop (RFC 9110 §10.1.4).
+    pub te_trailers: bool,
     /// The body.
     pub replay: Replay,
     /// The consistent-hash key, if any.
@@ -206,6 +209,9 @@ impl Tries<'_> {
             && let Ok(host) = HeaderValue::from_str(backend.label())
         {
             headers.insert(header::HOST, host);
+        }
+        if self.te_trailers && backend.upstream().may_speak_http2() {
+            headers.insert(header::TE, HeaderValue::from_static("trailers"));
         }
         let mut request = Request::new(body);
         *request.method_mut() = self.method.clone();
