@@ -1,4 +1,4 @@
-"""A gRPC client made with grpcio, for tests/grpc.rs: runs calls of the `peer.Peer` service
+"""A gRPC client made with grpcio, for tests/grpc/: runs calls of the `peer.Peer` service
 (tests/peers/grpc_server.py) against TARGET and prints one JSON line per call.
 
 Usage: grpc_client.py [--tls CA_FILE NAME] TARGET CASE...

@@ -1,4 +1,4 @@
-"""A gRPC backend made with grpcio (gRPC's own C core), for tests/grpc.rs.
+"""A gRPC backend made with grpcio (gRPC's own C core), for tests/grpc/.
 
 Usage: grpc_server.py [PORT]   (default 0: any free port on 127.0.0.1)
 
