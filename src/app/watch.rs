@@ -15,8 +15,11 @@ pub fn spawn(app: &Arc<App>) {
     };
     let stop = app.stop_background.clone();
     let app: Weak<App> = Arc::downgrade(app);
+    // Read now, while the daemon starts, not when the task first runs: a change written in
+    // between (on a busy machine, after `App::start` has returned) would otherwise be taken
+    // for the file as loaded and never reloaded.
+    let mut seen = std::fs::read(&path).ok();
     tokio::spawn(async move {
-        let mut seen = read(&path).await;
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
