@@ -8,6 +8,7 @@ mod client;
 
 pub use client::{ClientBody, ClientBodyError};
 
+use crate::backend::now_us;
 use crate::proxy::exchange::{Exchange, Outcome};
 use crate::proxy::headers::remove_forbidden_trailers;
 use crate::upstream::Lease;
@@ -46,6 +47,48 @@ pub struct BodySlot {
     body: Mutex<Option<ClientBody>>,
     end: bool,
     hint: SizeHint,
+    upload: Upload,
+}
+
+/// Whose turn it is in a streamed upload, as the try waiting for the response head needs to
+/// know (`upstream_response` counts only the backend's time, `request_body` the client's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UploadState {
+    /// The backend's: the next part of the body is not asked for yet (the request head is
+    /// going out, or the backend is not taking what was sent).
+    Backend,
+    /// The client's: portero asked for more body and the client has not sent it yet.
+    Client,
+    /// The body has been read to its end (or failed): only the response head is awaited.
+    Ended,
+}
+
+/// An [`UploadState`] and the moment (`now_us`) it began, in one word: written on every poll
+/// of a streamed body, so it costs one clock read and one store, and nothing for bodies that
+/// are not streamed.
+#[derive(Debug, Default)]
+pub struct Upload(AtomicU64);
+
+impl Upload {
+    fn set(&self, state: UploadState) {
+        let tag = match state {
+            UploadState::Backend => 0,
+            UploadState::Client => 1,
+            UploadState::Ended => 2,
+        };
+        self.0.store(now_us() << 2 | tag, Ordering::Relaxed);
+    }
+
+    /// The state, and since when (`now_us`; 0 before the body was first asked for).
+    pub fn get(&self) -> (UploadState, u64) {
+        let word = self.0.load(Ordering::Relaxed);
+        let state = match word & 3 {
+            0 => UploadState::Backend,
+            1 => UploadState::Client,
+            _ => UploadState::Ended,
+        };
+        (state, word >> 2)
+    }
 }
 
 impl BodySlot {
@@ -55,7 +98,13 @@ impl BodySlot {
             end: body.is_end_stream(),
             hint: body.size_hint(),
             body: Mutex::new(Some(body)),
+            upload: Upload::default(),
         })
+    }
+
+    /// Where the upload from this slot stands.
+    pub fn upload(&self) -> &Upload {
+        &self.upload
     }
 
     /// Whether no try has started reading it.
@@ -103,7 +152,17 @@ impl Body for RequestBody {
                     *taken = slot.take();
                 }
                 match taken {
-                    Some(body) => ready!(Pin::new(body).poll_frame(cx)),
+                    Some(body) => {
+                        let polled = Pin::new(&mut *body).poll_frame(cx);
+                        slot.upload.set(match &polled {
+                            Poll::Pending => UploadState::Client,
+                            Poll::Ready(Some(Ok(_))) if !body.is_end_stream() => {
+                                UploadState::Backend
+                            }
+                            Poll::Ready(_) => UploadState::Ended,
+                        });
+                        ready!(polled)
+                    }
                     // Another try took it first: nothing more to send from here.
                     None => None,
                 }

@@ -7,7 +7,7 @@
 use super::ProxyError;
 use super::exchange::Exchange;
 use crate::backend::{Backend, Transition, now_us};
-use crate::body::{BodySlot, ClientBody, RequestBody};
+use crate::body::{BodySlot, ClientBody, RequestBody, Upload, UploadState};
 use crate::metrics::Metrics;
 use crate::pool::{PickRequest, Pool};
 use crate::upstream::{Lease, UpstreamError};
@@ -137,17 +137,9 @@ impl Tries<'_> {
             let request = self.request(&backend, body, last);
             exchange.set_backend(backend.begin_request());
             let sent = Instant::now();
-            // The call's deadline bounds the wait when it comes first; passing it is the
-            // client's choice, not the backend's failure.
-            let (wait, client_bound) = match self.deadline {
-                Some(deadline) if deadline < sent + self.timeout => {
-                    (deadline.saturating_duration_since(sent), true)
-                }
-                _ => (self.timeout, false),
-            };
-            let result = tokio::time::timeout(wait, backend.upstream().send(request)).await;
+            let result = self.head(backend.upstream().send(request), sent).await;
             match result {
-                Ok(Ok((response, lease))) => {
+                Head::Sent(Ok((response, lease))) => {
                     exchange.upstream_responded(sent.elapsed(), response.status());
                     outcome(
                         self.pool,
@@ -157,11 +149,11 @@ impl Tries<'_> {
                     );
                     return Ok((response, lease));
                 }
-                Ok(Err(UpstreamError::ClientBody(error))) => {
+                Head::Sent(Err(UpstreamError::ClientBody(error))) => {
                     // The client's fault, not the backend's: not counted against it, no retry.
                     return Err(ProxyError::ClientBody(error));
                 }
-                Ok(Err(error)) => {
+                Head::Sent(Err(error)) => {
                     let retryable = match &error {
                         UpstreamError::Connect(_) | UpstreamError::ConnectTimeout => true,
                         UpstreamError::Request(_) | UpstreamError::ClientBody(_) => {
@@ -176,11 +168,11 @@ impl Tries<'_> {
                     }
                     tried.push(backend.address());
                 }
-                Err(_elapsed) if client_bound => {
+                Head::PastDeadline => {
                     last_error = ProxyError::DeadlineExceeded;
                     break;
                 }
-                Err(_elapsed) => {
+                Head::TimedOut => {
                     // Not retried: the backend may still be working on it, and the client has
                     // already waited the whole response timeout.
                     last_error = ProxyError::UpstreamTimeout;
@@ -191,6 +183,35 @@ impl Tries<'_> {
             }
         }
         Err(last_error)
+    }
+
+    /// Waits for the response head of one try sent at `sent`. `upstream_response` is the
+    /// backend's time: from the end of the request body to the head (HAProxy's `timeout
+    /// server`, Envoy's route timeout), so a slow upload is not cut by it. While the client is
+    /// still sending, its own `request_body` timeout (in `ClientBody`) bounds the wait, and
+    /// its failure is the client's (408, never charged to the backend). A gRPC call's deadline
+    /// bounds the whole try when it comes first; passing it is the client's choice too.
+    async fn head(&self, send: impl Future<Output = Sent>, sent: Instant) -> Head {
+        let deadline = self.deadline.filter(|&d| d < sent + self.timeout);
+        let slot = match &self.replay {
+            // A body already in memory is at its end from the start: the timer runs from now.
+            Replay::Full(_) => {
+                let wait = deadline.map_or(self.timeout, |d| d.saturating_duration_since(sent));
+                return match tokio::time::timeout(wait, send).await {
+                    Ok(result) => Head::Sent(result),
+                    Err(_) if deadline.is_some() => Head::PastDeadline,
+                    Err(_) => Head::TimedOut,
+                };
+            }
+            Replay::Unread(slot) => slot,
+        };
+        let watched = after_body(send, slot.upload(), now_us(), self.timeout);
+        match self.deadline {
+            Some(deadline) => tokio::time::timeout_at(deadline.into(), watched)
+                .await
+                .unwrap_or(Head::PastDeadline),
+            None => watched.await,
+        }
     }
 
     fn request(
@@ -223,6 +244,55 @@ impl Tries<'_> {
         *request.version_mut() = backend.upstream().version();
         *request.headers_mut() = headers;
         request
+    }
+}
+
+type Sent = Result<(Response<Incoming>, Lease), UpstreamError>;
+
+/// How the wait for a try's response head ended.
+enum Head {
+    /// The try ended: a head, or an error.
+    Sent(Sent),
+    /// `upstream_response` passed: the backend's fault.
+    TimedOut,
+    /// The gRPC call's own deadline passed first: the client's choice.
+    PastDeadline,
+}
+
+/// Waits for `send` while its body streams from the client: `timeout` runs from the body's end
+/// (or from `sent_us` if later), and also while the backend does not take the body (so a
+/// backend that stops reading is still timed out), but never while the client is the one
+/// awaited. Checked on a timer rather than woken by the body, so a streaming body pays one
+/// store per frame and nothing more.
+async fn after_body(
+    send: impl Future<Output = Sent>,
+    upload: &Upload,
+    sent_us: u64,
+    timeout: Duration,
+) -> Head {
+    let timeout_us = u64::try_from(timeout.as_micros()).unwrap_or(u64::MAX);
+    let mut send = std::pin::pin!(send);
+    let sleep = tokio::time::sleep(timeout);
+    let mut sleep = std::pin::pin!(sleep);
+    loop {
+        tokio::select! {
+            biased;
+            result = &mut send => return Head::Sent(result),
+            () = &mut sleep => {}
+        }
+        let now = now_us();
+        let due = match upload.get() {
+            (UploadState::Client, _) => now.saturating_add(timeout_us),
+            (UploadState::Backend | UploadState::Ended, since) => {
+                since.max(sent_us).saturating_add(timeout_us)
+            }
+        };
+        if due <= now {
+            return Head::TimedOut;
+        }
+        sleep
+            .as_mut()
+            .reset(tokio::time::Instant::now() + Duration::from_micros(due - now));
     }
 }
 
