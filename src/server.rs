@@ -214,7 +214,10 @@ fn http1_builder(config: &Config) -> http1::Builder {
         .header_read_timeout(
             config.timeouts.request_header + config.timeouts.idle + Duration::from_secs(60),
         )
-        // The read buffer bounds the request head: past it hyper answers 431.
+        // The request head, request line to blank line, as sent: hyper answers 431 to one
+        // longer than this (exactly; the read buffer alone would let a head that arrived
+        // whole in one read through, and cannot be set below 8 KiB).
+        .max_header_size(config.limits.max_header_bytes)
         .max_buf_size(config.limits.max_header_bytes.max(8192));
     // Set only when it differs from hyper's default: once set, hyper sizes its per-request
     // header arrays at run time and copies them in, about 2% of a request's instructions.
@@ -244,8 +247,14 @@ fn http2_builder(config: &Config) -> http2::Builder<TokioExecutor> {
         .max_pending_accept_reset_streams(20)
         // MadeYouReset (CVE-2025-8671): resets the peer provokes, then GOAWAY; never None.
         .max_local_error_reset_streams(1024)
-        // The decoded header list; h2 answers 431 past it and GOAWAY past four times it.
-        .max_header_list_size(config.limits.max_header_bytes.min(u32::MAX as usize) as u32)
+        // The decoded header list as RFC 9113 §6.5.2 counts it (names, values and 32 bytes a
+        // field, pseudo-header fields included), the measure this setting advertises; h2
+        // answers 431 past it and GOAWAY past four times it. h2 refuses a list that reaches
+        // its setting, hyper an HTTP/1 head that passes the limit: one more byte makes both
+        // accept a head of exactly `max_header_bytes`.
+        .max_header_list_size(
+            u32::try_from(config.limits.max_header_bytes.saturating_add(1)).unwrap_or(u32::MAX),
+        )
         .keep_alive_interval(Some(Duration::from_secs(30)))
         .keep_alive_timeout(Duration::from_secs(10));
     http

@@ -69,8 +69,9 @@ impl ProxyError {
     /// UNAVAILABLE, which would tell the client the call was not processed and may be retried
     /// (a connect timeout, where nothing was sent, stays UNAVAILABLE), and so is a client body
     /// that stalled (408); a rate limit is a quota, RESOURCE_EXHAUSTED, as are size limits
-    /// (413, 414), which is what gRPC's own implementations answer for a message or metadata
-    /// over their limits. (431 never reaches this table: hyper answers it before a handler.)
+    /// (413, 414, 431), which is what gRPC's own implementations answer for a message or
+    /// metadata over their limits. (A head over `limits.max_header_bytes`, and HTTP/1's field
+    /// count, are answered 431 by hyper and h2 before a handler; HTTP/2's field count is here.)
     pub fn statuses(&self) -> (StatusCode, grpc::Code) {
         use grpc::Code;
         match self {
@@ -81,6 +82,10 @@ impl ProxyError {
                 | Invalid::Header
                 | Invalid::Target => (StatusCode::BAD_REQUEST, Code::Internal),
                 Invalid::UriTooLong => (StatusCode::URI_TOO_LONG, Code::ResourceExhausted),
+                Invalid::TooManyHeaders => (
+                    StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                    Code::ResourceExhausted,
+                ),
                 Invalid::BodyTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, Code::ResourceExhausted),
                 Invalid::Expectation => (StatusCode::EXPECTATION_FAILED, Code::Internal),
                 Invalid::Method => (StatusCode::METHOD_NOT_ALLOWED, Code::Unimplemented),
@@ -132,6 +137,7 @@ impl ProxyError {
                 Invalid::Host => "bad_host",
                 Invalid::HostMismatch => "host_mismatch",
                 Invalid::UriTooLong => "uri_too_long",
+                Invalid::TooManyHeaders => "too_many_headers",
                 Invalid::Header => "bad_header",
                 Invalid::BodyTooLarge => "body_too_large",
                 Invalid::Expectation => "expectation_failed",
@@ -229,6 +235,7 @@ mod tests {
             (ProxyError::Invalid(Invalid::HostMismatch), 400, 13),
             (ProxyError::Invalid(Invalid::Header), 400, 13),
             (ProxyError::Invalid(Invalid::UriTooLong), 414, 8),
+            (ProxyError::Invalid(Invalid::TooManyHeaders), 431, 8),
             (ProxyError::Invalid(Invalid::BodyTooLarge), 413, 8),
             (ProxyError::Invalid(Invalid::Expectation), 417, 13),
             (ProxyError::Invalid(Invalid::Method), 405, 12),

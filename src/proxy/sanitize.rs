@@ -24,6 +24,10 @@ pub enum Invalid {
     /// The request target is longer than `limits.max_uri_bytes`.
     #[error("request target too long")]
     UriTooLong,
+    /// More header fields than `limits.max_headers`. hyper refuses an HTTP/1 head before it
+    /// gets here; HTTP/2 has no such setting, so this is where its fields are counted.
+    #[error("too many header fields")]
+    TooManyHeaders,
     /// A header name with `_` (read as `-` by some backends), or a value with whitespace at an edge.
     #[error("header name or value not allowed")]
     Header,
@@ -58,8 +62,14 @@ pub fn check<B>(request: &Request<B>, limits: &Limits, raw: RawHead) -> Result<S
     if !(path.starts_with('/') || path == "*" && request.method() == Method::OPTIONS) {
         return Err(Invalid::Target);
     }
-    if uri_len(request.uri()) > limits.max_uri_bytes {
+    if uri_len(request.uri(), request.version()) > limits.max_uri_bytes {
         return Err(Invalid::UriTooLong);
+    }
+    // The fields as sent, request line and pseudo-header fields aside, as hyper counts an
+    // HTTP/1 head (so an HTTP/2 `:authority` is not one and a `host` field is). `len` is
+    // O(1): no cost on the HTTP/1 path, where it only repeats hyper's check.
+    if request.headers().len() > limits.max_headers {
+        return Err(Invalid::TooManyHeaders);
     }
     let fields = Fields::of(request.headers())?;
     check_framing(&fields, request.version(), raw)?;
@@ -121,11 +131,16 @@ impl<'a> Fields<'a> {
     }
 }
 
-/// Length of the request target as the client sent it (origin- or absolute-form).
-fn uri_len(uri: &Uri) -> usize {
+/// Length of the request target as the client sent it: HTTP/1's request-target (origin- or
+/// absolute-form), HTTP/2's `:path` (RFC 9113 §8.3.1). hyper joins `:scheme` and
+/// `:authority` to an HTTP/2 path into an absolute URI the client never sent as one; counting
+/// them would make the same path 414 over HTTP/2 and not over HTTP/1.1.
+fn uri_len(uri: &Uri, version: Version) -> usize {
     let path = uri.path_and_query().map_or(0, |p| p.as_str().len());
     match (uri.scheme_str(), uri.authority()) {
-        (Some(scheme), Some(authority)) => scheme.len() + 3 + authority.as_str().len() + path,
+        (Some(scheme), Some(authority)) if version < Version::HTTP_2 => {
+            scheme.len() + 3 + authority.as_str().len() + path
+        }
         _ => path,
     }
 }
