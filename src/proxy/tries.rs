@@ -137,7 +137,23 @@ impl Tries<'_> {
             let request = self.request(&backend, body, last);
             exchange.set_backend(backend.begin_request());
             let sent = Instant::now();
-            let result = self.head(backend.upstream().send(request), sent).await;
+            let send = backend.upstream().send(request);
+            let result = match &self.replay {
+                // A body already in memory is at its end from the start: the timer runs from
+                // now, and the send future is awaited in place (passed down by value, a
+                // future this size cost ~900 instructions of copies per request).
+                Replay::Full(_) => {
+                    let deadline = self.deadline.filter(|&d| d < sent + self.timeout);
+                    let wait = deadline.map_or(self.timeout, |d| d.saturating_duration_since(sent));
+                    match tokio::time::timeout(wait, send).await {
+                        Ok(result) => Head::Sent(result),
+                        Err(_) if deadline.is_some() => Head::PastDeadline,
+                        Err(_) => Head::TimedOut,
+                    }
+                }
+                // Streamed uploads, rarer and longer, take the boxed path.
+                Replay::Unread(slot) => Box::pin(self.streamed_head(send, slot)).await,
+            };
             match result {
                 Head::Sent(Ok((response, lease))) => {
                     exchange.upstream_responded(sent.elapsed(), response.status());
@@ -185,26 +201,13 @@ impl Tries<'_> {
         Err(last_error)
     }
 
-    /// Waits for the response head of one try sent at `sent`. `upstream_response` is the
-    /// backend's time: from the end of the request body to the head (HAProxy's `timeout
-    /// server`, Envoy's route timeout), so a slow upload is not cut by it. While the client is
-    /// still sending, its own `request_body` timeout (in `ClientBody`) bounds the wait, and
-    /// its failure is the client's (408, never charged to the backend). A gRPC call's deadline
-    /// bounds the whole try when it comes first; passing it is the client's choice too.
-    async fn head(&self, send: impl Future<Output = Sent>, sent: Instant) -> Head {
-        let deadline = self.deadline.filter(|&d| d < sent + self.timeout);
-        let slot = match &self.replay {
-            // A body already in memory is at its end from the start: the timer runs from now.
-            Replay::Full(_) => {
-                let wait = deadline.map_or(self.timeout, |d| d.saturating_duration_since(sent));
-                return match tokio::time::timeout(wait, send).await {
-                    Ok(result) => Head::Sent(result),
-                    Err(_) if deadline.is_some() => Head::PastDeadline,
-                    Err(_) => Head::TimedOut,
-                };
-            }
-            Replay::Unread(slot) => slot,
-        };
+    /// Waits for the response head of a try whose body streams from the client.
+    /// `upstream_response` is the backend's time: from the end of the request body to the head
+    /// (HAProxy's `timeout server`, Envoy's route timeout), so a slow upload is not cut by it.
+    /// While the client is still sending, its own `request_body` timeout (in `ClientBody`)
+    /// bounds the wait, and its failure is the client's (408, never charged to the backend).
+    /// A gRPC call's deadline bounds the whole try; passing it is the client's choice too.
+    async fn streamed_head(&self, send: impl Future<Output = Sent>, slot: &BodySlot) -> Head {
         let watched = after_body(send, slot.upload(), now_us(), self.timeout);
         match self.deadline {
             Some(deadline) => tokio::time::timeout_at(deadline.into(), watched)
