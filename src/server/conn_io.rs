@@ -18,6 +18,15 @@
 //! stopped reading: zero TCP window) fails the connection (ATTACKS.md row 27).
 //!
 //! The bytes of each HTTP/1 head that starts at a known boundary also pass a [`HeadScan`].
+//!
+//! A client that leaves with an HTTP/1 request in progress must end it at once. hyper notices
+//! only while it reads the socket, and it stops reading while it answers a request when the
+//! next one is already in its buffer (pipelining): so while a request is in progress and
+//! hyper's last read did not leave it waiting on the socket, the wrapper reads ahead itself,
+//! on the flush hyper calls on every turn of its connection, into the bytes it hands hyper
+//! later ([`ConnIo::watch_peer`]). It adds no system call to a request that is not
+//! pipelined: either hyper's own last read returned `Pending`, or the socket's readiness
+//! (cleared by hyper's short read) answers `Pending` without one.
 
 use super::deadline::Deadline;
 use super::head_scan::HeadScan;
@@ -25,6 +34,7 @@ use crate::conn::ClientConn;
 use bytes::{Bytes, BytesMut};
 use std::future::poll_fn;
 use std::io;
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -38,6 +48,9 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// preface").
 const INVALID_PREFACE: &[u8] = b"\0\0\0\x04\0\0\0\0\0\
     \0\0\x22\x07\0\0\0\0\0\0\0\0\0\0\0\0\x01invalid connection preface";
+/// How much a watched connection may read ahead of hyper; past it, the client's disconnect
+/// is noticed only when hyper reads again (its own buffer bounds a pipelining client the same).
+const WATCH_AHEAD: usize = 8 * 1024;
 const REQUEST_TIMEOUT: &[u8] = b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 20\r\nconnection: close\r\n\r\n408 Request Timeout\n";
 
 /// The deadlines the wrapper enforces.
@@ -84,6 +97,8 @@ pub struct ConnIo<S> {
     phase: Phase,
     protocol: Option<Protocol>,
     seen_epoch: u32,
+    /// hyper's last read returned `Pending`: it waits on the socket and sees the client leave.
+    read_watched: bool,
     write_blocked: bool,
     /// Armed while a write is blocked; created the first time one is.
     write_deadline: Option<Pin<Box<Sleep>>>,
@@ -103,6 +118,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ConnIo<S> {
             phase: Phase::Fresh,
             protocol: None,
             seen_epoch,
+            read_watched: false,
             write_blocked: false,
             write_deadline: None,
             head_scan: HeadScan::default(),
@@ -203,6 +219,38 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ConnIo<S> {
         }
     }
 
+    /// Called on hyper's every flush: while an HTTP/1 request is in progress and hyper is not
+    /// waiting on the socket itself, reads what the client sent into the read-ahead (for hyper
+    /// to read later, in order), so that its leaving (EOF or reset) fails the connection and
+    /// ends the requests in flight. Polling a socket with nothing new costs no system call.
+    fn watch_peer(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
+        if self.read_watched
+            || self.protocol != Some(Protocol::Http1)
+            || self.conn.activity.active() == 0
+            || self.conn.activity.is_upgraded()
+        {
+            return Ok(());
+        }
+        while self.prefix.len() < WATCH_AHEAD {
+            // Uninitialised: on most turns nothing is read, and zeroing 2 KiB would be the cost.
+            let mut chunk = [MaybeUninit::<u8>::uninit(); 2048];
+            let mut buf = ReadBuf::uninit(&mut chunk);
+            match Pin::new(&mut self.inner).poll_read(cx, &mut buf) {
+                Poll::Pending => return Ok(()),
+                Poll::Ready(Ok(())) if buf.filled().is_empty() => {
+                    tracing::debug!(peer = %self.conn.peer, "client closed with a request in progress");
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "client closed the connection with a request in progress",
+                    ));
+                }
+                Poll::Ready(Ok(())) => self.prefix.extend_from_slice(buf.filled()),
+                Poll::Ready(Err(e)) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
     /// Reads what is available into the read-ahead; `false` on end of stream or at the deadline.
     async fn read_ahead(&mut self) -> io::Result<bool> {
         poll_fn(|cx| {
@@ -296,6 +344,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for ConnIo<S> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        // Until this read says otherwise, hyper is not waiting on the socket.
+        this.read_watched = false;
         if !this.prefix.is_empty() {
             let n = this.prefix.len().min(buf.remaining());
             let head = this.prefix.split_to(n);
@@ -324,6 +374,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for ConnIo<S> {
         }
         this.follow_requests();
         if this.phase == Phase::Active || this.deadline.poll_elapsed(cx).is_pending() {
+            this.read_watched = true;
             return Poll::Pending;
         }
         if this.phase == Phase::Head && !this.write_blocked {
@@ -381,8 +432,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for ConnIo<S> {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.get_mut()
-            .guard_write(cx, |inner, cx| inner.poll_flush(cx))
+        let this = self.get_mut();
+        if let Err(e) = this.watch_peer(cx) {
+            return Poll::Ready(Err(e));
+        }
+        this.guard_write(cx, |inner, cx| inner.poll_flush(cx))
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
