@@ -21,6 +21,8 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
+use std::time::Duration;
+use tokio::time::{Instant, Sleep};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
 /// A client's request body on its way to a backend, counting the bytes it passes. A
@@ -203,7 +205,12 @@ impl Body for RequestBody {
 pin_project! {
     #[project = KindProj]
     enum Kind {
-        Upstream { #[pin] body: Incoming, lease: Lease, #[pin] cut: WaitForCancellationFutureOwned },
+        Upstream {
+            #[pin] body: Incoming,
+            lease: Lease,
+            #[pin] cut: WaitForCancellationFutureOwned,
+            stall: Stall,
+        },
         Full { data: Option<Bytes> },
     }
 }
@@ -241,6 +248,54 @@ pub enum BodyError {
     /// Its backend was removed from the pool and the drain deadline passed.
     #[error("backend removed and drained: response cut")]
     Drained,
+    /// The backend sent nothing for `timeouts.upstream_idle` while portero waited on it.
+    #[error("upstream sent no body for the idle timeout: response cut")]
+    UpstreamIdle,
+}
+
+/// `timeouts.upstream_idle`: how long the backend may stay silent while portero waits on its
+/// body. Only that wait counts (a client that does not read is `client_write`'s business):
+/// the timer is armed when the backend's body answers `Pending`, and disarmed by the next
+/// frame. It is created lazily, so a body that arrives whole never costs one, and re-armed
+/// with `reset` rather than re-created.
+struct Stall {
+    idle: Duration,
+    sleep: Option<Pin<Box<Sleep>>>,
+    armed: bool,
+}
+
+impl Stall {
+    fn new(idle: Duration) -> Self {
+        Self {
+            idle,
+            sleep: None,
+            armed: false,
+        }
+    }
+
+    /// A frame arrived: the backend is not silent.
+    fn progressed(&mut self) {
+        self.armed = false;
+    }
+
+    /// The backend's body is pending: whether it has been silent past the idle timeout (`0s`
+    /// = never). Registers `cx` to be woken when it will be.
+    fn expired(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.idle.is_zero() {
+            return false;
+        }
+        let sleep = match &mut self.sleep {
+            Some(sleep) => {
+                if !self.armed {
+                    sleep.as_mut().reset(Instant::now() + self.idle);
+                }
+                sleep
+            }
+            None => self.sleep.insert(Box::pin(tokio::time::sleep(self.idle))),
+        };
+        self.armed = true;
+        sleep.as_mut().poll(cx).is_ready()
+    }
 }
 
 impl Kind {
@@ -254,10 +309,21 @@ impl Kind {
 
 impl ResponseBody {
     /// A body streamed from a backend; `lease` is released at its end, `cut` ends it early
-    /// (the backend's drain deadline).
-    pub fn upstream(body: Incoming, lease: Lease, cut: WaitForCancellationFutureOwned) -> Self {
+    /// (the backend's drain deadline), and so does `idle` (`timeouts.upstream_idle`) passing
+    /// while the backend sends nothing.
+    pub fn upstream(
+        body: Incoming,
+        lease: Lease,
+        cut: WaitForCancellationFutureOwned,
+        idle: Duration,
+    ) -> Self {
         Self {
-            kind: Kind::Upstream { body, lease, cut },
+            kind: Kind::Upstream {
+                body,
+                lease,
+                cut,
+                stall: Stall::new(idle),
+            },
             exchange: None,
         }
     }
@@ -304,15 +370,23 @@ impl Body for ResponseBody {
                 mut body,
                 lease,
                 cut,
+                stall,
             } => {
                 if cut.poll(cx).is_ready() {
                     Some(Err(BodyError::Drained))
                 } else {
-                    let frame = ready!(body.as_mut().poll_frame(cx));
-                    if frame.is_none() || body.is_end_stream() {
-                        lease.release();
+                    match body.as_mut().poll_frame(cx) {
+                        Poll::Pending if stall.expired(cx) => Some(Err(BodyError::UpstreamIdle)),
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(frame) => {
+                            stall.progressed();
+                            if frame.is_none() || body.is_end_stream() {
+                                lease.release();
+                            }
+                            frame
+                                .map(|f| f.map(without_forbidden_trailers).map_err(BodyError::from))
+                        }
                     }
-                    frame.map(|f| f.map(without_forbidden_trailers).map_err(BodyError::from))
                 }
             }
             KindProj::Full { data } => data.take().map(|d| Ok(Frame::data(d))),
@@ -323,10 +397,14 @@ impl Body for ResponseBody {
                     exchange.add_bytes_out(data.len() as u64);
                 }
             }
-            Some(Err(_)) => {
+            Some(Err(error)) => {
                 // The backend failed mid-body: hyper aborts the client side (HTTP/1 close with
                 // no final chunk, HTTP/2 RST_STREAM), so a truncated body never looks complete.
-                if let Some(exchange) = this.exchange.take() {
+                if let Some(mut exchange) = this.exchange.take() {
+                    if let BodyError::UpstreamIdle = error {
+                        exchange.try_failed("upstream_idle_timeout");
+                        exchange.set_error("upstream_idle_timeout");
+                    }
                     exchange.finish(Outcome::UpstreamAborted);
                 }
             }

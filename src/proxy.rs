@@ -228,7 +228,8 @@ impl Proxy {
         // The client gets our HTTP version, whatever the backend spoke (an HTTP/1.0 backend's
         // version would otherwise turn a keep-alive client connection into a closing one).
         *response.version_mut() = Version::HTTP_11;
-        Ok(response.map(|body| ResponseBody::upstream(body, lease, cut)))
+        let idle = stretch(timeouts.upstream_idle);
+        Ok(response.map(|body| ResponseBody::upstream(body, lease, cut, idle)))
     }
 }
 

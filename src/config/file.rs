@@ -72,6 +72,11 @@ pub struct Timeouts {
     /// From sending the request until the response head arrives.
     #[serde(deserialize_with = "units::duration")]
     pub upstream_response: Duration,
+    /// Longest the backend may send nothing while portero waits on its response body; past
+    /// it the response is cut (HTTP/1 close, HTTP/2 RST_STREAM) and the backend charged.
+    /// `0s` = no limit.
+    #[serde(deserialize_with = "units::duration")]
+    pub upstream_idle: Duration,
     /// A gRPC call's own deadline (`grpc-timeout`) stands in for `upstream_response` and
     /// `request_body` when it is longer, up to this: a watch stream may rightly send nothing
     /// for minutes. `0s` = the deadline only ever shortens them.
@@ -95,6 +100,7 @@ impl Default for Timeouts {
             client_write: Duration::from_secs(60),
             upstream_connect: Duration::from_secs(5),
             upstream_response: Duration::from_secs(30),
+            upstream_idle: Duration::from_secs(60),
             grpc_timeout_max: Duration::from_secs(300),
             drain: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(5),
