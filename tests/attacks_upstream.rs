@@ -15,6 +15,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use support::backend::{Behavior, TestBackend};
 use support::client;
+use support::client::h2_reset;
 use support::daemon::{config_text, start, traffic};
 use support::raw_backend::{RawBackend, Reply};
 use support::status::state;
@@ -403,18 +404,6 @@ async fn row_36_backend_closing_mid_body_is_truncation_never_a_complete_200() {
     }
     assert_eq!(backend.accepted(), 4);
     still_serves(addr, &backend).await;
-}
-
-/// The reason of the RST_STREAM behind `error`, if a stream reset caused it.
-fn h2_reset(error: &(dyn std::error::Error + 'static)) -> Option<h2::Reason> {
-    let mut source = Some(error);
-    while let Some(e) = source {
-        if let Some(h2) = e.downcast_ref::<h2::Error>() {
-            return h2.is_reset().then(|| h2.reason()).flatten();
-        }
-        source = e.source();
-    }
-    None
 }
 
 /// Row 37: a backend that never answers gets the client a 504 once

@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use support::backend::{Behavior, TestBackend};
 use support::client;
+use support::client::h2_reset;
 use support::daemon::{config_text, start, traffic};
 use support::raw_backend::{RawBackend, Reply};
 use support::raw_client::read_to_close;
@@ -179,18 +180,6 @@ async fn http2_a_backend_silent_mid_body_gets_the_stream_reset() {
         backend.wait_closed(n, WAIT).await;
         wait_charged(app.admin_addr(), (n + 1) as f64).await;
     }
-}
-
-/// The reason of the RST_STREAM behind `error`, if a stream reset caused it.
-fn h2_reset(error: &(dyn std::error::Error + 'static)) -> Option<h2::Reason> {
-    let mut source = Some(error);
-    while let Some(e) = source {
-        if let Some(h2) = e.downcast_ref::<h2::Error>() {
-            return h2.is_reset().then(|| h2.reason()).flatten();
-        }
-        source = e.source();
-    }
-    None
 }
 
 /// A backend sending a chunk every 300 ms for about 2 s is never silent for 500 ms: the

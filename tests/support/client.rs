@@ -102,3 +102,15 @@ pub async fn raw(addr: SocketAddr, bytes: &[u8], timeout: Duration) -> String {
     let _ = tokio::time::timeout(timeout, stream.read_to_end(&mut out)).await;
     String::from_utf8_lossy(&out).into_owned()
 }
+
+/// The reason of the RST_STREAM behind `error`, if a stream reset caused it.
+pub fn h2_reset(error: &(dyn std::error::Error + 'static)) -> Option<h2::Reason> {
+    let mut source = Some(error);
+    while let Some(e) = source {
+        if let Some(h2) = e.downcast_ref::<h2::Error>() {
+            return h2.is_reset().then(|| h2.reason()).flatten();
+        }
+        source = e.source();
+    }
+    None
+}
