@@ -106,6 +106,65 @@ impl<T> Router<T> {
     }
 }
 
+/// `host [":" port]` as RFC 9110 §7.2 allows it in Host: a reg-name, an IPv4 address or a
+/// bracketed IPv6 literal, and a port of 1–5 digits up to 65535. No userinfo (`u@h`), path,
+/// query or empty name.
+pub fn is_valid_authority(value: &str) -> bool {
+    let (host, port) = if let Some(rest) = value.strip_prefix('[') {
+        let Some((literal, after)) = rest.split_once(']') else {
+            return false;
+        };
+        if literal.parse::<std::net::Ipv6Addr>().is_err() {
+            return false;
+        }
+        match after {
+            "" => return true,
+            _ => match after.strip_prefix(':') {
+                Some(port) => ("[]", Some(port)),
+                None => return false,
+            },
+        }
+    } else {
+        match value.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (value, None),
+        }
+    };
+    let port_ok = port.is_none_or(|p| {
+        !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()) && {
+            p.parse::<u32>().is_ok_and(|n| n <= 65535)
+        }
+    });
+    port_ok && (host == "[]" || is_reg_name(host))
+}
+
+/// unreserved / pct-encoded / sub-delims (RFC 3986 §3.2.2), non-empty.
+fn is_reg_name(host: &str) -> bool {
+    let bytes = host.as_bytes();
+    if bytes.is_empty() {
+        return false;
+    }
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = bytes.get(i + 1..i + 3);
+                if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+                    return false;
+                }
+                i += 3;
+                continue;
+            }
+            b if b.is_ascii_alphanumeric() => {}
+            b'-' | b'.' | b'_' | b'~' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+'
+            | b',' | b';' | b'=' => {}
+            _ => return false,
+        }
+        i += 1;
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,6 +3,7 @@
 
 use super::Problem;
 use super::file::HealthCheckFile;
+use crate::route::is_valid_authority;
 use std::ops::{Range, RangeInclusive};
 use std::time::Duration;
 
@@ -88,7 +89,7 @@ pub(super) fn health_check(
         ));
     }
     if let Some(host) = &file.host
-        && !is_authority(host.get_ref())
+        && !is_valid_authority(host.get_ref())
     {
         problems.push(Problem::at(
             host.span(),
@@ -150,20 +151,6 @@ fn is_origin_form(path: &str) -> bool {
             .is_ok_and(|p| p.as_str() == path)
 }
 
-/// A host with an optional port, as Host and `:authority` carry it (no userinfo, no path).
-fn is_authority(host: &str) -> bool {
-    // `Authority` checks the characters but not that the port fits in 16 bits.
-    let port = match host.rsplit_once(':') {
-        Some((name, port)) if name.ends_with(']') || !name.contains(':') => Some(port),
-        _ => None,
-    };
-    !host.contains('@')
-        && port.is_none_or(|p| p.parse::<u16>().is_ok())
-        && host
-            .parse::<http::uri::Authority>()
-            .is_ok_and(|a| a.as_str() == host)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,10 +180,10 @@ mod tests {
     fn only_origin_form_paths_and_plain_authorities_pass() {
         assert!(is_origin_form("/healthz") && is_origin_form("/health?full=1"));
         assert!(!is_origin_form("healthz") && !is_origin_form("/a b"));
-        assert!(is_authority("api.internal") && is_authority("10.0.0.5:8080"));
-        assert!(is_authority("[::1]:80"));
+        assert!(is_valid_authority("api.internal") && is_valid_authority("10.0.0.5:8080"));
+        assert!(is_valid_authority("[::1]:80"));
         for bad in ["", "user@host", "host/path", "host:99999", "a b"] {
-            assert!(!is_authority(bad), "{bad:?} accepted");
+            assert!(!is_valid_authority(bad), "{bad:?} accepted");
         }
     }
 }

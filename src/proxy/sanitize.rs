@@ -6,6 +6,7 @@
 //! any route or access rule looks at it.
 
 use crate::config::Limits;
+use crate::route::is_valid_authority;
 use http::{HeaderMap, HeaderValue, Method, Request, Uri, Version, header};
 use std::borrow::Cow;
 
@@ -232,65 +233,6 @@ fn authority(uri: &Uri, fields: &Fields<'_>, version: Version) -> Result<String,
         }
     }
     Ok(target.to_string())
-}
-
-/// `host [":" port]` as RFC 9110 §7.2 allows it in Host: a reg-name, an IPv4 address or a
-/// bracketed IPv6 literal, and a port of 1–5 digits up to 65535. No userinfo (`u@h`), path,
-/// query or empty name.
-pub fn is_valid_authority(value: &str) -> bool {
-    let (host, port) = if let Some(rest) = value.strip_prefix('[') {
-        let Some((literal, after)) = rest.split_once(']') else {
-            return false;
-        };
-        if literal.parse::<std::net::Ipv6Addr>().is_err() {
-            return false;
-        }
-        match after {
-            "" => return true,
-            _ => match after.strip_prefix(':') {
-                Some(port) => ("[]", Some(port)),
-                None => return false,
-            },
-        }
-    } else {
-        match value.rsplit_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (value, None),
-        }
-    };
-    let port_ok = port.is_none_or(|p| {
-        !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()) && {
-            p.parse::<u32>().is_ok_and(|n| n <= 65535)
-        }
-    });
-    port_ok && (host == "[]" || is_reg_name(host))
-}
-
-/// unreserved / pct-encoded / sub-delims (RFC 3986 §3.2.2), non-empty.
-fn is_reg_name(host: &str) -> bool {
-    let bytes = host.as_bytes();
-    if bytes.is_empty() {
-        return false;
-    }
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                let hex = bytes.get(i + 1..i + 3);
-                if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
-                    return false;
-                }
-                i += 3;
-                continue;
-            }
-            b if b.is_ascii_alphanumeric() => {}
-            b'-' | b'.' | b'_' | b'~' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+'
-            | b',' | b';' | b'=' => {}
-            _ => return false,
-        }
-        i += 1;
-    }
-    true
 }
 
 /// Row 49: the path routes and access rules see, and the backend receives. Percent-encoded
