@@ -7,7 +7,7 @@
 
 mod probe;
 
-pub use probe::{CheckError, Target, check_once};
+pub use probe::{CheckError, Probe, Target, check_once};
 
 use crate::backend::{Backend, Transition, now_us};
 use crate::metrics::Metrics;
@@ -28,10 +28,11 @@ async fn watch_backend(
     stop: CancellationToken,
 ) {
     let label = Arc::clone(backend.label());
-    let check = &target.check;
+    let probe = Probe::new(backend.address(), target);
+    let check = probe.check();
     loop {
         let result = tokio::select! {
-            result = check_once(backend.address(), &target) => result,
+            result = check_once(&probe) => result,
             () = stop.cancelled() => return,
         };
         let passed = result.is_ok();

@@ -20,6 +20,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls::pki_types::ServerName;
 
 /// The most of a response body searched for `expect_body`.
 const MAX_SEARCHED_BODY: usize = 64 * 1024;
@@ -61,42 +62,78 @@ pub struct Target {
     pub tls: Option<UpstreamTls>,
 }
 
-/// One probe of the backend at `address`, within the check's timeout.
-pub async fn check_once(address: SocketAddr, target: &Target) -> Result<(), CheckError> {
-    tokio::time::timeout(target.check.timeout, probe(address, target))
+/// What one backend's probes need, made once for its watch rather than per probe: the Host
+/// they name and, for an HTTPS pool, the TLS client offering h2 and http/1.1 as its traffic
+/// does, with the name checked on the backend's certificate.
+pub struct Probe {
+    address: SocketAddr,
+    target: Target,
+    host: String,
+    tls: Option<(TlsConnector, ServerName<'static>)>,
+}
+
+impl Probe {
+    /// The probe of the backend at `address`.
+    pub fn new(address: SocketAddr, target: Target) -> Self {
+        let host = target
+            .check
+            .host
+            .clone()
+            .unwrap_or_else(|| address.to_string());
+        let tls = target.tls.as_ref().map(|tls| {
+            let mut config = (*tls.client).clone();
+            config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+            let name = tls
+                .server_name
+                .clone()
+                .unwrap_or_else(|| address.ip().into());
+            (TlsConnector::from(Arc::new(config)), name)
+        });
+        Self {
+            address,
+            target,
+            host,
+            tls,
+        }
+    }
+
+    /// The check it runs.
+    pub fn check(&self) -> &HealthCheckConfig {
+        &self.target.check
+    }
+}
+
+/// One probe, within the check's timeout.
+pub async fn check_once(probe: &Probe) -> Result<(), CheckError> {
+    tokio::time::timeout(probe.target.check.timeout, run(probe))
         .await
         .map_err(|_| CheckError::Timeout)?
 }
 
-async fn probe(address: SocketAddr, target: &Target) -> Result<(), CheckError> {
-    let stream = TcpStream::connect(address)
+async fn run(probe: &Probe) -> Result<(), CheckError> {
+    let stream = TcpStream::connect(probe.address)
         .await
         .map_err(CheckError::Connect)?;
-    let Some(path) = &target.check.path else {
+    let Some(path) = &probe.target.check.path else {
         return Ok(());
     };
     let _ = stream.set_nodelay(true);
-    let host = target
-        .check
-        .host
-        .clone()
-        .unwrap_or_else(|| address.to_string());
-    let response = match &target.tls {
+    let response = match &probe.tls {
         None => {
-            let version = match target.protocol {
+            let version = match probe.target.protocol {
                 UpstreamProtocol::Http1 => Version::HTTP_11,
                 UpstreamProtocol::H2c => Version::HTTP_2,
             };
-            let request = request(version, Scheme::HTTP, &host, path)?;
+            let request = request(version, Scheme::HTTP, &probe.host, path)?;
             send(TokioIo::new(stream), request).await?
         }
-        Some(tls) => {
-            let (stream, version) = tls_connect(stream, address, tls).await?;
-            let request = request(version, Scheme::HTTPS, &host, path)?;
+        Some((connector, name)) => {
+            let (stream, version) = tls_connect(stream, connector, name).await?;
+            let request = request(version, Scheme::HTTPS, &probe.host, path)?;
             send(TokioIo::new(stream), request).await?
         }
     };
-    verdict(response, &target.check).await
+    verdict(response, &probe.target.check).await
 }
 
 /// The check's GET: origin-form with `Host` on HTTP/1.1; on HTTP/2 a URI whose scheme and
@@ -151,21 +188,14 @@ where
     }
 }
 
-/// The TLS handshake of an HTTPS pool's check, offering h2 and http/1.1 as its traffic does;
-/// the HTTP version the backend chose.
+/// The TLS handshake of an HTTPS pool's check; the HTTP version the backend chose by ALPN.
 async fn tls_connect(
     stream: TcpStream,
-    address: SocketAddr,
-    tls: &UpstreamTls,
+    connector: &TlsConnector,
+    name: &ServerName<'static>,
 ) -> Result<(tokio_rustls::client::TlsStream<TcpStream>, Version), CheckError> {
-    let mut config = (*tls.client).clone();
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    let name = tls
-        .server_name
-        .clone()
-        .unwrap_or_else(|| address.ip().into());
-    let stream = TlsConnector::from(Arc::new(config))
-        .connect(name, stream)
+    let stream = connector
+        .connect(name.clone(), stream)
         .await
         .map_err(CheckError::Tls)?;
     let version = match stream.get_ref().1.alpn_protocol() {
