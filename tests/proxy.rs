@@ -568,25 +568,29 @@ async fn options_asterisk_is_answered_by_the_balancer() {
     assert_eq!(backend.requests(), 0);
 }
 
+/// The raw answer to `METHOD /x` on a closing connection.
+async fn answer_to(addr: std::net::SocketAddr, method: &str) -> String {
+    let request = format!("{method} /x HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    client::raw(addr, request.as_bytes(), Duration::from_secs(5)).await
+}
+
+/// Whether `reply` carries exactly this `Allow` line.
+fn allows(reply: &str, methods: &str) -> bool {
+    reply
+        .to_ascii_lowercase()
+        .contains(&format!("\r\nallow: {methods}\r\n"))
+}
+
 /// TRACE echoes a request back, credentials and cookies included: denied by default (405
 /// with `Allow`), as nginx does; `security.deny_methods` sets the list.
 #[tokio::test]
 async fn trace_is_denied_by_default_and_deny_methods_sets_the_list() {
     let backend = TestBackend::named("a").await;
-    let ask =
-        |method: &str| format!("{method} /x HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
     let app = start(&config_text(&[(backend.addr, 1)], "")).await;
-    let reply = client::raw(
-        traffic(&app),
-        ask("TRACE").as_bytes(),
-        Duration::from_secs(5),
-    )
-    .await;
+    let reply = answer_to(traffic(&app), "TRACE").await;
     assert!(reply.starts_with("HTTP/1.1 405 "), "{reply}");
     assert!(
-        reply
-            .to_ascii_lowercase()
-            .contains("\r\nallow: get, head, post, put, delete, patch, options\r\n"),
+        allows(&reply, "get, head, post, put, delete, patch, options"),
         "{reply}"
     );
     assert_eq!(backend.requests(), 0);
@@ -597,28 +601,16 @@ async fn trace_is_denied_by_default_and_deny_methods_sets_the_list() {
         "[security]\ndeny_methods = [\"DELETE\", \"PURGE\"]\n",
     ))
     .await;
-    let reply = client::raw(
-        traffic(&app),
-        ask("TRACE").as_bytes(),
-        Duration::from_secs(5),
-    )
-    .await;
+    let reply = answer_to(traffic(&app), "TRACE").await;
     assert!(
         reply.starts_with("HTTP/1.1 200 "),
         "TRACE allowed now: {reply}"
     );
     for method in ["DELETE", "PURGE"] {
-        let reply = client::raw(
-            traffic(&app),
-            ask(method).as_bytes(),
-            Duration::from_secs(5),
-        )
-        .await;
+        let reply = answer_to(traffic(&app), method).await;
         assert!(reply.starts_with("HTTP/1.1 405 "), "{reply}");
         assert!(
-            reply
-                .to_ascii_lowercase()
-                .contains("\r\nallow: get, head, post, put, patch, options\r\n"),
+            allows(&reply, "get, head, post, put, patch, options"),
             "{reply}"
         );
     }
