@@ -34,6 +34,19 @@ fn stalling_length() -> Vec<u8> {
     reply
 }
 
+/// A backend that stalls mid-body twice (Content-Length, then chunked) and then answers
+/// whole, behind portero with the 500 ms idle timeout.
+async fn stalling_rig() -> (RawBackend, std::sync::Arc<portero::App>) {
+    let backend = RawBackend::start(vec![
+        Reply::Keep(stalling_length()),
+        Reply::Keep(stalling_chunked()),
+        Reply::AfterBody,
+    ])
+    .await;
+    let app = start(&config_text(&[(backend.addr, 1)], IDLE)).await;
+    (backend, app)
+}
+
 /// A chunked body with one 1,000-byte chunk and no last chunk.
 fn stalling_chunked() -> Vec<u8> {
     let mut reply = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3e8\r\n".to_vec();
@@ -77,13 +90,7 @@ async fn wait_charged(admin: SocketAddr, n: f64) {
 /// gave up); the backend is charged and its connection closed, never reused.
 #[tokio::test]
 async fn http1_a_backend_silent_mid_body_is_cut_after_upstream_idle() {
-    let backend = RawBackend::start(vec![
-        Reply::Keep(stalling_length()),
-        Reply::Keep(stalling_chunked()),
-        Reply::AfterBody,
-    ])
-    .await;
-    let app = start(&config_text(&[(backend.addr, 1)], IDLE)).await;
+    let (backend, app) = stalling_rig().await;
     let addr = traffic(&app);
 
     for (n, framing) in [
@@ -144,13 +151,7 @@ async fn http1_a_backend_silent_mid_body_is_cut_after_upstream_idle() {
 /// closed.
 #[tokio::test]
 async fn http2_a_backend_silent_mid_body_gets_the_stream_reset() {
-    let backend = RawBackend::start(vec![
-        Reply::Keep(stalling_length()),
-        Reply::Keep(stalling_chunked()),
-        Reply::AfterBody,
-    ])
-    .await;
-    let app = start(&config_text(&[(backend.addr, 1)], IDLE)).await;
+    let (backend, app) = stalling_rig().await;
     let addr = traffic(&app);
     let h2 = client::h2c();
     for n in 0..2 {
