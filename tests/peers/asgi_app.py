@@ -4,22 +4,17 @@
     asgi_app.py NAME
 
 Binds 127.0.0.1 port 0 itself, prints `listening PORT`, and hands the socket to uvicorn
-(`uvicorn --port 0` does not say which port it got). Same protocol as http_server.py:
-  /healthz         200 "ok", or 503 "sick" once made sick (health checks, not counted)
-  /control/sick    makes /healthz answer 503      (control: for the test, directly)
-  /control/well    makes /healthz answer 200 again
-  /control/count   JSON: requests, health checks, the last target and Host seen, and the
-                   Host of the last health check
-  anything else    200 with NAME as body and `x-backend: NAME` (request bodies are read)
+(`uvicorn --port 0` does not say which port it got). Answers as peer_state.py says
+(request bodies are read).
 """
 
-import json
 import socket
 import sys
 
+from peer_state import PeerState
+
 NAME = sys.argv[1] if len(sys.argv) > 1 else "asgi"
-STATE = {"sick": False, "requests": 0, "health": 0, "health_failed": 0,
-         "absolute": 0, "last_target": "", "last_host": "", "health_host": ""}
+PEER = PeerState(NAME)
 
 
 async def app(scope, receive, send):
@@ -28,26 +23,10 @@ async def app(scope, receive, send):
     target = scope.get("raw_path", scope["path"].encode()).decode("latin-1")
     if scope.get("query_string"):
         target += "?" + scope["query_string"].decode("latin-1")
-    headers = dict(scope["headers"])
+    host = dict(scope["headers"]).get(b"host", b"").decode("latin-1")
     while (await receive()).get("more_body"):
         pass
-    if target == "/healthz":
-        STATE["health"] += 1
-        STATE["health_host"] = headers.get(b"host", b"").decode("latin-1")
-        STATE["health_failed"] += int(STATE["sick"])
-        status, body = (503, "sick") if STATE["sick"] else (200, "ok")
-    elif target.startswith("/control/"):
-        if target == "/control/sick":
-            STATE["sick"] = True
-        elif target == "/control/well":
-            STATE["sick"] = False
-        status, body = 200, json.dumps(STATE)
-    else:
-        STATE["requests"] += 1
-        STATE["absolute"] += int(not target.startswith("/"))
-        STATE["last_target"] = target
-        STATE["last_host"] = headers.get(b"host", b"").decode("latin-1")
-        status, body = 200, NAME
+    status, body = PEER.answer(target, host)
     data = body.encode()
     await send({"type": "http.response.start", "status": status, "headers": [
         (b"content-type", b"text/plain"),
