@@ -52,6 +52,8 @@ fn picking(c: &mut Criterion) {
         idle_timeout: Duration::from_secs(60),
         tls: None,
         connect_seconds: None,
+        stream_buffer: 64 * 1024,
+        max_response_head: 16 * 1024,
     };
     for balance in [
         Balance::RoundRobin,

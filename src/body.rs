@@ -5,8 +5,10 @@
 //! access log, in-flight counts) when the body ends, fails or is dropped.
 
 mod client;
+mod pace;
 
 pub use client::{ClientBody, ClientBodyError};
+use pace::Pace;
 
 use crate::backend::now_us;
 use crate::proxy::exchange::{Exchange, Outcome};
@@ -210,6 +212,7 @@ pin_project! {
             lease: Lease,
             #[pin] cut: WaitForCancellationFutureOwned,
             stall: Stall,
+            pace: Pace,
         },
         Full { data: Option<Bytes> },
     }
@@ -323,6 +326,7 @@ impl ResponseBody {
                 lease,
                 cut,
                 stall: Stall::new(idle),
+                pace: Pace::default(),
             },
             exchange: None,
         }
@@ -348,8 +352,11 @@ impl ResponseBody {
 
     /// Attaches the exchange to record when this body ends.
     pub fn with_exchange(mut self, mut exchange: Exchange) -> Self {
-        if matches!(self.kind, Kind::Upstream { .. }) {
+        if let Kind::Upstream { pace, .. } = &mut self.kind {
             exchange.streaming();
+            if exchange.version() < http::Version::HTTP_2 {
+                *pace = Pace::with(Arc::clone(exchange.conn()));
+            }
         }
         self.exchange = Some(exchange);
         self
@@ -371,9 +378,12 @@ impl Body for ResponseBody {
                 lease,
                 cut,
                 stall,
+                pace,
             } => {
                 if cut.poll(cx).is_ready() {
                     Some(Err(BodyError::Drained))
+                } else if pace.must_wait(cx) {
+                    return Poll::Pending;
                 } else {
                     match body.as_mut().poll_frame(cx) {
                         Poll::Pending if stall.expired(cx) => Some(Err(BodyError::UpstreamIdle)),
@@ -382,6 +392,11 @@ impl Body for ResponseBody {
                             stall.progressed();
                             if frame.is_none() || body.is_end_stream() {
                                 lease.release();
+                            }
+                            if let Some(Ok(frame)) = &frame
+                                && let Some(data) = frame.data_ref()
+                            {
+                                pace.handed(data.len());
                             }
                             frame
                                 .map(|f| f.map(without_forbidden_trailers).map_err(BodyError::from))

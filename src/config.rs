@@ -112,6 +112,7 @@ impl Config {
 fn validate(file: FileConfig) -> Result<Config, Vec<Problem>> {
     let mut problems = Vec::new();
     check_admission(&file.admission, &mut problems);
+    check_limits(&file.limits, &mut problems);
     let security = security::security(&file.security, &mut problems);
     let listeners = listeners(&file, &mut problems);
     let pools = pools(&file.pools, &mut problems);
@@ -143,6 +144,28 @@ fn check_admission(admission: &AdmissionConfig, problems: &mut Vec<Problem>) {
         problems.push(Problem::message(format!(
             "admission.burst_connections ({}) must be at least baseline_connections ({})",
             admission.burst_connections, admission.baseline_connections
+        )));
+    }
+}
+
+/// The smallest `stream_buffer` that holds a whole HTTP/2 frame (16 KiB), and the largest
+/// that keeps it a bound (an HTTP/2 window cannot pass 2^31 - 1 anyway).
+const STREAM_BUFFER: std::ops::RangeInclusive<usize> = 16 * 1024..=16 * 1024 * 1024;
+
+/// hyper's smallest read buffer, and a bound that keeps a slow reader's share small.
+const RESPONSE_HEAD: std::ops::RangeInclusive<usize> = 8 * 1024..=1024 * 1024;
+
+fn check_limits(limits: &Limits, problems: &mut Vec<Problem>) {
+    if !RESPONSE_HEAD.contains(&limits.max_response_header_bytes) {
+        problems.push(Problem::message(format!(
+            "limits.max_response_header_bytes ({} bytes) must be between 8KiB and 1MiB",
+            limits.max_response_header_bytes
+        )));
+    }
+    if !STREAM_BUFFER.contains(&limits.stream_buffer) {
+        problems.push(Problem::message(format!(
+            "limits.stream_buffer ({} bytes) must be between 16KiB and 16MiB",
+            limits.stream_buffer
         )));
     }
 }

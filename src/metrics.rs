@@ -82,6 +82,9 @@ pub struct Metrics {
     /// `portero_requests_aborted_total{listener,by}`: exchanges cut before their response
     /// ended, by `client` (went away, 499-style) or `upstream` (backend broke off).
     pub requests_aborted: IntCounterVec,
+    /// `portero_slow_readers_total{listener,reason}`: connections closed because the client
+    /// read too slowly: `stalled` (nothing for `timeouts.client_write`) or `min_send_rate`.
+    pub slow_readers: IntCounterVec,
     /// `portero_rate_limit_tracked_clients`: client addresses in the local rate-limit table.
     pub rate_limit_tracked: IntGauge,
     /// `portero_rate_limit_store_errors_total`: shared-store decisions that fell back to the
@@ -178,6 +181,11 @@ impl Metrics {
                 "portero_requests_aborted_total",
                 "Requests cut before the response ended, by who went away",
                 &["listener", "by"],
+            ),
+            slow_readers: counter(
+                "portero_slow_readers_total",
+                "Client connections closed because the client read too slowly, by reason",
+                &["listener", "reason"],
             ),
             rate_limit_tracked,
             rate_limit_store_errors,

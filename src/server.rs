@@ -13,6 +13,7 @@ pub mod listener;
 pub mod per_ip;
 pub mod proxy_protocol;
 mod refuse;
+mod send_rate;
 pub mod stream;
 pub mod tunnel;
 
@@ -110,6 +111,8 @@ struct ConnSettings {
     access: AccessList,
     /// `security.max_connections_per_ip` (0 = off).
     max_connections_per_ip: u32,
+    /// `limits.stream_buffer`: the unsent bytes a client socket's kernel queue may hold.
+    stream_buffer: u32,
 }
 
 impl ServerCtx {
@@ -191,6 +194,7 @@ impl ConnSettings {
             request_header: config.timeouts.request_header,
             idle: config.timeouts.idle,
             client_write: config.timeouts.client_write,
+            min_send_rate: config.limits.min_send_rate,
         };
         Self {
             http1: http1_builder(config),
@@ -200,6 +204,7 @@ impl ConnSettings {
             at_limit: config.admission.at_limit,
             access: config.security.access.clone(),
             max_connections_per_ip: config.security.max_connections_per_ip,
+            stream_buffer: config.limits.stream_buffer_u32(),
         }
     }
 }
@@ -231,18 +236,19 @@ fn http1_builder(config: &Config) -> http1::Builder {
 const HYPER_MAX_HEADERS: usize = 100;
 
 fn http2_builder(config: &Config) -> http2::Builder<TokioExecutor> {
+    let buffer = config.limits.stream_buffer_u32();
     let mut http = http2::Builder::new(TokioExecutor::new());
     http.timer(TokioTimer::new())
         // Past this, h2 answers REFUSED_STREAM (RFC 9113 §5.1.2): bounds work per connection.
         .max_concurrent_streams(100)
         // What a client may send on one stream before portero has forwarded it upstream.
-        .initial_stream_window_size(64 * 1024)
+        .initial_stream_window_size(buffer)
         // What a client may send over all its streams: the per-connection receive buffer.
-        .initial_connection_window_size(1024 * 1024)
+        .initial_connection_window_size(buffer.max(1024 * 1024))
         // Fixed windows: BDP probing would grow them past the bounds above.
         .adaptive_window(false)
         // Response bytes queued per stream for a client that reads slowly (hyper's is 400 KiB).
-        .max_send_buf_size(64 * 1024)
+        .max_send_buf_size(buffer as usize)
         // Rapid Reset (CVE-2023-44487): streams reset before being accepted, then GOAWAY.
         .max_pending_accept_reset_streams(20)
         // MadeYouReset (CVE-2025-8671): resets the peer provokes, then GOAWAY; never None.

@@ -63,6 +63,8 @@ impl Snapshot {
                     tls: pool.tls.clone(),
                     connect_seconds: metrics
                         .map(|m| m.upstream_connect.with_label_values(&[name.as_str()])),
+                    stream_buffer: config.limits.stream_buffer_u32(),
+                    max_response_head: config.limits.max_response_header_bytes,
                 };
                 // Live backends carry over unless the protocol or TLS to them changed.
                 let old = previous.and_then(|p| p.pools.get(name)).filter(|old| {

@@ -25,9 +25,6 @@ pub use keep_alive::Lease;
 use observed::ObservedConnector;
 use std::time::Duration;
 
-/// The largest response head taken from a backend over HTTP/1.1.
-const MAX_RESPONSE_HEAD: usize = 64 * 1024;
-
 /// Settings every upstream client is built with.
 #[derive(Debug, Clone)]
 pub struct UpstreamSettings {
@@ -41,6 +38,12 @@ pub struct UpstreamSettings {
     pub tls: Option<UpstreamTls>,
     /// `portero_upstream_connect_seconds` of the pool, when metrics are kept.
     pub connect_seconds: Option<prometheus::Histogram>,
+    /// `limits.stream_buffer`: unsent bytes in a backend socket's kernel queue, and the
+    /// HTTP/2 stream window and send buffer, per stream.
+    pub stream_buffer: u32,
+    /// `limits.max_response_header_bytes`: the largest HTTP/1.1 response head, and so the
+    /// size of the buffer each backend connection reads into.
+    pub max_response_head: usize,
 }
 
 /// A pooled client for one backend.
@@ -50,6 +53,8 @@ pub struct Upstream {
     version: Version,
     /// Open connections to the backend, pooled or busy.
     open: Arc<AtomicI64>,
+    /// The largest response head taken (`limits.max_response_header_bytes`).
+    max_head: usize,
 }
 
 /// Plain HTTP/1.1, the common case, has a pool of portero's own (see `keep_alive`); h2c and TLS
@@ -93,9 +98,16 @@ impl Upstream {
             .pool_idle_timeout(settings.idle_timeout)
             // Bounds the memory a backend's response head can take (hyper's default is about
             // 400 KiB); `invalid_head` enforces the exact limit.
-            .http1_max_buf_size(MAX_RESPONSE_HEAD)
+            .http1_max_buf_size(settings.max_response_head)
             // portero sets Host itself: the client's Host, not the backend's address.
-            .set_host(false);
+            .set_host(false)
+            // What an HTTP/2 backend may send on one stream before the client has taken it
+            // (hyper's default is 2 MiB), and what portero queues for one that reads slowly.
+            // The connection window stays hyper's (5 MiB): every stream to the backend shares
+            // it, and a stream that waits on a slow client keeps its share.
+            .http2_initial_stream_window_size(settings.stream_buffer)
+            .http2_adaptive_window(false)
+            .http2_max_send_buf_size(settings.stream_buffer as usize);
         let version = match settings.protocol {
             UpstreamProtocol::Http1 => Version::HTTP_11,
             UpstreamProtocol::H2c => {
@@ -115,11 +127,15 @@ impl Upstream {
             settings.connect_seconds.clone(),
             Arc::clone(&open),
         )
-        .fixed_to(target.clone());
+        .fixed_to(target.clone())
+        .notsent_lowat(settings.stream_buffer);
         let client = match &settings.tls {
-            None if version == Version::HTTP_11 => {
-                Clients::Http1(KeepAlive::new(connector, target, settings.idle_timeout))
-            }
+            None if version == Version::HTTP_11 => Clients::Http1(KeepAlive::new(
+                connector,
+                target,
+                settings.idle_timeout,
+                settings.max_response_head,
+            )),
             None => Clients::Plain(builder.build(connector)),
             Some(tls) => {
                 // The request URI names the client's site, so the name checked on the
@@ -146,6 +162,7 @@ impl Upstream {
             client,
             version,
             open,
+            max_head: settings.max_response_head,
         }
     }
 
@@ -201,10 +218,16 @@ impl Upstream {
     ) -> Result<(Response<Incoming>, Lease), UpstreamError> {
         let (response, lease) = match &self.client {
             Clients::Http1(pool) => pool.send(request).await?,
-            Clients::Plain(client) => (send_legacy(client, request).await?, Lease::none()),
-            Clients::Tls(client) => (send_legacy(client, request).await?, Lease::none()),
+            Clients::Plain(client) => (
+                send_legacy(client, request, self.max_head).await?,
+                Lease::none(),
+            ),
+            Clients::Tls(client) => (
+                send_legacy(client, request, self.max_head).await?,
+                Lease::none(),
+            ),
         };
-        if let Some(reason) = invalid_head(response.headers()) {
+        if let Some(reason) = invalid_head(response.headers(), self.max_head) {
             // Dropped unreleased, the lease closes its connection.
             return Err(UpstreamError::Request(reason.into()));
         }
@@ -216,6 +239,7 @@ impl Upstream {
 async fn send_legacy<C: Connect + Clone + Send + Sync + 'static>(
     client: &Client<C, RequestBody>,
     mut request: Request<RequestBody>,
+    max_head: usize,
 ) -> Result<Response<Incoming>, UpstreamError> {
     let connection = capture_connection(&mut request);
     let response = client.request(request).await.map_err(|e| {
@@ -231,7 +255,7 @@ async fn send_legacy<C: Connect + Clone + Send + Sync + 'static>(
             UpstreamError::Request(root_cause(&e))
         }
     })?;
-    if invalid_head(response.headers()).is_some() {
+    if invalid_head(response.headers(), max_head).is_some() {
         // Its connection is poisoned, not just dropped: hyper may already have read the
         // whole body and found the connection fit for reuse.
         if let Some(connected) = connection.connection_metadata().as_ref() {
@@ -242,7 +266,7 @@ async fn send_legacy<C: Connect + Clone + Send + Sync + 'static>(
 }
 
 /// Why a response head hyper accepted must still be refused (a 502), if it must.
-fn invalid_head(headers: &HeaderMap) -> Option<&'static str> {
+fn invalid_head(headers: &HeaderMap, max: usize) -> Option<&'static str> {
     // hyper frames such a response by Transfer-Encoding but keeps the Content-Length, which
     // would then describe a different body to the client (RFC 9112 §6.3 item 3).
     if headers.contains_key(header::TRANSFER_ENCODING)
@@ -257,7 +281,7 @@ fn invalid_head(headers: &HeaderMap) -> Option<&'static str> {
         .iter()
         .map(|(name, value)| name.as_str().len() + value.len() + 4)
         .sum();
-    (size > MAX_RESPONSE_HEAD).then_some("response head too large")
+    (size > max).then_some("response head too large")
 }
 
 fn is_timeout(error: &(dyn std::error::Error + 'static)) -> bool {

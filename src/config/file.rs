@@ -127,6 +127,29 @@ pub struct Limits {
     /// new requests refused with 503 past 98%.
     #[serde(deserialize_with = "units::size")]
     pub max_memory: u64,
+    /// Largest response head from a backend over HTTP/1.1 (-> 502). Also the size of the
+    /// buffer portero reads each backend's response into; at least 8 KiB (hyper's floor).
+    #[serde(deserialize_with = "units::size_usize")]
+    pub max_response_header_bytes: usize,
+    /// The most of one stream's bytes portero lets wait, in each direction, for the slower
+    /// side: unsent bytes in each socket's kernel queue (`TCP_NOTSENT_LOWAT`) and HTTP/2
+    /// stream windows and send buffers, to clients and to backends. Past it, portero stops
+    /// reading from the faster side (backpressure): nothing is dropped.
+    #[serde(deserialize_with = "units::size_usize")]
+    pub stream_buffer: usize,
+    /// Bytes per second a client must read while portero waits on it, averaged over each
+    /// `timeouts.client_write` of waiting; slower, the connection is closed (0 = off: only a
+    /// client that reads nothing for `client_write` is).
+    #[serde(deserialize_with = "units::size")]
+    pub min_send_rate: u64,
+}
+
+impl Limits {
+    /// `stream_buffer` as socket options and HTTP/2 windows take it (validated to at most
+    /// 16 MiB).
+    pub fn stream_buffer_u32(&self) -> u32 {
+        u32::try_from(self.stream_buffer).unwrap_or(u32::MAX)
+    }
 }
 
 impl Default for Limits {
@@ -137,6 +160,9 @@ impl Default for Limits {
             max_uri_bytes: 8 * 1024,
             max_request_body: 10 * 1024 * 1024,
             max_memory: 0,
+            max_response_header_bytes: 16 * 1024,
+            stream_buffer: 64 * 1024,
+            min_send_rate: 1024,
         }
     }
 }

@@ -9,6 +9,8 @@ fn settings() -> UpstreamSettings {
         idle_timeout: Duration::from_secs(60),
         tls: None,
         connect_seconds: None,
+        stream_buffer: 64 * 1024,
+        max_response_head: 16 * 1024,
     }
 }
 

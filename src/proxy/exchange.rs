@@ -215,6 +215,16 @@ impl Exchange {
         }
     }
 
+    /// The client's connection.
+    pub fn conn(&self) -> &Arc<ClientConn> {
+        &self.conn
+    }
+
+    /// The client's HTTP version.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
     /// Records that portero answered itself, and why.
     pub fn set_error(&mut self, kind: &'static str) {
         self.error = Some(kind);

@@ -97,6 +97,12 @@ impl Acceptor {
 
     fn serve(&self, stream: TcpStream, peer: SocketAddr, permit: Permit) {
         let _ = stream.set_nodelay(true);
+        // The kernel would otherwise queue up to `net.ipv4.tcp_wmem`'s maximum (4 MiB by
+        // default) of a response for a client that reads slowly, and portero's writes would
+        // not wait on it until that is full: bounded here, the rest waits in the backend's
+        // socket, and `min_send_rate` sees the client's pace.
+        let buffer = self.ctx.settings.load().stream_buffer;
+        let _ = socket2::SockRef::from(&stream).set_tcp_notsent_lowat(buffer);
         self.ctx
             .metrics
             .connections_accepted

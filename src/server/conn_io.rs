@@ -14,8 +14,10 @@
 //!   HTTP/2 connection with no open stream;
 //! - once upgraded to a tunnel (WebSocket): none; shutdown's drain deadline bounds it.
 //!
-//! Writes have their own deadline: a write that stays blocked for `client_write` (the client
-//! stopped reading: zero TCP window) fails the connection (ATTACKS.md row 27).
+//! Writes are judged by [`SendRate`]: once writes have waited on the client for
+//! `client_write` in all, a client that took nothing meanwhile (it stopped reading: zero TCP
+//! window, ATTACKS.md row 27) or less than `min_send_rate` bytes per second of that waiting
+//! (a slow reader) fails the connection, and [`ClientConn::slow_reader`] says why.
 //!
 //! The bytes of each HTTP/1 head that starts at a known boundary also pass a [`HeadScan`].
 //!
@@ -30,6 +32,8 @@
 
 use super::deadline::Deadline;
 use super::head_scan::HeadScan;
+use super::send_rate::{SendRate, Verdict};
+use super::stream::ResetOnClose;
 use crate::conn::ClientConn;
 use bytes::{Bytes, BytesMut};
 use std::future::poll_fn;
@@ -60,8 +64,10 @@ pub struct IoTimeouts {
     pub request_header: Duration,
     /// Between requests.
     pub idle: Duration,
-    /// Longest a write may stay blocked.
+    /// Waiting on the client that a write may add up to before its progress is judged.
     pub client_write: Duration,
+    /// Bytes per second a client must take while writes wait on it (0 = only stalls).
+    pub min_send_rate: u64,
 }
 
 /// What the client speaks.
@@ -100,12 +106,14 @@ pub struct ConnIo<S> {
     /// hyper's last read returned `Pending`: it waits on the socket and sees the client leave.
     read_watched: bool,
     write_blocked: bool,
-    /// Armed while a write is blocked; created the first time one is.
+    /// Armed while a write is blocked, at the end of [`SendRate`]'s window; created the first
+    /// time one is.
     write_deadline: Option<Pin<Box<Sleep>>>,
+    send_rate: SendRate,
     head_scan: HeadScan,
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> ConnIo<S> {
+impl<S: AsyncRead + AsyncWrite + ResetOnClose + Unpin> ConnIo<S> {
     /// Wraps a freshly accepted stream; its first byte is due within `request_header`.
     pub fn new(inner: S, conn: Arc<ClientConn>, timeouts: IoTimeouts) -> Self {
         let seen_epoch = conn.activity.epoch();
@@ -121,6 +129,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ConnIo<S> {
             read_watched: false,
             write_blocked: false,
             write_deadline: None,
+            send_rate: SendRate::new(timeouts.client_write, timeouts.min_send_rate),
             head_scan: HeadScan::default(),
         }
     }
@@ -304,18 +313,30 @@ impl<S> ConnIo<S> {
         }
     }
 
-    /// A write returned `Pending`: whether it has now been blocked for `client_write`.
-    fn write_stalled(&mut self, cx: &mut Context<'_>) -> bool {
-        if !self.write_blocked {
-            let deadline = Instant::now() + self.timeouts.client_write;
-            match &mut self.write_deadline {
-                Some(timer) => timer.as_mut().reset(deadline),
-                None => self.write_deadline = Some(Box::pin(tokio::time::sleep_until(deadline))),
+    /// A write returned `Pending`: how the client's reading is judged now.
+    fn write_waits(&mut self, cx: &mut Context<'_>) -> Verdict {
+        let mut due = self.send_rate.waiting(Instant::now());
+        loop {
+            let timer = match &mut self.write_deadline {
+                Some(timer) => {
+                    if timer.deadline() != due {
+                        timer.as_mut().reset(due);
+                    }
+                    timer
+                }
+                None => self
+                    .write_deadline
+                    .insert(Box::pin(tokio::time::sleep_until(due))),
+            };
+            if timer.as_mut().poll(cx).is_pending() {
+                return Verdict::Reading;
+            }
+            match self.send_rate.deadline(Instant::now()) {
+                // A new window, the write still waiting in it.
+                Verdict::Reading => due = self.send_rate.waiting(Instant::now()),
+                verdict => return verdict,
             }
         }
-        self.write_deadline
-            .as_mut()
-            .is_some_and(|timer| timer.as_mut().poll(cx).is_ready())
     }
 
     /// hyper is reading the next head of an idle HTTP/1 connection: it can be parked without
@@ -337,7 +358,7 @@ impl<S> ConnIo<S> {
     }
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for ConnIo<S> {
+impl<S: AsyncRead + AsyncWrite + ResetOnClose + Unpin> AsyncRead for ConnIo<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -388,34 +409,50 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for ConnIo<S> {
     }
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> ConnIo<S> {
-    /// Runs one write-side poll with the write deadline.
+impl<S: AsyncRead + AsyncWrite + ResetOnClose + Unpin> ConnIo<S> {
+    /// Runs one write-side poll under [`SendRate`]; `taken` tells how many bytes a ready
+    /// result wrote.
     fn guard_write<T>(
         &mut self,
         cx: &mut Context<'_>,
         poll: impl FnOnce(Pin<&mut S>, &mut Context<'_>) -> Poll<io::Result<T>>,
+        taken: impl FnOnce(&T) -> usize,
     ) -> Poll<io::Result<T>> {
         let result = poll(Pin::new(&mut self.inner), cx);
-        if result.is_pending() && self.write_stalled(cx) {
-            tracing::debug!(peer = %self.conn.peer, "client stopped reading: write timed out");
-            return Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "client did not read for timeouts.client_write",
-            )));
+        let verdict = match &result {
+            Poll::Pending => self.write_waits(cx),
+            Poll::Ready(Ok(done)) => {
+                let n = taken(done);
+                if n > 0 {
+                    self.conn.written.add(n);
+                }
+                self.send_rate.took(n, Instant::now)
+            }
+            Poll::Ready(Err(_)) => Verdict::Reading,
+        };
+        if verdict != Verdict::Reading {
+            tracing::debug!(peer = %self.conn.peer, reason = verdict.as_str(), "client reads too slowly: closing");
+            self.conn.set_slow_reader(verdict.as_str());
+            self.inner.reset_on_close();
+            let message = match verdict {
+                Verdict::Stalled => "client did not read for timeouts.client_write",
+                _ => "client read slower than limits.min_send_rate",
+            };
+            return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, message)));
         }
         self.note_write(result.is_pending());
         result
     }
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for ConnIo<S> {
+impl<S: AsyncRead + AsyncWrite + ResetOnClose + Unpin> AsyncWrite for ConnIo<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         self.get_mut()
-            .guard_write(cx, |inner, cx| inner.poll_write(cx, buf))
+            .guard_write(cx, |inner, cx| inner.poll_write(cx, buf), |n| *n)
     }
 
     fn poll_write_vectored(
@@ -424,7 +461,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for ConnIo<S> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         self.get_mut()
-            .guard_write(cx, |inner, cx| inner.poll_write_vectored(cx, bufs))
+            .guard_write(cx, |inner, cx| inner.poll_write_vectored(cx, bufs), |n| *n)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -436,12 +473,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for ConnIo<S> {
         if let Err(e) = this.watch_peer(cx) {
             return Poll::Ready(Err(e));
         }
-        this.guard_write(cx, |inner, cx| inner.poll_flush(cx))
+        this.guard_write(cx, |inner, cx| inner.poll_flush(cx), |()| 0)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.get_mut()
-            .guard_write(cx, |inner, cx| inner.poll_shutdown(cx))
+            .guard_write(cx, |inner, cx| inner.poll_shutdown(cx), |()| 0)
     }
 }
 

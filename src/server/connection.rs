@@ -14,6 +14,7 @@ use super::conn_io::{ConnIo, Protocol};
 use super::deadline::Deadline;
 use super::h2_guard::H2Guard;
 use super::listener::{ListenerCtx, ListenerSettings};
+use super::send_rate::Verdict;
 use super::stream::ClientStream;
 use super::tunnel;
 use super::{ServerCtx, gate};
@@ -95,6 +96,12 @@ pub async fn serve(
         };
         if let Err(e) = session.run(stream, protocol).await {
             tracing::debug!(%peer, error = %e, "connection ended with an error");
+        }
+        if let Some(reason) = conn.slow_reader() {
+            ctx.metrics
+                .slow_readers
+                .with_label_values(&[&listener.name, reason])
+                .inc();
         }
         ctx.unregister(id);
     }
@@ -377,6 +384,7 @@ impl Session<'_> {
                 () = self.asked_to_close() => break,
                 _ = watch.tick() => {
                     if self.conn.activity.stalled(now_us(), limit.as_micros() as u64) {
+                        self.conn.set_slow_reader(Verdict::Stalled.as_str());
                         tracing::debug!(peer = %self.conn.peer, "HTTP/2 responses stalled for timeouts.client_write: closing");
                         return Ok(());
                     }

@@ -8,6 +8,25 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 
+/// A stream that can be made to end with a reset rather than a FIN, for a client that is cut
+/// off for reading too slowly: its unsent bytes are dropped with the socket at once, where a
+/// close would leave the kernel sending them at the client's pace (nginx's
+/// `reset_timedout_connection`).
+pub trait ResetOnClose {
+    /// Makes the coming close a reset (`SO_LINGER` 0).
+    fn reset_on_close(&self);
+}
+
+impl ResetOnClose for ClientStream {
+    fn reset_on_close(&self) {
+        let tcp = match self {
+            ClientStream::Plain(s) => s,
+            ClientStream::Tls(s) => s.get_ref().0,
+        };
+        let _ = socket2::SockRef::from(tcp).set_linger(Some(std::time::Duration::ZERO));
+    }
+}
+
 /// Plain or TLS.
 pub enum ClientStream {
     /// Plain TCP.

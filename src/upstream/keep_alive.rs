@@ -67,11 +67,18 @@ impl Lease {
 
 impl KeepAlive {
     /// No connections yet; `target` is the backend's `http://address/`.
-    pub fn new(connector: ObservedConnector, target: Uri, idle_timeout: Duration) -> Self {
+    pub fn new(
+        connector: ObservedConnector,
+        target: Uri,
+        idle_timeout: Duration,
+        max_response_head: usize,
+    ) -> Self {
         let mut builder = Builder::new();
         // Bounds the memory a backend's response head can take; `invalid_head` enforces the
-        // exact limit.
-        builder.max_buf_size(super::MAX_RESPONSE_HEAD);
+        // exact limit. hyper reads the body into the same buffer, in pieces of up to this
+        // size, and each piece holds its buffer until the client has taken it: for a slow
+        // reader this is most of what a connection holds (README, "Resource budget").
+        builder.max_buf_size(max_response_head);
         Self {
             shared: Arc::new(Shared {
                 connector,

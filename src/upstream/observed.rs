@@ -25,6 +25,8 @@ pub struct ObservedConnector {
     open: Arc<AtomicI64>,
     /// Where every connection goes, whatever the request's URI names (see [`Self::fixed_to`]).
     fixed: Option<http::Uri>,
+    /// `TCP_NOTSENT_LOWAT` for every connection (0 = the kernel's).
+    notsent_lowat: u32,
 }
 
 impl ObservedConnector {
@@ -39,6 +41,7 @@ impl ObservedConnector {
             connect_seconds,
             open,
             fixed: None,
+            notsent_lowat: 0,
         }
     }
 
@@ -47,6 +50,13 @@ impl ObservedConnector {
     /// not the backend's address; the backend is where the connection goes.
     pub fn fixed_to(mut self, target: http::Uri) -> Self {
         self.fixed = Some(target);
+        self
+    }
+
+    /// Bounds the unsent bytes each connection's kernel queue holds for a backend that reads
+    /// slowly (an upload): past them portero's writes wait, and so does the client.
+    pub fn notsent_lowat(mut self, bytes: u32) -> Self {
+        self.notsent_lowat = bytes;
         self
     }
 }
@@ -63,9 +73,13 @@ impl Service<http::Uri> for ObservedConnector {
     fn call(&mut self, uri: http::Uri) -> Self::Future {
         let connecting = self.inner.call(self.fixed.clone().unwrap_or(uri));
         let (histogram, open) = (self.connect_seconds.clone(), Arc::clone(&self.open));
+        let lowat = self.notsent_lowat;
         Box::pin(async move {
             let started = Instant::now();
             let io = connecting.await?;
+            if lowat > 0 {
+                let _ = socket2::SockRef::from(io.inner()).set_tcp_notsent_lowat(lowat);
+            }
             if let Some(histogram) = histogram {
                 histogram.observe(started.elapsed().as_secs_f64());
             }

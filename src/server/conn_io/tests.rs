@@ -6,6 +6,7 @@ const TIMEOUTS: IoTimeouts = IoTimeouts {
     request_header: Duration::from_secs(10),
     idle: Duration::from_secs(60),
     client_write: Duration::from_secs(60),
+    min_send_rate: 0,
 };
 
 fn conn_io() -> (ConnIo<DuplexStream>, DuplexStream) {
@@ -84,4 +85,8 @@ fn the_408_is_a_well_formed_response() {
     let (head, body) = text.split_once("\r\n\r\n").unwrap();
     assert!(head.starts_with("HTTP/1.1 408 "));
     assert!(head.contains(&format!("content-length: {}", body.len())));
+}
+
+impl ResetOnClose for DuplexStream {
+    fn reset_on_close(&self) {}
 }

@@ -1,0 +1,101 @@
+//! A response body to an HTTP/1 client keeps pace with the client. hyper's HTTP/1 server takes
+//! body frames into its write queue until the queue holds `max_buf_size` (which is also the
+//! request head limit, 32 KiB by default), and each frame pins the backend read buffer it was
+//! cut from; for a client that reads slowly that is most of what a connection holds. So a body
+//! hands hyper its next frame only once everything it handed before has been written to the
+//! socket: hyper holds at most one frame of it, and the rest waits in the backend's socket
+//! (backpressure, nothing dropped). A client that keeps up loses nothing: its writes complete
+//! at once. HTTP/2 streams are bounded by their own send buffers instead.
+
+use crate::conn::ClientConn;
+use std::sync::Arc;
+use std::task::Context;
+
+/// One response body's account of what it handed hyper and what reached the client.
+#[derive(Debug, Default)]
+pub struct Pace {
+    /// The client's connection; `None` leaves the body unpaced (HTTP/2, portero's own bodies).
+    conn: Option<Arc<ClientConn>>,
+    /// The connection's bytes written when this body first asked; the response head and this
+    /// body are written after it.
+    base: Option<u64>,
+    /// Body bytes handed to hyper.
+    handed: u64,
+}
+
+impl Pace {
+    /// Paces a body against `conn`'s writes.
+    pub fn with(conn: Arc<ClientConn>) -> Self {
+        Self {
+            conn: Some(conn),
+            base: None,
+            handed: 0,
+        }
+    }
+
+    /// Whether the body must wait before its next frame; if so, `cx` is woken at the next
+    /// write to the client.
+    pub fn must_wait(&mut self, cx: &Context<'_>) -> bool {
+        let Some(conn) = &self.conn else {
+            return false;
+        };
+        let written = conn.written.get();
+        let base = *self.base.get_or_insert(written);
+        if !behind(self.handed, written - base) {
+            return false;
+        }
+        // Read again once registered: a write in between would otherwise be missed.
+        behind(self.handed, conn.written.wait(cx) - base)
+    }
+
+    /// A frame of `n` bytes was handed to hyper.
+    pub fn handed(&mut self, n: usize) {
+        self.handed += n as u64;
+    }
+}
+
+/// Whether some of the `handed` bytes cannot have been written yet, `written` being what the
+/// connection wrote since the body began (its head included, which errs on the side of going
+/// on).
+fn behind(handed: u64, written: u64) -> bool {
+    handed > written
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::admission::Tier;
+    use std::task::Waker;
+
+    fn conn() -> Arc<ClientConn> {
+        Arc::new(ClientConn::new(
+            Arc::from("test"),
+            "127.0.0.1:1".parse().unwrap(),
+            crate::conn::ConnScheme::Http,
+            Tier::Baseline,
+        ))
+    }
+
+    #[test]
+    fn a_body_waits_until_what_it_handed_is_written() {
+        let conn = conn();
+        conn.written.add(500); // an earlier response on the connection
+        let cx = Context::from_waker(Waker::noop());
+        let mut pace = Pace::with(Arc::clone(&conn));
+        assert!(!pace.must_wait(&cx), "the first frame goes");
+        pace.handed(16_384);
+        assert!(pace.must_wait(&cx));
+        conn.written.add(200 + 10_000); // the head and part of the frame
+        assert!(pace.must_wait(&cx));
+        conn.written.add(6_384);
+        assert!(!pace.must_wait(&cx), "all of it is out");
+    }
+
+    #[test]
+    fn an_unpaced_body_never_waits() {
+        let cx = Context::from_waker(Waker::noop());
+        let mut pace = Pace::default();
+        pace.handed(1 << 30);
+        assert!(!pace.must_wait(&cx));
+    }
+}
