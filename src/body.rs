@@ -9,6 +9,7 @@ mod pace;
 
 pub use client::{ClientBody, ClientBodyError};
 use pace::Pace;
+pub use pace::Written;
 
 use crate::backend::now_us;
 use crate::proxy::exchange::{Exchange, Outcome};
@@ -355,7 +356,7 @@ impl ResponseBody {
         if let Kind::Upstream { pace, .. } = &mut self.kind {
             exchange.streaming();
             if exchange.version() < http::Version::HTTP_2 {
-                *pace = Pace::with(Arc::clone(exchange.conn()));
+                *pace = Pace::with(Arc::clone(&exchange.conn().written));
             }
         }
         self.exchange = Some(exchange);

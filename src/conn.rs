@@ -6,12 +6,11 @@
 
 use crate::admission::{Admission, Tier};
 use crate::backend::now_us;
-use atomic_waker::AtomicWaker;
+use crate::body::Written;
 use hyper::upgrade::OnUpgrade;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::task::Context;
 use tokio::sync::Notify;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
@@ -41,7 +40,7 @@ pub struct ClientConn {
     /// Why it was closed for reading too slowly, if it was (`portero_slow_readers_total`).
     slow_reader: OnceLock<&'static str>,
     /// Bytes written to the client, for response bodies to keep pace with (HTTP/1).
-    pub written: Written,
+    pub written: Arc<Written>,
 }
 
 impl ClientConn {
@@ -60,7 +59,7 @@ impl ClientConn {
             head_content_length: AtomicBool::new(false),
             upgrade: Mutex::new(None),
             slow_reader: OnceLock::new(),
-            written: Written::default(),
+            written: Arc::default(),
         }
     }
 
@@ -178,40 +177,6 @@ pub struct ConnTls {
     pub covered: Option<Arc<crate::tls::LoadedCert>>,
     /// `Strict-Transport-Security` to add to every response.
     pub hsts: Option<http::HeaderValue>,
-}
-
-/// The bytes a connection's I/O has written to the client, and a response body that waits for
-/// them to catch up with what it handed hyper (see `body::Pace`): hyper's HTTP/1 server takes
-/// body frames until its own write queue holds `max_buf_size` (the request head limit, 32 KiB
-/// by default), whatever the client's pace.
-#[derive(Debug, Default)]
-pub struct Written {
-    bytes: AtomicU64,
-    waiting: AtomicBool,
-    waker: AtomicWaker,
-}
-
-impl Written {
-    /// Bytes written so far.
-    pub fn get(&self) -> u64 {
-        self.bytes.load(Ordering::Acquire)
-    }
-
-    /// `n` more bytes reached the socket: a body waiting on them may go on.
-    pub fn add(&self, n: usize) {
-        self.bytes.fetch_add(n as u64, Ordering::AcqRel);
-        if self.waiting.load(Ordering::Acquire) && self.waiting.swap(false, Ordering::AcqRel) {
-            self.waker.wake();
-        }
-    }
-
-    /// Wakes `cx` at the next write; then returns the bytes written, read after registering
-    /// so a write in between is not missed.
-    pub fn wait(&self, cx: &Context<'_>) -> u64 {
-        self.waker.register(cx.waker());
-        self.waiting.store(true, Ordering::Release);
-        self.get()
-    }
 }
 
 /// Requests in progress on one connection, and since when it has been idle.

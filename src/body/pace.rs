@@ -7,15 +7,51 @@
 //! (backpressure, nothing dropped). A client that keeps up loses nothing: its writes complete
 //! at once. HTTP/2 streams are bounded by their own send buffers instead.
 
-use crate::conn::ClientConn;
+use atomic_waker::AtomicWaker;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::Context;
+
+/// The bytes a connection's I/O has written to the client, and a response body that waits for
+/// them to catch up with what it handed hyper (see [`Pace`]): hyper's HTTP/1 server takes
+/// body frames until its own write queue holds `max_buf_size` (the request head limit, 32 KiB
+/// by default), whatever the client's pace.
+#[derive(Debug, Default)]
+pub struct Written {
+    bytes: AtomicU64,
+    waiting: AtomicBool,
+    waker: AtomicWaker,
+}
+
+impl Written {
+    /// Bytes written so far.
+    pub fn get(&self) -> u64 {
+        self.bytes.load(Ordering::Acquire)
+    }
+
+    /// `n` more bytes reached the socket: a body waiting on them may go on.
+    pub fn add(&self, n: usize) {
+        self.bytes.fetch_add(n as u64, Ordering::AcqRel);
+        if self.waiting.load(Ordering::Acquire) && self.waiting.swap(false, Ordering::AcqRel) {
+            self.waker.wake();
+        }
+    }
+
+    /// Wakes `cx` at the next write; then returns the bytes written, read after registering
+    /// so a write in between is not missed.
+    pub fn wait(&self, cx: &Context<'_>) -> u64 {
+        self.waker.register(cx.waker());
+        self.waiting.store(true, Ordering::Release);
+        self.get()
+    }
+}
 
 /// One response body's account of what it handed hyper and what reached the client.
 #[derive(Debug, Default)]
 pub struct Pace {
-    /// The client's connection; `None` leaves the body unpaced (HTTP/2, portero's own bodies).
-    conn: Option<Arc<ClientConn>>,
+    /// The client connection's writes; `None` leaves the body unpaced (HTTP/2, portero's own
+    /// bodies).
+    written: Option<Arc<Written>>,
     /// The connection's bytes written when this body first asked; the response head and this
     /// body are written after it.
     base: Option<u64>,
@@ -24,10 +60,10 @@ pub struct Pace {
 }
 
 impl Pace {
-    /// Paces a body against `conn`'s writes.
-    pub fn with(conn: Arc<ClientConn>) -> Self {
+    /// Paces a body against a connection's writes.
+    pub fn with(written: Arc<Written>) -> Self {
         Self {
-            conn: Some(conn),
+            written: Some(written),
             base: None,
             handed: 0,
         }
@@ -36,16 +72,16 @@ impl Pace {
     /// Whether the body must wait before its next frame; if so, `cx` is woken at the next
     /// write to the client.
     pub fn must_wait(&mut self, cx: &Context<'_>) -> bool {
-        let Some(conn) = &self.conn else {
+        let Some(written) = &self.written else {
             return false;
         };
-        let written = conn.written.get();
-        let base = *self.base.get_or_insert(written);
-        if !behind(self.handed, written - base) {
+        let now = written.get();
+        let base = *self.base.get_or_insert(now);
+        if !behind(self.handed, now - base) {
             return false;
         }
         // Read again once registered: a write in between would otherwise be missed.
-        behind(self.handed, conn.written.wait(cx) - base)
+        behind(self.handed, written.wait(cx) - base)
     }
 
     /// A frame of `n` bytes was handed to hyper.
@@ -64,30 +100,20 @@ fn behind(handed: u64, written: u64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::admission::Tier;
     use std::task::Waker;
-
-    fn conn() -> Arc<ClientConn> {
-        Arc::new(ClientConn::new(
-            Arc::from("test"),
-            "127.0.0.1:1".parse().unwrap(),
-            crate::conn::ConnScheme::Http,
-            Tier::Baseline,
-        ))
-    }
 
     #[test]
     fn a_body_waits_until_what_it_handed_is_written() {
-        let conn = conn();
-        conn.written.add(500); // an earlier response on the connection
+        let written = Arc::new(Written::default());
+        written.add(500); // an earlier response on the connection
         let cx = Context::from_waker(Waker::noop());
-        let mut pace = Pace::with(Arc::clone(&conn));
+        let mut pace = Pace::with(Arc::clone(&written));
         assert!(!pace.must_wait(&cx), "the first frame goes");
         pace.handed(16_384);
         assert!(pace.must_wait(&cx));
-        conn.written.add(200 + 10_000); // the head and part of the frame
+        written.add(200 + 10_000); // the head and part of the frame
         assert!(pace.must_wait(&cx));
-        conn.written.add(6_384);
+        written.add(6_384);
         assert!(!pace.must_wait(&cx), "all of it is out");
     }
 
