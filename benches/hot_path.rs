@@ -5,12 +5,12 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::{HeaderMap, HeaderValue};
 use portero::admission::Admission;
-use portero::backend::{BackendSpec, now_us};
+use portero::backend::BackendSpec;
+use portero::clock::now_us;
 use portero::config::{Balance, HashKey, OutlierConfig, PoolConfig, UpstreamProtocol};
 use portero::pool::{PickRequest, Pool};
 use portero::proxy::headers::{self, Hop};
 use portero::route::{HostMatch, Router, normalize_host};
-use portero::upstream::UpstreamSettings;
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -46,15 +46,6 @@ fn routing(c: &mut Criterion) {
 }
 
 fn picking(c: &mut Criterion) {
-    let settings = UpstreamSettings {
-        protocol: UpstreamProtocol::Http1,
-        connect_timeout: Duration::from_secs(1),
-        idle_timeout: Duration::from_secs(60),
-        tls: None,
-        connect_seconds: None,
-        stream_buffer: 64 * 1024,
-        max_response_head: 16 * 1024,
-    };
     for balance in [
         Balance::RoundRobin,
         Balance::LeastRequests,
@@ -77,7 +68,7 @@ fn picking(c: &mut Criterion) {
             discovery: None,
             tls: None,
         };
-        let pool = Pool::build(&config, &config.backends, &settings, None, now_us());
+        let pool = Pool::build(&config, &config.backends, None, now_us());
         let now = now_us();
         c.bench_function(&format!("pick: {balance:?}, 8 weighted backends"), |b| {
             let mut key = 0u64;

@@ -244,7 +244,10 @@ impl App {
         if config.watch {
             watch::spawn(&app);
         }
-        metrics.prepare(&config);
+        metrics.prepare(
+            config.listener_names(),
+            config.pools.keys().map(String::as_str),
+        );
         metrics.config_reloads.with_label_values(&["success"]);
         metrics.config_reloads.with_label_values(&["failure"]);
         metrics.config_last_reload_success.set(unix_now());

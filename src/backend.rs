@@ -1,7 +1,7 @@
 //! Backends: [`BackendSpec`] is the desired state (an address and a weight, from the config
-//! file or a feed); [`Backend`] is the live one (health, in-flight requests, and the pooled
-//! upstream connections), shared by `Arc` so that it survives a membership swap when its
-//! address stays.
+//! file or a feed); [`Backend`] is the live one (health and in-flight requests), shared by
+//! `Arc` so that it survives a membership swap when its address stays. Pure data: the client
+//! that reaches it lives in `upstream`, the series that count it in the pool's members.
 //!
 //! Health has three inputs, kept apart so each is simple: active checks (up/down with
 //! rise/fall hysteresis, [`Hysteresis`]), passive outlier ejection (a deadline), and removal
@@ -11,9 +11,8 @@ mod health;
 
 pub use health::{Hysteresis, Transition, slow_start_factor};
 
+use crate::clock::now_us;
 use crate::log_limit::Every;
-use crate::metrics::ByClass;
-use crate::upstream::Upstream;
 use http::uri::Authority;
 use std::fmt;
 use std::net::SocketAddr;
@@ -87,10 +86,6 @@ pub struct Backend {
     in_flight: AtomicU64,
     /// Cancelled at the drain deadline after removal: what is still streaming is cut.
     cut: CancellationToken,
-    upstream: Upstream,
-    /// Its `portero_upstream_requests_total{pool,backend,code_class}` series (a backend is
-    /// in one pool for its whole life).
-    upstream_requests: ByClass,
     /// "failing but not ejected" comes once per failed request: logged at most this often.
     failing_warning: Every,
 }
@@ -100,7 +95,7 @@ const FAILING_WARNING_PERIOD: Duration = Duration::from_secs(10);
 
 impl Backend {
     /// A backend able to take traffic since `up_since` (µs on [`now_us`]; 0 = always).
-    pub fn new(address: SocketAddr, upstream: Upstream, up_since: u64) -> Self {
+    pub fn new(address: SocketAddr, up_since: u64) -> Self {
         let label: Arc<str> = address.to_string().into();
         Self {
             address,
@@ -116,8 +111,6 @@ impl Backend {
             up_since: AtomicU64::new(up_since),
             in_flight: AtomicU64::new(0),
             cut: CancellationToken::new(),
-            upstream,
-            upstream_requests: ByClass::default(),
             failing_warning: Every::new(FAILING_WARNING_PERIOD),
         }
     }
@@ -260,16 +253,6 @@ impl Backend {
             backend: Arc::clone(self),
         }
     }
-
-    /// The pooled client that reaches it.
-    pub fn upstream(&self) -> &Upstream {
-        &self.upstream
-    }
-
-    /// Its `portero_upstream_requests_total` series, by status class.
-    pub fn upstream_requests(&self) -> &ByClass {
-        &self.upstream_requests
-    }
 }
 
 impl fmt::Debug for Backend {
@@ -299,15 +282,4 @@ impl Drop for InFlight {
     fn drop(&mut self) {
         self.backend.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
-}
-
-/// Microseconds on a process-wide monotonic clock: cheap to compare and to keep in atomics.
-pub fn now_us() -> u64 {
-    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-    // Starts at 1 s so that 0 can mean "long ago".
-    START
-        .get_or_init(std::time::Instant::now)
-        .elapsed()
-        .as_micros() as u64
-        + 1_000_000
 }

@@ -1,17 +1,93 @@
 //! Balancing algorithms, as pure functions over a [`Candidates`] view: no sockets, no clocks,
 //! no allocation on the pick path. The pool describes its members (which are eligible, their
 //! effective weights, their slow-start ramp, their in-flight requests) and gets back an index.
+//!
+//! One file per algorithm. [`Balance`] is the name a pool's `balance` key gives it;
+//! [`Balancer`] is its state for one membership snapshot and the one place that dispatches
+//! to it. A new algorithm is a new file and an arm in each of the two enums.
 
+mod least_requests;
 mod maglev;
+mod random;
+mod round_robin;
 
+pub use least_requests::least_requests;
 pub use maglev::Maglev;
+pub use random::random;
+#[cfg(test)]
+use round_robin::MAX_SEQUENCE;
+pub use round_robin::{RoundRobin, smooth_weighted_sequence};
+
+/// `pool.*.balance`: the algorithm a pool picks its backends with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Balance {
+    /// Smooth weighted round robin.
+    #[default]
+    RoundRobin,
+    /// Power of two choices on in-flight requests.
+    LeastRequests,
+    /// Uniform random, weighted.
+    Random,
+    /// Consistent hashing on `hash_key`.
+    ConsistentHash,
+}
+
+impl Balance {
+    /// Whether the algorithm picks by the request's `hash_key`.
+    pub fn uses_key(self) -> bool {
+        self == Balance::ConsistentHash
+    }
+}
+
+/// An algorithm's state for one membership snapshot: built with the pool, never changed.
+#[derive(Debug)]
+pub enum Balancer {
+    /// `round_robin`.
+    RoundRobin(RoundRobin),
+    /// `random`.
+    Random,
+    /// `least_requests`.
+    LeastRequests,
+    /// `consistent_hash`.
+    ConsistentHash(Maglev),
+}
+
+impl Balancer {
+    /// The state of `balance` for members with these `weights` and `names` (their addresses,
+    /// which identify them across rebuilds), by index.
+    pub fn new(balance: Balance, weights: &[u32], names: &[&str]) -> Self {
+        match balance {
+            Balance::RoundRobin => Balancer::RoundRobin(RoundRobin::new(weights)),
+            Balance::Random => Balancer::Random,
+            Balance::LeastRequests => Balancer::LeastRequests,
+            Balance::ConsistentHash => Balancer::ConsistentHash(Maglev::new(names, weights)),
+        }
+    }
+
+    /// The member for a request whose hash key is `key` (when it has one), or `None` when no
+    /// candidate is eligible.
+    pub fn pick(
+        &self,
+        c: &impl Candidates,
+        key: Option<u64>,
+        rng: &mut fastrand::Rng,
+    ) -> Option<usize> {
+        match (self, key) {
+            (Balancer::RoundRobin(rr), _) => rr.pick(c, rng),
+            (Balancer::Random, _) => random(c, rng),
+            (Balancer::LeastRequests, _) => least_requests(c, rng),
+            (Balancer::ConsistentHash(maglev), Some(key)) => maglev.pick(key, c, rng),
+            // No key in this request (no header, no cookie): spread at random.
+            (Balancer::ConsistentHash(_), None) => random(c, rng),
+        }
+    }
+}
 
 /// A stable 64-bit hash of a consistent-hashing key (the same on every portero).
 pub fn key_hash(bytes: &[u8]) -> u64 {
     maglev::hash(b"key", bytes)
 }
-
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// What an algorithm may know about the members of a pool, by index.
 pub trait Candidates {
@@ -59,127 +135,6 @@ fn first_accepted(
         fallback.get_or_insert(index);
     }
     fallback
-}
-
-/// Weighted random: each eligible member with probability proportional to its effective weight.
-pub fn random(c: &impl Candidates, rng: &mut fastrand::Rng) -> Option<usize> {
-    weighted_draw(c, rng, usize::MAX)
-}
-
-fn weighted_draw(c: &impl Candidates, rng: &mut fastrand::Rng, except: usize) -> Option<usize> {
-    let total: f64 = (0..c.len())
-        .filter(|&i| i != except && c.eligible(i))
-        .map(|i| c.effective_weight(i))
-        .sum();
-    if total <= 0.0 {
-        return None;
-    }
-    let mut point = rng.f64() * total;
-    let mut last = None;
-    for i in (0..c.len()).filter(|&i| i != except && c.eligible(i)) {
-        point -= c.effective_weight(i);
-        last = Some(i);
-        if point < 0.0 {
-            break;
-        }
-    }
-    last
-}
-
-/// Least requests by the power of two choices: draw two members by effective weight and keep
-/// the one with fewer requests in flight per unit of weight. Near-optimal spreading at O(n)
-/// with no shared state, and it never herds every request onto one momentarily idle member.
-pub fn least_requests(c: &impl Candidates, rng: &mut fastrand::Rng) -> Option<usize> {
-    let first = weighted_draw(c, rng, usize::MAX)?;
-    let Some(second) = weighted_draw(c, rng, first) else {
-        return Some(first);
-    };
-    let load =
-        |i: usize| (c.in_flight(i) as f64 + 1.0) / c.effective_weight(i).max(f64::MIN_POSITIVE);
-    Some(if load(second) < load(first) {
-        second
-    } else {
-        first
-    })
-}
-
-/// Smooth weighted round robin (the nginx algorithm), precomputed: the interleaved order for
-/// the current weights is built once per membership snapshot, and a pick is one atomic
-/// increment. Weights 5,1,1 give `a a b a c a a`, not `a a a a a b c`.
-#[derive(Debug)]
-pub struct RoundRobin {
-    sequence: Box<[u32]>,
-    cursor: AtomicUsize,
-}
-
-/// Sequences longer than this are scaled down (weights keep their proportions to within
-/// rounding), so a pool with large weights does not cost megabytes.
-const MAX_SEQUENCE: u64 = 4096;
-
-impl RoundRobin {
-    /// The order for these weights; zero weights never appear.
-    pub fn new(weights: &[u32]) -> Self {
-        Self {
-            sequence: smooth_weighted_sequence(&scaled(weights)).into_boxed_slice(),
-            cursor: AtomicUsize::new(0),
-        }
-    }
-
-    /// The next eligible member in the order, skipping ineligible ones (their turn passes to
-    /// the next in line) and, in slow start, ones their ramp turns down; `None` when nothing
-    /// is eligible.
-    pub fn pick(&self, c: &impl Candidates, rng: &mut fastrand::Rng) -> Option<usize> {
-        let len = self.sequence.len();
-        if len == 0 {
-            return None;
-        }
-        let start = self.cursor.fetch_add(1, Ordering::Relaxed);
-        let order = (0..len).map(|step| self.sequence[start.wrapping_add(step) % len] as usize);
-        first_accepted(order, c, rng)
-    }
-}
-
-fn scaled(weights: &[u32]) -> Vec<u32> {
-    let gcd = weights.iter().copied().filter(|&w| w > 0).fold(0, gcd);
-    let reduced: Vec<u32> = weights
-        .iter()
-        .map(|&w| w.checked_div(gcd).unwrap_or(0))
-        .collect();
-    let total: u64 = reduced.iter().map(|&w| u64::from(w)).sum();
-    if total <= MAX_SEQUENCE {
-        return reduced;
-    }
-    reduced
-        .iter()
-        .map(|&w| match w {
-            0 => 0,
-            // Every positive weight keeps at least one slot.
-            w => ((u64::from(w) * MAX_SEQUENCE / total).max(1)) as u32,
-        })
-        .collect()
-}
-
-fn gcd(a: u32, b: u32) -> u32 {
-    if b == 0 { a } else { gcd(b, a % b) }
-}
-
-/// One full cycle of smooth weighted round robin: each index appears `weight` times.
-pub fn smooth_weighted_sequence(weights: &[u32]) -> Vec<u32> {
-    let total: i64 = weights.iter().map(|&w| i64::from(w)).sum();
-    let mut current = vec![0i64; weights.len()];
-    let mut sequence = Vec::with_capacity(total as usize);
-    for _ in 0..total {
-        for (c, &w) in current.iter_mut().zip(weights) {
-            *c += i64::from(w);
-        }
-        let best = (0..weights.len())
-            .filter(|&i| weights[i] > 0)
-            .max_by_key(|&i| (current[i], std::cmp::Reverse(i)))
-            .expect("total > 0 implies a positive weight");
-        current[best] -= total;
-        sequence.push(best as u32);
-    }
-    sequence
 }
 
 #[cfg(test)]

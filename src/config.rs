@@ -106,6 +106,11 @@ impl Config {
         let file = load::parse(text, origin)?;
         validate(file).map_err(|problems| ConfigError::new(origin, text, problems))
     }
+
+    /// The names of the traffic listeners.
+    pub fn listener_names(&self) -> impl Iterator<Item = &str> {
+        self.listeners.iter().map(|l| l.name.as_str())
+    }
 }
 
 /// Cross-checks a parsed file and builds the typed [`Config`], or returns every problem.

@@ -5,8 +5,8 @@
 //! timeout; admission pressure asks idle ones to close.
 
 use crate::admission::{Admission, Tier};
-use crate::backend::now_us;
 use crate::body::Written;
+use crate::clock::now_us;
 use hyper::upgrade::OnUpgrade;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};

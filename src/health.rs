@@ -9,7 +9,8 @@ mod probe;
 
 pub use probe::{CheckError, Probe, Target, check_once};
 
-use crate::backend::{Backend, Transition, now_us};
+use crate::backend::{Backend, Transition};
+use crate::clock::now_us;
 use crate::metrics::Metrics;
 use crate::snapshot::SharedSnapshot;
 use std::collections::HashMap;
@@ -42,7 +43,7 @@ async fn watch_backend(
             .with_label_values(&[&*pool, &*label, result_label])
             .inc();
         if let Some(transition) = backend.record_check(passed, check.rise, check.fall) {
-            metrics.transition(&pool, &label, transition);
+            metrics.transition(&pool, &label, transition.to(), transition.reason());
             match result {
                 Ok(()) => {
                     tracing::info!(%pool, backend = %label, rise = check.rise, "backend {transition}")
@@ -159,7 +160,8 @@ fn note_ejections(
         if backend.ejected_at(now) {
             return true;
         }
-        metrics.transition(pool, backend.label(), Transition::EjectionEnded);
+        let ended = Transition::EjectionEnded;
+        metrics.transition(pool, backend.label(), ended.to(), ended.reason());
         tracing::info!(%pool, backend = %address, "backend {}", Transition::EjectionEnded);
         false
     });

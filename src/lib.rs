@@ -36,6 +36,7 @@ pub mod app;
 pub mod backend;
 pub mod balance;
 pub mod body;
+pub mod clock;
 pub mod config;
 pub mod conn;
 pub mod demo;

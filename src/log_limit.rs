@@ -10,7 +10,7 @@ use std::time::Duration;
 #[derive(Debug)]
 pub struct Every {
     period_us: u64,
-    /// µs (on [`crate::backend::now_us`]) before which the warning is held back.
+    /// µs (on [`crate::clock::now_us`]) before which the warning is held back.
     next_us: AtomicU64,
     suppressed: AtomicU64,
 }

@@ -356,58 +356,61 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Creates the series a config implies at zero, so they exist before their first event
-    /// (rates and alerts over them work from the start).
-    pub fn prepare(&self, config: &crate::config::Config) {
-        for listener in &config.listeners {
-            let name = listener.name.as_str();
+    /// Creates the series of these listeners and pools at zero, so they exist before their
+    /// first event (rates and alerts over them work from the start).
+    pub fn prepare<'a>(
+        &self,
+        listeners: impl IntoIterator<Item = &'a str>,
+        pools: impl IntoIterator<Item = &'a str>,
+    ) {
+        for name in listeners {
             self.connections_open.with_label_values(&[name]);
             self.connections_accepted.with_label_values(&[name]);
             self.connections_rejected
                 .with_label_values(&[name, "limit"]);
         }
-        for pool in config.pools.keys() {
-            self.retries.with_label_values(&[pool.as_str()]);
-            self.pool_panic.with_label_values(&[pool.as_str()]);
+        for pool in pools {
+            self.retries.with_label_values(&[pool]);
+            self.pool_panic.with_label_values(&[pool]);
         }
     }
 
     /// Drops every series labelled with a backend that left its pool, so labels stay bounded
     /// however often membership churns.
     pub fn forget_backend(&self, pool: &str, backend: &str) {
-        for class in ["1xx", "2xx", "3xx", "4xx", "5xx"] {
-            let _ = self
-                .upstream_requests
-                .remove_label_values(&[pool, backend, class]);
-        }
-        for kind in [
-            "connect_failed",
-            "connect_timeout",
-            "upstream_failed",
-            "upstream_timeout",
+        for vec in [
+            &self.upstream_requests,
+            &self.upstream_errors,
+            &self.health_checks,
+            &self.backend_transitions,
         ] {
-            let _ = self
-                .upstream_errors
-                .remove_label_values(&[pool, backend, kind]);
-        }
-        for result in ["pass", "fail"] {
-            let _ = self
-                .health_checks
-                .remove_label_values(&[pool, backend, result]);
-        }
-        use crate::backend::Transition::*;
-        for t in [CheckPassed, CheckFailed, Ejected, EjectionEnded, Removed] {
-            let _ =
-                self.backend_transitions
-                    .remove_label_values(&[pool, backend, t.to(), t.reason()]);
+            forget(vec, pool, backend);
         }
     }
 
-    /// Counts a backend's state change.
-    pub fn transition(&self, pool: &str, backend: &str, transition: crate::backend::Transition) {
+    /// Counts a backend's state change: the state it went `to`, and why.
+    pub fn transition(&self, pool: &str, backend: &str, to: &str, reason: &str) {
         self.backend_transitions
-            .with_label_values(&[pool, backend, transition.to(), transition.reason()])
+            .with_label_values(&[pool, backend, to, reason])
             .inc();
+    }
+}
+
+/// Removes every series of `vec` whose `pool` and `backend` labels are these, whatever its
+/// other labels: the series that exist are read from the vec, not listed here.
+fn forget(vec: &IntCounterVec, pool: &str, backend: &str) {
+    use prometheus::core::Collector;
+    for family in vec.collect() {
+        for metric in family.get_metric() {
+            let labels: std::collections::HashMap<&str, &str> = metric
+                .get_label()
+                .iter()
+                .map(|pair| (pair.name(), pair.value()))
+                .collect();
+            if labels.get("pool") == Some(&pool) && labels.get("backend") == Some(&backend) {
+                let _ = vec.remove(&labels);
+            }
+        }
     }
 }
 

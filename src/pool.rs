@@ -2,17 +2,17 @@
 //! exactly that list, and the pool's policies (panic threshold, slow start, outlier limits,
 //! retry budget). Membership never changes in place: a new `Pool` is built and swapped in whole
 //! with the rest of the [`Snapshot`](crate::snapshot::Snapshot), reusing the live [`Backend`] of
-//! every address that stays, so its health, in-flight count and pooled connections carry over.
+//! every address that stays, so its health and in-flight count carry over (the connections to
+//! it carry over the same way, in `upstream::PoolClients`, kept beside the pool by index).
 
 mod retry_budget;
 
 pub use retry_budget::RetryBudget;
 
 use crate::backend::{Backend, BackendSpec, slow_start_factor};
-use crate::balance::{self, Candidates, Maglev, RoundRobin};
-use crate::config::{Balance, PoolConfig};
-use crate::metrics::PoolSeries;
-use crate::upstream::{Upstream, UpstreamSettings};
+use crate::balance::{Balancer, Candidates};
+use crate::config::PoolConfig;
+use crate::metrics::{ByClass, PoolSeries};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,14 +24,9 @@ pub struct Member {
     pub backend: Arc<Backend>,
     /// Its weight in this pool.
     pub weight: u32,
-}
-
-#[derive(Debug)]
-enum Balancer {
-    RoundRobin(RoundRobin),
-    Random,
-    LeastRequests,
-    ConsistentHash(Maglev),
+    /// Its `portero_upstream_requests_total{pool,backend,code_class}` series, carried over
+    /// with the backend.
+    pub requests: Arc<ByClass>,
 }
 
 /// An immutable pool snapshot.
@@ -48,7 +43,7 @@ pub struct Pool {
 /// What a pick needs to know about the request.
 #[derive(Debug, Clone, Copy)]
 pub struct PickRequest<'a> {
-    /// Now, in µs on [`crate::backend::now_us`].
+    /// Now, in µs on [`crate::clock::now_us`].
     pub now: u64,
     /// The consistent-hash key's hash, when the pool hashes and the request has the key.
     pub key: Option<u64>,
@@ -59,6 +54,8 @@ pub struct PickRequest<'a> {
 /// A pick.
 #[derive(Debug)]
 pub struct Picked<'a> {
+    /// The member's index, which its client in `upstream::PoolClients` shares.
+    pub index: usize,
     /// The backend.
     pub backend: &'a Arc<Backend>,
     /// Whether panic mode chose it (fewer than half the pool healthy: spread over all).
@@ -68,27 +65,27 @@ pub struct Picked<'a> {
 impl Pool {
     /// Builds the pool for `config` with the members `specs` (the config's `backends`, or the
     /// latest set from discovery or a push), taking live backends from `previous` where the address
-    /// is the same and making new ones (with new upstream clients) for the rest. New backends
-    /// of a pool that already ran start their slow-start ramp `now`.
+    /// is the same and making new ones for the rest. New backends of a pool that already ran
+    /// start their slow-start ramp `now`.
     pub fn build(
         config: &PoolConfig,
         specs: &[BackendSpec],
-        settings: &UpstreamSettings,
         previous: Option<&Pool>,
         now: u64,
     ) -> Pool {
         let up_since = if previous.is_some() { now } else { 0 };
         let members = specs
             .iter()
-            .map(|spec| Member {
-                backend: previous.and_then(|p| p.backend(spec)).unwrap_or_else(|| {
-                    Arc::new(Backend::new(
-                        spec.address,
-                        Upstream::new(settings, spec.address),
-                        up_since,
-                    ))
-                }),
-                weight: spec.weight,
+            .map(|spec| match previous.and_then(|p| p.member(spec.address)) {
+                Some(old) => Member {
+                    weight: spec.weight,
+                    ..old.clone()
+                },
+                None => Member {
+                    backend: Arc::new(Backend::new(spec.address, up_since)),
+                    weight: spec.weight,
+                    requests: Arc::default(),
+                },
             })
             .collect();
         let retry_budget = previous
@@ -103,15 +100,8 @@ impl Pool {
         retry_budget: Arc<RetryBudget>,
     ) -> Pool {
         let weights: Vec<u32> = members.iter().map(|m| m.weight).collect();
-        let balancer = match config.balance {
-            Balance::RoundRobin => Balancer::RoundRobin(RoundRobin::new(&weights)),
-            Balance::Random => Balancer::Random,
-            Balance::LeastRequests => Balancer::LeastRequests,
-            Balance::ConsistentHash => {
-                let names: Vec<&str> = members.iter().map(|m| &**m.backend.label()).collect();
-                Balancer::ConsistentHash(Maglev::new(&names, &weights))
-            }
-        };
+        let names: Vec<&str> = members.iter().map(|m| &**m.backend.label()).collect();
+        let balancer = Balancer::new(config.balance, &weights, &names);
         Pool {
             name: Arc::from(config.name.as_str()),
             config,
@@ -122,11 +112,8 @@ impl Pool {
         }
     }
 
-    fn backend(&self, spec: &BackendSpec) -> Option<Arc<Backend>> {
-        self.members
-            .iter()
-            .find(|m| m.backend.address() == spec.address)
-            .map(|m| Arc::clone(&m.backend))
+    fn member(&self, address: SocketAddr) -> Option<&Member> {
+        self.members.iter().find(|m| m.backend.address() == address)
     }
 
     /// The pool's name.
@@ -178,15 +165,9 @@ impl Pool {
             panic,
         };
         let mut rng = fastrand::Rng::with_seed(fastrand::u64(..));
-        let index = match (&self.balancer, request.key) {
-            (Balancer::RoundRobin(rr), _) => rr.pick(&view, &mut rng),
-            (Balancer::Random, _) => balance::random(&view, &mut rng),
-            (Balancer::LeastRequests, _) => balance::least_requests(&view, &mut rng),
-            (Balancer::ConsistentHash(maglev), Some(key)) => maglev.pick(key, &view, &mut rng),
-            // No key in this request (no header, no cookie): spread at random.
-            (Balancer::ConsistentHash(_), None) => balance::random(&view, &mut rng),
-        }?;
+        let index = self.balancer.pick(&view, request.key, &mut rng)?;
         Some(Picked {
+            index,
             backend: &self.members[index].backend,
             panic,
         })

@@ -8,12 +8,15 @@ mod error;
 pub mod exchange;
 mod grpc;
 pub mod headers;
+mod outlier;
+mod response_body;
 pub mod sanitize;
 mod tries;
 
 pub use error::ProxyError;
+pub use response_body::{BodyError, ResponseBody};
 
-use crate::body::{ClientBody, ResponseBody};
+use crate::body::ClientBody;
 use crate::conn::{ClientConn, ConnScheme, ConnTls};
 use crate::overload::{Level, Overload};
 use crate::route::normalize_host;
@@ -196,6 +199,7 @@ impl Proxy {
         let deadline = call.map(|call| std::time::Instant::now() + call);
         let tries = Tries {
             pool,
+            clients: &target.clients,
             method: parts.method,
             path: parts.uri.path_and_query().cloned(),
             headers: parts.headers,

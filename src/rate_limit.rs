@@ -8,7 +8,7 @@ pub mod gcra;
 pub mod local;
 pub mod redis;
 
-use crate::backend::now_us;
+use crate::clock::now_us;
 use crate::config::{RateLimitConfig, RateLimitStore};
 use gcra::{Rate, Verdict};
 use local::LocalLimiter;

@@ -1,5 +1,5 @@
 //! The one atomic snapshot of everything a request reads: the config it came from, the
-//! route table and every pool. It is built whole, off to the side, then published with a
+//! route table, every pool and the clients that reach its members. It is built whole, off to the side, then published with a
 //! single `ArcSwap::store`; a request loads it once and keeps it until it ends.
 
 use crate::access::AccessList;
@@ -9,7 +9,7 @@ use crate::metrics::Metrics;
 use crate::pool::Pool;
 use crate::rate_limit::RateLimiter;
 use crate::route::Router;
-use crate::upstream::UpstreamSettings;
+use crate::upstream::{PoolClients, UpstreamSettings};
 use arc_swap::ArcSwap;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -28,6 +28,7 @@ pub struct Snapshot {
     generation: u64,
     config: Arc<Config>,
     pools: BTreeMap<String, Arc<Pool>>,
+    clients: BTreeMap<String, Arc<PoolClients>>,
     router: Router<RouteTarget>,
     rate_limiter: Option<Arc<RateLimiter>>,
 }
@@ -37,6 +38,8 @@ pub struct Snapshot {
 pub struct RouteTarget {
     /// The pool.
     pub pool: Arc<Pool>,
+    /// The clients of its members, by the same index.
+    pub clients: Arc<PoolClients>,
     /// The route's allow/deny lists.
     pub access: AccessList,
 }
@@ -51,7 +54,8 @@ impl Snapshot {
         members: &Members,
         metrics: Option<&Metrics>,
     ) -> Snapshot {
-        let now = crate::backend::now_us();
+        let now = crate::clock::now_us();
+        let mut clients = BTreeMap::new();
         let pools: BTreeMap<String, Arc<Pool>> = config
             .pools
             .iter()
@@ -67,16 +71,19 @@ impl Snapshot {
                     max_response_head: config.limits.max_response_header_bytes,
                 };
                 // Live backends carry over unless the protocol or TLS to them changed.
-                let old = previous.and_then(|p| p.pools.get(name)).filter(|old| {
-                    old.config().protocol == pool.protocol && old.config().tls == pool.tls
-                });
+                let old = previous
+                    .and_then(|p| Some((p.pools.get(name)?, p.clients.get(name)?)))
+                    .filter(|(old, _)| {
+                        old.config().protocol == pool.protocol && old.config().tls == pool.tls
+                    });
                 let specs = members
                     .get(name)
                     .map_or(pool.backends.as_slice(), Vec::as_slice);
-                (
-                    name.clone(),
-                    Arc::new(Pool::build(pool, specs, &settings, old.map(|p| &**p), now)),
-                )
+                let built = Pool::build(pool, specs, old.map(|(p, _)| &**p), now);
+                let addresses = built.members().iter().map(|m| m.backend.address());
+                let reach = PoolClients::build(addresses, &settings, old.map(|(_, c)| &**c));
+                clients.insert(name.clone(), Arc::new(reach));
+                (name.clone(), Arc::new(built))
             })
             .collect();
         let router = Router::new(
@@ -86,6 +93,7 @@ impl Snapshot {
                 .map(|r| {
                     let target = RouteTarget {
                         pool: Arc::clone(&pools[&r.pool]),
+                        clients: Arc::clone(&clients[&r.pool]),
                         access: r.access.clone(),
                     };
                     (r.host.clone(), r.path_prefix.clone(), target)
@@ -97,6 +105,7 @@ impl Snapshot {
             generation,
             config,
             pools,
+            clients,
             router,
             rate_limiter,
         }
@@ -115,6 +124,11 @@ impl Snapshot {
     /// Every pool by name.
     pub fn pools(&self) -> &BTreeMap<String, Arc<Pool>> {
         &self.pools
+    }
+
+    /// The clients of a pool's members, by member index.
+    pub fn clients(&self, pool: &str) -> Option<&Arc<PoolClients>> {
+        self.clients.get(pool)
     }
 
     /// The route target for a request (host already normalised).

@@ -1,7 +1,7 @@
-//! The client side: one pooled keep-alive client per backend. Keeping the pool per backend
-//! (rather than one client keyed by address) means a backend's idle connections live and die
-//! with its [`Backend`](crate::backend::Backend): they carry over a membership swap when the
-//! backend stays and are closed when it is dropped after draining.
+//! The client side: one pooled keep-alive client per backend, kept in [`PoolClients`] beside
+//! its pool's members. Keeping the pool of connections per backend (rather than one client
+//! keyed by address) means a backend's idle connections live and die with it: they carry over
+//! a membership swap when the backend stays and are closed when it is dropped after draining.
 
 use crate::body::{ClientBodyError, RequestBody};
 use crate::config::UpstreamProtocol;
@@ -19,10 +19,12 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 mod keep_alive;
 mod observed;
+mod pool_clients;
 
 use keep_alive::KeepAlive;
 pub use keep_alive::Lease;
 use observed::ObservedConnector;
+pub use pool_clients::PoolClients;
 use std::time::Duration;
 
 /// Settings every upstream client is built with.
@@ -49,7 +51,7 @@ pub struct UpstreamSettings {
 /// A pooled client for one backend.
 #[derive(Clone, Debug)]
 pub struct Upstream {
-    client: Clients,
+    client: Transport,
     version: Version,
     /// Open connections to the backend, pooled or busy.
     open: Arc<AtomicI64>,
@@ -60,7 +62,7 @@ pub struct Upstream {
 /// Plain HTTP/1.1, the common case, has a pool of portero's own (see `keep_alive`); h2c and TLS
 /// backends use hyper-util's client, whose TLS and HTTP/2 handling is worth its cost there.
 #[derive(Clone, Debug)]
-enum Clients {
+enum Transport {
     Http1(KeepAlive),
     Plain(Client<ObservedConnector, RequestBody>),
     Tls(Client<HttpsConnector<ObservedConnector>, RequestBody>),
@@ -130,13 +132,13 @@ impl Upstream {
         .fixed_to(target.clone())
         .notsent_lowat(settings.stream_buffer);
         let client = match &settings.tls {
-            None if version == Version::HTTP_11 => Clients::Http1(KeepAlive::new(
+            None if version == Version::HTTP_11 => Transport::Http1(KeepAlive::new(
                 connector,
                 target,
                 settings.idle_timeout,
                 settings.max_response_head,
             )),
-            None => Clients::Plain(builder.build(connector)),
+            None => Transport::Plain(builder.build(connector)),
             Some(tls) => {
                 // The request URI names the client's site, so the name checked on the
                 // backend's certificate is set here: the configured one, or its address.
@@ -148,7 +150,7 @@ impl Upstream {
                     .with_tls_config((*tls.client).clone())
                     .https_only()
                     .with_server_name_resolver(FixedServerNameResolver::new(name));
-                Clients::Tls(
+                Transport::Tls(
                     builder.build(
                         https
                             .enable_http1()
@@ -183,9 +185,9 @@ impl Upstream {
                 .unwrap_or_else(|| PathAndQuery::from_static("/")),
         );
         let scheme = match self.client {
-            Clients::Http1(_) => None,
-            Clients::Plain(_) => Some(Scheme::HTTP),
-            Clients::Tls(_) => Some(Scheme::HTTPS),
+            Transport::Http1(_) => None,
+            Transport::Plain(_) => Some(Scheme::HTTP),
+            Transport::Tls(_) => Some(Scheme::HTTPS),
         };
         if let Some(scheme) = scheme {
             let site = host.and_then(|h| Authority::try_from(h.as_bytes()).ok());
@@ -202,7 +204,7 @@ impl Upstream {
 
     /// Whether requests may go over HTTP/2: h2c, or TLS, where ALPN decides per connection.
     pub fn may_speak_http2(&self) -> bool {
-        !matches!(self.client, Clients::Http1(_))
+        !matches!(self.client, Transport::Http1(_))
     }
 
     /// The HTTP version requests to this backend must carry.
@@ -217,12 +219,12 @@ impl Upstream {
         request: Request<RequestBody>,
     ) -> Result<(Response<Incoming>, Lease), UpstreamError> {
         let (response, lease) = match &self.client {
-            Clients::Http1(pool) => pool.send(request).await?,
-            Clients::Plain(client) => (
+            Transport::Http1(pool) => pool.send(request).await?,
+            Transport::Plain(client) => (
                 send_legacy(client, request, self.max_head).await?,
                 Lease::none(),
             ),
-            Clients::Tls(client) => (
+            Transport::Tls(client) => (
                 send_legacy(client, request, self.max_head).await?,
                 Lease::none(),
             ),

@@ -1,7 +1,7 @@
 //! The read-only endpoints: `/metrics`, `/readyz`, `/status`.
 
 use super::{AdminCtx, text};
-use crate::body::ResponseBody;
+use crate::proxy::ResponseBody;
 use http::{HeaderValue, Response, StatusCode, header};
 use serde_json::json;
 
@@ -32,9 +32,10 @@ fn refresh_gauges(ctx: &AdminCtx) {
     m.pool_backends.reset();
     m.upstream_connections.reset();
     let snapshot = ctx.snapshot.load();
-    let now = crate::backend::now_us();
+    let now = crate::clock::now_us();
     for (name, pool) in snapshot.pools() {
-        for member in pool.members() {
+        let clients = snapshot.clients(name);
+        for (index, member) in pool.members().iter().enumerate() {
             let labels = [name.as_str(), &**member.backend.label()];
             m.backend_up
                 .with_label_values(&labels)
@@ -42,9 +43,11 @@ fn refresh_gauges(ctx: &AdminCtx) {
             m.backend_in_flight
                 .with_label_values(&labels)
                 .set(member.backend.in_flight() as i64);
-            m.upstream_connections
-                .with_label_values(&labels)
-                .set(member.backend.upstream().open_connections());
+            if let Some(clients) = clients {
+                m.upstream_connections
+                    .with_label_values(&labels)
+                    .set(clients.get(index).open_connections());
+            }
             m.pool_backends
                 .with_label_values(&[name.as_str(), member.backend.state_at(now).as_str()])
                 .inc();
@@ -58,7 +61,7 @@ pub(super) fn readyz(ctx: &AdminCtx) -> Response<ResponseBody> {
         return text(StatusCode::SERVICE_UNAVAILABLE, &format!("{state}\n"));
     }
     let snapshot = ctx.snapshot.load();
-    let now = crate::backend::now_us();
+    let now = crate::clock::now_us();
     let empty: Vec<&str> = snapshot
         .pools()
         .iter()

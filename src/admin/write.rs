@@ -4,8 +4,8 @@
 
 use super::{AdminCtx, ControlError, json_response, text};
 use crate::app::{MembersError, ReloadError};
-use crate::body::ResponseBody;
 use crate::discovery::parse_feed;
+use crate::proxy::ResponseBody;
 use http::{Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;

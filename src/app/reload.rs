@@ -124,7 +124,10 @@ impl App {
             discovery(&config).is_some() && discovery(&config) == discovery(&old_config)
         });
         let config = Arc::new(config);
-        self.metrics.prepare(&config);
+        self.metrics.prepare(
+            config.listener_names(),
+            config.pools.keys().map(String::as_str),
+        );
         self.config.store(Arc::clone(&config));
         let report = self.swap(Arc::clone(&config), &members);
         self.listeners.switch(&config, prepared, &self.server);
@@ -180,8 +183,10 @@ impl App {
                     continue;
                 }
                 member.backend.start_draining();
+                let removed = Transition::Removed;
+                let label = member.backend.label();
                 self.metrics
-                    .transition(name, member.backend.label(), Transition::Removed);
+                    .transition(name, label, removed.to(), removed.reason());
                 let backend = Arc::clone(&member.backend);
                 let (metrics, snapshot, pool) = (
                     Arc::clone(&self.metrics),

@@ -5,7 +5,7 @@
 //! body with a [`ClientBodyError`]; the upstream request it feeds is then aborted, never
 //! completed, and its connection is not reused.
 
-use crate::proxy::headers::remove_forbidden_trailers;
+use super::trailers::remove_forbidden_trailers;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;

@@ -4,6 +4,7 @@
 //! other by [`validate`](super::validate) first.
 
 use super::units;
+pub use crate::balance::Balance;
 use ipnet::IpNet;
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -378,21 +379,6 @@ impl Default for OutlierConfig {
             ejection: Duration::from_secs(30),
         }
     }
-}
-
-/// `pool.*.balance`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Balance {
-    /// Smooth weighted round robin.
-    #[default]
-    RoundRobin,
-    /// Power of two choices on in-flight requests.
-    LeastRequests,
-    /// Uniform random, weighted.
-    Random,
-    /// Consistent hashing on `hash_key`.
-    ConsistentHash,
 }
 
 /// `pool.*.protocol`: what portero speaks to the backends.

@@ -9,7 +9,8 @@ use std::ops::Range;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use super::file::{Balance, OutlierConfig, UpstreamProtocol};
+pub use super::file::{OutlierConfig, UpstreamProtocol};
+pub use crate::balance::Balance;
 
 /// One pool of backends.
 #[derive(Debug, Clone, PartialEq)]
@@ -146,7 +147,7 @@ pub fn pool_config(
         .and_then(|d| discovery(d.get_ref(), d.span(), problems));
     let hash_key = match &pool.hash_key {
         None => HashKey::ClientIp,
-        Some(key) if balance != Balance::ConsistentHash => {
+        Some(key) if !balance.uses_key() => {
             problems.push(Problem::at(
                 key.span(),
                 "hash_key only applies to balance = \"consistent_hash\"",

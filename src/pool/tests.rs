@@ -1,18 +1,6 @@
 use super::*;
-use crate::backend::now_us;
-use crate::config::{HashKey, OutlierConfig, UpstreamProtocol};
-
-fn settings() -> UpstreamSettings {
-    UpstreamSettings {
-        protocol: UpstreamProtocol::Http1,
-        connect_timeout: Duration::from_secs(1),
-        idle_timeout: Duration::from_secs(60),
-        tls: None,
-        connect_seconds: None,
-        stream_buffer: 64 * 1024,
-        max_response_head: 16 * 1024,
-    }
-}
+use crate::clock::now_us;
+use crate::config::{Balance, HashKey, OutlierConfig, UpstreamProtocol};
 
 fn config(balance: Balance, backends: &[(&str, u32)]) -> PoolConfig {
     PoolConfig {
@@ -45,7 +33,7 @@ fn four(balance: Balance) -> Pool {
 }
 
 fn build(config: &PoolConfig, previous: Option<&Pool>, now: u64) -> Pool {
-    Pool::build(config, &config.backends, &settings(), previous, now)
+    Pool::build(config, &config.backends, previous, now)
 }
 
 fn request(now: u64) -> PickRequest<'static> {

@@ -1,8 +1,9 @@
 //! Why portero answered a request itself, and the one table mapping each reason to a status.
 
+use super::ResponseBody;
 use super::grpc;
 use super::sanitize::Invalid;
-use crate::body::{ClientBodyError, ResponseBody};
+use crate::body::ClientBodyError;
 use crate::upstream::UpstreamError;
 use http::{HeaderValue, Response, StatusCode, header};
 use std::time::Duration;

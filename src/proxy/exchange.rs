@@ -7,7 +7,7 @@
 use crate::access_log::{AccessLog, Record};
 use crate::backend::InFlight;
 use crate::conn::ClientConn;
-use crate::metrics::{Metrics, PoolSeries};
+use crate::metrics::{ByClass, Metrics, PoolSeries};
 use crate::pool::Pool;
 use http::{HeaderValue, Method, StatusCode, Uri, Version};
 use std::sync::Arc;
@@ -195,7 +195,13 @@ impl Exchange {
     }
 
     /// Records the backend's response head arriving.
-    pub fn upstream_responded(&mut self, elapsed: Duration, status: StatusCode) {
+    /// `requests` is the backend's `portero_upstream_requests_total` series in its pool.
+    pub fn upstream_responded(
+        &mut self,
+        elapsed: Duration,
+        status: StatusCode,
+        requests: &ByClass,
+    ) {
         self.upstream_elapsed = Some(elapsed);
         if let (Some(flight), Some(pool)) = (&self.in_flight, &self.pool) {
             let m = &self.recorder.metrics;
@@ -204,8 +210,7 @@ impl Exchange {
                 .upstream_response
                 .get(&m.upstream_response, pool.name())
                 .observe(elapsed.as_secs_f64());
-            backend
-                .upstream_requests()
+            requests
                 .get(
                     &m.upstream_requests,
                     [pool.name(), backend.label()],
@@ -255,7 +260,7 @@ impl Exchange {
         if outcome == Outcome::UpstreamAborted
             && let (Some(pool), Some(flight)) = (&self.pool, &self.in_flight)
         {
-            super::tries::outcome(pool, flight.backend(), false, &self.recorder.metrics);
+            super::outlier::outcome(pool, flight.backend(), false, &self.recorder.metrics);
         }
     }
 

@@ -133,35 +133,6 @@ fn accepts_trailers(value: &HeaderValue) -> bool {
     })
 }
 
-/// Trailer fields that would change how a message is framed, routed, authenticated or
-/// cached if a recipient merged them into the head (RFC 9110 §6.5.1); they are dropped from
-/// trailers in both directions.
-pub fn remove_forbidden_trailers(trailers: &mut HeaderMap) {
-    const FORBIDDEN: [&str; 18] = [
-        "authorization",
-        "proxy-authorization",
-        "cookie",
-        "set-cookie",
-        "host",
-        "content-length",
-        "content-type",
-        "content-encoding",
-        "content-range",
-        "transfer-encoding",
-        "te",
-        "trailer",
-        "connection",
-        "upgrade",
-        "cache-control",
-        "expect",
-        "max-forwards",
-        "location",
-    ];
-    for name in FORBIDDEN {
-        trailers.remove(name);
-    }
-}
-
 /// What the proxy knows about the hop the request arrived on.
 #[derive(Debug, Clone, Copy)]
 pub struct Hop<'a> {

@@ -6,11 +6,12 @@
 
 use super::ProxyError;
 use super::exchange::Exchange;
-use crate::backend::{Backend, Transition, now_us};
+use super::outlier::outcome;
+use crate::backend::Backend;
 use crate::body::{BodySlot, ClientBody, RequestBody, Upload, UploadState};
-use crate::metrics::Metrics;
+use crate::clock::now_us;
 use crate::pool::{PickRequest, Pool};
-use crate::upstream::{Lease, UpstreamError};
+use crate::upstream::{Lease, PoolClients, Upstream, UpstreamError};
 use bytes::Bytes;
 use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, header};
@@ -73,6 +74,8 @@ impl Replay {
 pub struct Tries<'a> {
     /// The pool.
     pub pool: &'a Arc<Pool>,
+    /// The clients of its members, by the same index.
+    pub clients: &'a PoolClients,
     /// Method of the request.
     pub method: Method,
     /// Path and query.
@@ -127,6 +130,8 @@ impl Tries<'_> {
                 exchange.picked_in_panic();
             }
             let backend = Arc::clone(picked.backend);
+            let member = &self.pool.members()[picked.index];
+            let upstream = self.clients.get(picked.index);
             let Some(body) = self.replay.body(exchange) else {
                 break;
             };
@@ -134,10 +139,10 @@ impl Tries<'_> {
             // tries run out, or when no other backend is left to retry on (a pool of one, a
             // sidecar's, never needs the copy).
             let last = attempt + 1 == tries || self.pool.members().len() <= tried.len() + 1;
-            let request = self.request(&backend, body, last);
+            let request = self.request(&backend, upstream, body, last);
             exchange.set_backend(backend.begin_request());
             let sent = Instant::now();
-            let send = backend.upstream().send(request);
+            let send = upstream.send(request);
             let result = match &self.replay {
                 // A body already in memory is at its end from the start: the timer runs from
                 // now, and the send future is awaited in place (passed down by value, a
@@ -156,7 +161,11 @@ impl Tries<'_> {
             };
             match result {
                 Head::Sent(Ok((response, lease))) => {
-                    exchange.upstream_responded(sent.elapsed(), response.status());
+                    exchange.upstream_responded(
+                        sent.elapsed(),
+                        response.status(),
+                        &member.requests,
+                    );
                     outcome(
                         self.pool,
                         &backend,
@@ -220,6 +229,7 @@ impl Tries<'_> {
     fn request(
         &mut self,
         backend: &Backend,
+        upstream: &Upstream,
         body: RequestBody,
         last: bool,
     ) -> Request<RequestBody> {
@@ -234,17 +244,17 @@ impl Tries<'_> {
         {
             headers.insert(header::HOST, host);
         }
-        if self.te_trailers && backend.upstream().may_speak_http2() {
+        if self.te_trailers && upstream.may_speak_http2() {
             headers.insert(header::TE, HeaderValue::from_static("trailers"));
         }
         let mut request = Request::new(body);
         *request.method_mut() = self.method.clone();
-        *request.uri_mut() = backend.upstream().uri(
+        *request.uri_mut() = upstream.uri(
             backend.authority(),
             headers.get(header::HOST),
             self.path.as_ref(),
         );
-        *request.version_mut() = backend.upstream().version();
+        *request.version_mut() = upstream.version();
         *request.headers_mut() = headers;
         request
     }
@@ -296,28 +306,6 @@ async fn after_body(
         sleep
             .as_mut()
             .reset(tokio::time::Instant::now() + Duration::from_micros(due - now));
-    }
-}
-
-/// Records a request's outcome on `backend` of `pool` for passive outlier detection, ejecting
-/// it when it has failed too often in a row.
-pub fn outcome(pool: &Pool, backend: &Backend, success: bool, metrics: &Metrics) {
-    let now = now_us();
-    let threshold = pool.config().outlier.consecutive_failures;
-    if backend.record_outcome(success, threshold, now) {
-        match pool.try_eject(backend, now) {
-            Some(duration) => {
-                tracing::warn!(pool = %pool.name(), backend = %backend.address(), ?duration, failures = threshold,
-                    "backend ejected: {}", Transition::Ejected);
-                metrics.transition(pool.name(), backend.label(), Transition::Ejected);
-            }
-            None => {
-                if let Some(suppressed) = backend.failing_warning(now) {
-                    tracing::warn!(pool = %pool.name(), backend = %backend.address(), suppressed,
-                        "backend failing but not ejected: half the pool is out already");
-                }
-            }
-        }
     }
 }
 

@@ -6,7 +6,7 @@
 //! left alone for a second, so an outage costs requests no extra latency.
 
 use super::gcra::{Rate, Verdict};
-use crate::backend::now_us;
+use crate::clock::now_us;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};

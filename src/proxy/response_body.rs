@@ -1,0 +1,273 @@
+//! The response body sent to a client: streamed from a backend (released to its keep-alive
+//! pool at its end, cut at its backend's drain deadline or after `timeouts.upstream_idle` of
+//! silence, paced to what an HTTP/1 client has taken), or a short one of portero's own. It
+//! carries the request's [`Exchange`], which is recorded (metrics, access log, in-flight
+//! counts) when the body ends, fails or is dropped.
+
+use super::exchange::{Exchange, Outcome};
+use crate::body::{Pace, remove_forbidden_trailers};
+use crate::upstream::Lease;
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use pin_project_lite::pin_project;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::time::{Instant, Sleep};
+use tokio_util::sync::WaitForCancellationFutureOwned;
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind {
+        Upstream {
+            #[pin] body: Incoming,
+            lease: Lease,
+            #[pin] cut: WaitForCancellationFutureOwned,
+            stall: Stall,
+            pace: Pace,
+        },
+        Full { data: Option<Bytes> },
+    }
+}
+
+pin_project! {
+    /// A response body sent to a client: streamed from a backend, or a short one of portero's own.
+    pub struct ResponseBody {
+        #[pin]
+        kind: Kind,
+        exchange: Option<Exchange>,
+    }
+
+    impl PinnedDrop for ResponseBody {
+        fn drop(this: Pin<&mut Self>) {
+            let complete = this.kind.is_end();
+            let this = this.project();
+            if let (true, KindProj::Upstream { lease, .. }) = (complete, this.kind.project()) {
+                // hyper stops polling a body that says it has ended.
+                lease.release();
+            }
+            if let Some(exchange) = this.exchange.take() {
+                // Dropped before its end: the client went away, or hyper gave up on the connection.
+                exchange.finish(if complete { Outcome::Complete } else { Outcome::ClientAborted });
+            }
+        }
+    }
+}
+
+/// Why a response body stopped short.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// The backend failed in the middle of it.
+    #[error("upstream body failed: {0}")]
+    Upstream(#[from] hyper::Error),
+    /// Its backend was removed from the pool and the drain deadline passed.
+    #[error("backend removed and drained: response cut")]
+    Drained,
+    /// The backend sent nothing for `timeouts.upstream_idle` while portero waited on it.
+    #[error("upstream sent no body for the idle timeout: response cut")]
+    UpstreamIdle,
+}
+
+/// `timeouts.upstream_idle`: how long the backend may stay silent while portero waits on its
+/// body. Only that wait counts (a client that does not read is `client_write`'s business):
+/// the timer is armed when the backend's body answers `Pending`, and disarmed by the next
+/// frame. It is created lazily, so a body that arrives whole never costs one, and re-armed
+/// with `reset` rather than re-created.
+struct Stall {
+    idle: Duration,
+    sleep: Option<Pin<Box<Sleep>>>,
+    armed: bool,
+}
+
+impl Stall {
+    fn new(idle: Duration) -> Self {
+        Self {
+            idle,
+            sleep: None,
+            armed: false,
+        }
+    }
+
+    /// A frame arrived: the backend is not silent.
+    fn progressed(&mut self) {
+        self.armed = false;
+    }
+
+    /// The backend's body is pending: whether it has been silent past the idle timeout (`0s`
+    /// = never). Registers `cx` to be woken when it will be.
+    fn expired(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.idle.is_zero() {
+            return false;
+        }
+        let sleep = match &mut self.sleep {
+            Some(sleep) => {
+                if !self.armed {
+                    sleep.as_mut().reset(Instant::now() + self.idle);
+                }
+                sleep
+            }
+            None => self.sleep.insert(Box::pin(tokio::time::sleep(self.idle))),
+        };
+        self.armed = true;
+        sleep.as_mut().poll(cx).is_ready()
+    }
+}
+
+impl Kind {
+    fn is_end(&self) -> bool {
+        match self {
+            Kind::Upstream { body, .. } => body.is_end_stream(),
+            Kind::Full { data } => data.is_none(),
+        }
+    }
+}
+
+impl ResponseBody {
+    /// A body streamed from a backend; `lease` is released at its end, `cut` ends it early
+    /// (the backend's drain deadline), and so does `idle` (`timeouts.upstream_idle`) passing
+    /// while the backend sends nothing.
+    pub fn upstream(
+        body: Incoming,
+        lease: Lease,
+        cut: WaitForCancellationFutureOwned,
+        idle: Duration,
+    ) -> Self {
+        Self {
+            kind: Kind::Upstream {
+                body,
+                lease,
+                cut,
+                stall: Stall::new(idle),
+                pace: Pace::default(),
+            },
+            exchange: None,
+        }
+    }
+
+    /// A complete body of portero's own.
+    pub fn full(data: impl Into<Bytes>) -> Self {
+        let data: Bytes = data.into();
+        let data = (!data.is_empty()).then_some(data);
+        Self {
+            kind: Kind::Full { data },
+            exchange: None,
+        }
+    }
+
+    /// An empty body.
+    pub fn empty() -> Self {
+        Self {
+            kind: Kind::Full { data: None },
+            exchange: None,
+        }
+    }
+
+    /// Attaches the exchange to record when this body ends.
+    pub fn with_exchange(mut self, mut exchange: Exchange) -> Self {
+        if let Kind::Upstream { pace, .. } = &mut self.kind {
+            exchange.streaming();
+            if exchange.version() < http::Version::HTTP_2 {
+                *pace = Pace::with(Arc::clone(&exchange.conn().written));
+            }
+        }
+        self.exchange = Some(exchange);
+        self
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let this = self.project();
+        let frame = match this.kind.project() {
+            KindProj::Upstream {
+                mut body,
+                lease,
+                cut,
+                stall,
+                pace,
+            } => {
+                if cut.poll(cx).is_ready() {
+                    Some(Err(BodyError::Drained))
+                } else if pace.must_wait(cx) {
+                    return Poll::Pending;
+                } else {
+                    match body.as_mut().poll_frame(cx) {
+                        Poll::Pending if stall.expired(cx) => Some(Err(BodyError::UpstreamIdle)),
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(frame) => {
+                            stall.progressed();
+                            if frame.is_none() || body.is_end_stream() {
+                                lease.release();
+                            }
+                            if let Some(Ok(frame)) = &frame
+                                && let Some(data) = frame.data_ref()
+                            {
+                                pace.handed(data.len());
+                            }
+                            frame
+                                .map(|f| f.map(without_forbidden_trailers).map_err(BodyError::from))
+                        }
+                    }
+                }
+            }
+            KindProj::Full { data } => data.take().map(|d| Ok(Frame::data(d))),
+        };
+        match &frame {
+            Some(Ok(frame)) => {
+                if let (Some(data), Some(exchange)) = (frame.data_ref(), this.exchange.as_mut()) {
+                    exchange.add_bytes_out(data.len() as u64);
+                }
+            }
+            Some(Err(error)) => {
+                // The backend failed mid-body: hyper aborts the client side (HTTP/1 close with
+                // no final chunk, HTTP/2 RST_STREAM), so a truncated body never looks complete.
+                if let Some(mut exchange) = this.exchange.take() {
+                    if let BodyError::UpstreamIdle = error {
+                        exchange.try_failed("upstream_idle_timeout");
+                        exchange.set_error("upstream_idle_timeout");
+                    }
+                    exchange.finish(Outcome::UpstreamAborted);
+                }
+            }
+            None => {
+                if let Some(exchange) = this.exchange.take() {
+                    exchange.finish(Outcome::Complete);
+                }
+            }
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.kind.is_end()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            Kind::Upstream { body, .. } => body.size_hint(),
+            Kind::Full { data } => {
+                SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
+            }
+        }
+    }
+}
+
+/// A backend's trailers lose the fields a client must not merge into the head (row 11).
+fn without_forbidden_trailers(frame: Frame<Bytes>) -> Frame<Bytes> {
+    match frame.into_trailers() {
+        Ok(mut trailers) => {
+            remove_forbidden_trailers(&mut trailers);
+            Frame::trailers(trailers)
+        }
+        Err(frame) => frame,
+    }
+}
