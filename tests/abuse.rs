@@ -10,9 +10,9 @@ mod support;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 use support::backend::TestBackend;
-use support::client;
 use support::daemon::{config_text, start, traffic};
 use support::metric;
+use support::metrics::metrics;
 use support::source::{connect_from, exchange, get_closing, proxy_v1, proxy_v2, status};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -40,10 +40,6 @@ async fn get_from(from: &str, addr: SocketAddr, prefix: &[u8], path: &str) -> (u
     let (response, closed) =
         exchange(&mut stream, &[prefix, &get_closing(path)].concat(), WAIT).await;
     (status(&response), response, closed)
-}
-
-async fn metrics(app: &portero::App) -> String {
-    client::get(app.admin_addr(), "/metrics").await.body
 }
 
 #[tokio::test]

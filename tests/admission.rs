@@ -10,6 +10,7 @@ use std::time::Duration;
 use support::backend::{Behavior, TestBackend};
 use support::daemon::{start, traffic};
 use support::metric;
+use support::metrics::metrics;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -57,10 +58,6 @@ async fn read_response(stream: &mut TcpStream) -> String {
         text.push_str(&String::from_utf8_lossy(&buf[..n]));
     }
     text.to_ascii_lowercase()
-}
-
-async fn metrics(admin: SocketAddr) -> String {
-    support::client::get(admin, "/metrics").await.body
 }
 
 async fn wait_for_metric(admin: SocketAddr, sample: &str, value: f64) {

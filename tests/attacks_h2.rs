@@ -7,15 +7,16 @@
 mod support;
 
 use portero::App;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use support::backend::{Behavior, TestBackend};
+use support::bounded;
 use support::client::try_get;
 use support::daemon::{config_text, start, traffic};
 use support::h2raw::{
     self, Block, Client, END_HEADERS, END_STREAM, Event, INITIAL_WINDOW_SIZE, code, kind,
 };
+use support::metrics::{metric_reaches, metric_sum};
 use tokio::time::Instant;
 
 const GET: u8 = END_STREAM | END_HEADERS;
@@ -53,29 +54,19 @@ impl Rig {
 
     /// Sum of a gauge over the `app` pool's backends, read from the admin `/metrics`.
     async fn gauge(&self, name: &str) -> f64 {
-        let text = support::client::get(self.app.admin_addr(), "/metrics")
-            .await
-            .body;
-        text.lines()
-            .filter(|l| l.starts_with(&format!("{name}{{")) && l.contains("pool=\"app\""))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
+        metric_sum(&self.app, name, "pool=\"app\"").await
     }
 
     /// Polls the gauge until it reads `value`; panics after 10 s.
     async fn gauge_reaches(&self, name: &str, value: f64) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let now = self.gauge(name).await;
-            if now == value {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{name} stayed at {now}, not {value}"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        metric_reaches(
+            &self.app,
+            name,
+            "pool=\"app\"",
+            value,
+            Duration::from_secs(10),
+        )
+        .await;
     }
 
     /// No request is still in flight to the attacked backend, and no connection to it is
@@ -100,13 +91,6 @@ impl Rig {
 /// The deadline for one expected frame or event.
 fn soon() -> Instant {
     Instant::now() + Duration::from_secs(10)
-}
-
-/// Runs a whole test under a time limit.
-async fn bounded(test: impl Future<Output = ()>) {
-    tokio::time::timeout(Duration::from_secs(60), test)
-        .await
-        .expect("the test took over 60 s");
 }
 
 /// `count` client stream ids (odd) from `first`.

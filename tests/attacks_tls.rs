@@ -14,24 +14,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use support::backend::TestBackend;
-use support::pki::{Ca, https_config};
+use support::pki::{Ca, https_config, rustls_client};
 use support::source::exchange_bytes;
 use support::{client, metric};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
+/// A TLS 1.3 client trusting `ca`, offering `http/1.1`, with early data on or off.
 fn client_config(ca: &Ca, early_data: bool) -> Arc<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in portero::tls::load_chain(&ca.file()).unwrap() {
-        roots.add(cert).unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let mut config = Arc::unwrap_or_clone(rustls_client(ca, &[&rustls::version::TLS13]));
     config.enable_early_data = early_data;
     Arc::new(config)
 }

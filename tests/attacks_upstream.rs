@@ -18,6 +18,7 @@ use support::client;
 use support::client::h2_reset;
 use support::daemon::{config_text, start, traffic};
 use support::raw_backend::{RawBackend, Reply};
+use support::source::get_closing;
 use support::status::state;
 use support::{metric, wait_until};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -55,11 +56,6 @@ fn shown(reply: &str) -> &str {
         .find(|&i| reply.is_char_boundary(i))
         .unwrap_or(0);
     &reply[..end]
-}
-
-/// A `GET` with `Connection: close`, raw.
-fn get_closing(path: &str) -> Vec<u8> {
-    format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").into_bytes()
 }
 
 /// A normal request still gets the backend's answer, on a fresh upstream connection after

@@ -24,15 +24,7 @@ fn discovery_config(discovery: &str) -> String {
 
 /// The backends that answered `n` requests.
 async fn served_by(addr: SocketAddr, n: usize) -> HashSet<String> {
-    let mut names = HashSet::new();
-    for _ in 0..n {
-        if let Some(reply) = client::try_get(addr, "/").await
-            && reply.status == 200
-        {
-            names.insert(reply.header("x-backend").to_string());
-        }
-    }
-    names
+    client::served_by(addr, "/", n).await
 }
 
 async fn wait_for_backends(addr: SocketAddr, wanted: &[&str], within: Duration) {

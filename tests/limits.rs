@@ -21,16 +21,15 @@ mod support;
 use bytes::Bytes;
 use http_body_util::Full;
 use portero::App;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use support::backend::{Behavior, TestBackend};
+use support::bounded;
 use support::client;
 use support::daemon::{config_text, start, traffic};
-use support::h2raw::{self, Block, END_HEADERS, END_STREAM, kind};
+use support::h2raw::{self, Block};
 use support::raw_client::{RawClient, exchange};
-use tokio::time::Instant;
 
 /// How long any one wait may take.
 const WAIT: Duration = Duration::from_secs(5);
@@ -87,17 +86,7 @@ impl Rig {
     /// `status`, and reaches the backend exactly when that is 200.
     async fn h2(&self, case: &str, block: &Block, status: u16) {
         let before = self.backend.requests();
-        let mut h2 = h2raw::Client::connect(self.addr(), &[]).await;
-        h2.send(&h2raw::headers(1, END_STREAM | END_HEADERS, block))
-            .await
-            .unwrap();
-        let answer = h2
-            .reader
-            .find(Instant::now() + WAIT, |f| {
-                f.stream == 1 && (f.kind == kind::HEADERS || f.kind == kind::RST_STREAM)
-                    || f.kind == kind::GOAWAY
-            })
-            .await;
+        let answer = h2raw::answer_on_fresh(self.addr(), block, WAIT).await;
         assert_eq!(answer.status(), Some(status), "{case}: {answer:?}");
         self.forwarded(case, before, status);
     }
@@ -149,13 +138,6 @@ fn numbered(n: usize) -> Vec<(String, String)> {
 /// An HTTP/2 header list's size as RFC 9113 §6.5.2 counts it.
 fn list_size(fields: &[(&str, &str)]) -> usize {
     fields.iter().map(|(n, v)| n.len() + v.len() + 32).sum()
-}
-
-/// Runs a whole test under a time limit.
-async fn bounded(test: impl Future<Output = ()>) {
-    tokio::time::timeout(Duration::from_secs(60), test)
-        .await
-        .expect("the test took over 60 s");
 }
 
 #[tokio::test]

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use support::backend::{Behavior, TestBackend};
-use support::client;
+use support::client::{self, served_by};
 use support::daemon::{start_with_file, traffic};
 use support::dns::{Answer, TestDns};
 use support::feed::{TestFeed, document};
@@ -51,19 +51,6 @@ fn config(s: &Sources<'_>) -> String {
         s.dns_port,
         s.dns,
     )
-}
-
-/// The backends that answered `n` GETs of `path`.
-async fn served_by(addr: SocketAddr, path: &str, n: usize) -> HashSet<String> {
-    let mut names = HashSet::new();
-    for _ in 0..n {
-        if let Some(reply) = client::try_get(addr, path).await
-            && reply.status == 200
-        {
-            names.insert(reply.header("x-backend").to_string());
-        }
-    }
-    names
 }
 
 async fn wait_for(addr: SocketAddr, path: &str, wanted: &[&str]) -> Duration {

@@ -16,6 +16,7 @@ use support::backend::{Behavior, TestBackend};
 use support::client::{self, send};
 use support::daemon::{config_text, start, traffic};
 use support::metric;
+use support::metrics::metrics;
 use support::status::{state, wait_for_state};
 use tokio::io::AsyncReadExt;
 
@@ -26,10 +27,6 @@ fn text(backends: &[SocketAddr], pool_keys: &str, tables: &str) -> String {
 }
 
 const CHECKS: &str = "[pool.app.health_check]\npath = \"/healthz\"\ninterval = \"50ms\"\ntimeout = \"200ms\"\nrise = 2\nfall = 3\n";
-
-async fn metrics(app: &portero::App) -> String {
-    client::get(app.admin_addr(), "/metrics").await.body
-}
 
 /// `n` GETs with `header` set to `value(i)`; the `x-backend` of each answer.
 async fn names(

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use support::backend::TestBackend;
-use support::client;
 use support::daemon::{Process, config_text};
+use support::metrics::metrics;
 use support::redis::Redis;
 use support::source::{connect_from, exchange, get_closing, proxy_v2, status};
 use support::{metric, rss_bytes};
@@ -22,10 +22,6 @@ const WAIT: Duration = Duration::from_secs(10);
 async fn get_from(from: &str, addr: SocketAddr) -> u16 {
     let mut stream = connect_from(from.parse().unwrap(), addr).await;
     status(&exchange(&mut stream, &get_closing("/"), WAIT).await.0)
-}
-
-async fn metrics(process: &Process) -> String {
-    client::get(process.admin, "/metrics").await.body
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

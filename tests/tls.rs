@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::backend::TestBackend;
-use support::pki::{Ca, Leaf, https_config};
+use support::pki::{Ca, Leaf, https_config, rustls_client};
 use support::{client, metric};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -23,24 +23,6 @@ use tokio_rustls::client::TlsStream;
 
 fn https(app: &portero::App) -> SocketAddr {
     app.listener_addr("https").unwrap()
-}
-
-fn rustls_client(
-    ca: &Ca,
-    versions: &[&'static rustls::SupportedProtocolVersion],
-) -> Arc<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in portero::tls::load_chain(&ca.file()).unwrap() {
-        roots.add(cert).unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(versions)
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Arc::new(config)
 }
 
 async fn tls_connect(

@@ -95,9 +95,7 @@ fn soon() -> Instant {
 
 /// Runs a whole test under a time limit.
 async fn bounded(test: impl Future<Output = ()>) {
-    tokio::time::timeout(Duration::from_secs(30), test)
-        .await
-        .expect("the test took over 30 s");
+    support::bounded_by(Duration::from_secs(30), test).await;
 }
 
 fn get(path: &str) -> Block {
@@ -155,13 +153,7 @@ async fn alive(client: &mut Client) {
 
 /// The response HEADERS on `stream`; panics on RST_STREAM or GOAWAY instead.
 async fn response(client: &mut Client, stream: u32) -> Frame {
-    let frame = client
-        .reader
-        .find(soon(), |f| {
-            f.kind == kind::GOAWAY
-                || (f.stream == stream && [kind::HEADERS, kind::RST_STREAM].contains(&f.kind))
-        })
-        .await;
+    let frame = client.reader.answer(stream, soon()).await;
     assert_eq!(frame.kind, kind::HEADERS, "{frame:?}");
     frame
 }

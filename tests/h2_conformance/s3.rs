@@ -111,15 +111,11 @@ async fn alpn_agreed(
     ca: &support::pki::Ca,
     alpn: &[&[u8]],
 ) -> Option<Option<Vec<u8>>> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in portero::tls::load_chain(&ca.file()).unwrap() {
-        roots.add(cert).unwrap();
-    }
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
-        .with_root_certificates(roots)
+        .with_root_certificates(ca.roots())
         .with_no_client_auth();
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();

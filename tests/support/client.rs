@@ -7,6 +7,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -92,6 +93,20 @@ pub async fn try_get(addr: SocketAddr, path: &str) -> Option<Reply> {
         .await
         .ok()
         .flatten()
+}
+
+/// The backends (their `x-backend` header) that answered 200 to `n` GETs of `path`, each on a
+/// fresh connection.
+pub async fn served_by(addr: SocketAddr, path: &str, n: usize) -> HashSet<String> {
+    let mut names = HashSet::new();
+    for _ in 0..n {
+        if let Some(reply) = try_get(addr, path).await
+            && reply.status == 200
+        {
+            names.insert(reply.header("x-backend").to_string());
+        }
+    }
+    names
 }
 
 /// Writes `bytes` on a new connection and reads until the server closes it (or `timeout`).

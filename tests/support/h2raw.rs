@@ -5,6 +5,7 @@
 
 use bytes::{Buf, BytesMut};
 use std::net::SocketAddr;
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -393,6 +394,16 @@ impl Reader {
         goaway
     }
 
+    /// The first answer to the request on `stream`: its response HEADERS, its RST_STREAM, or
+    /// a GOAWAY, whichever comes first.
+    pub async fn answer(&mut self, stream: u32, deadline: Instant) -> Frame {
+        self.find(deadline, |f| {
+            f.stream == stream && (f.kind == kind::HEADERS || f.kind == kind::RST_STREAM)
+                || f.kind == kind::GOAWAY
+        })
+        .await
+    }
+
     /// The next RST_STREAM for `stream`, or GOAWAY, whichever comes first.
     pub async fn read_until_rst_or_goaway(&mut self, stream: u32, deadline: Instant) -> Frame {
         self.find(deadline, |f| {
@@ -473,6 +484,17 @@ impl Client {
     pub async fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         self.writer.write_all(bytes).await
     }
+}
+
+/// Sends `block` as a GET (END_STREAM) on stream 1 of a fresh connection to `addr`; the
+/// first answer to it ([`Reader::answer`]) within `timeout` of sending it.
+pub async fn answer_on_fresh(addr: SocketAddr, block: &Block, timeout: Duration) -> Frame {
+    let mut client = Client::connect(addr, &[]).await;
+    client
+        .send(&headers(1, END_STREAM | END_HEADERS, block))
+        .await
+        .unwrap();
+    client.reader.answer(1, Instant::now() + timeout).await
 }
 
 /// Writes `chunk` up to `times` times, stopping at the first error (the server closed);

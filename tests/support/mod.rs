@@ -12,15 +12,30 @@ pub mod dns;
 pub mod external;
 pub mod feed;
 pub mod h2raw;
+pub mod metrics;
 pub mod peers;
 pub mod pki;
 pub mod raw_backend;
 pub mod raw_client;
+pub mod raw_rig;
 pub mod redis;
 pub mod source;
 pub mod status;
 
+use std::future::Future;
 use std::time::{Duration, Instant};
+
+/// Runs a whole test under a time limit of 60 s.
+pub async fn bounded(test: impl Future<Output = ()>) {
+    bounded_by(Duration::from_secs(60), test).await;
+}
+
+/// Runs a whole test under a time limit of `limit` (whole seconds).
+pub async fn bounded_by(limit: Duration, test: impl Future<Output = ()>) {
+    tokio::time::timeout(limit, test)
+        .await
+        .unwrap_or_else(|e| panic!("the test took over {} s: {e:?}", limit.as_secs()));
+}
 
 /// Polls `condition` every 10 ms until it holds; panics with `what` after `timeout`.
 pub async fn wait_until(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {

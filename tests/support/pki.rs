@@ -1,9 +1,10 @@
 //! Certificates made in the test with rcgen: a CA, and leaf certificates it signs, written to
-//! files portero can load.
+//! files portero can load; and rustls clients that trust the CA.
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, SerialNumber};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// A test CA and the directory its files live in.
 pub struct Ca {
@@ -45,6 +46,15 @@ impl Ca {
         self.dir.path().join("ca.pem")
     }
 
+    /// A rustls root store holding this CA.
+    pub fn roots(&self) -> rustls::RootCertStore {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in portero::tls::load_chain(&self.file()).unwrap() {
+            roots.add(cert).unwrap();
+        }
+        roots
+    }
+
     /// Issues a certificate for `names` (DNS names or IP addresses) with common name `cn` and
     /// `serial`, written as `{file}.pem` and `{file}.key` in the CA's directory.
     pub fn issue(&self, file: &str, cn: &str, names: &[&str], serial: u64) -> Leaf {
@@ -63,6 +73,22 @@ impl Ca {
         write_atomically(&leaf.key, &key.serialize_pem());
         leaf
     }
+}
+
+/// A rustls client config (aws-lc-rs) that trusts `ca`, speaks only `versions` and offers
+/// `http/1.1` by ALPN.
+pub fn rustls_client(
+    ca: &Ca,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Arc<rustls::ClientConfig> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_root_certificates(ca.roots())
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Arc::new(config)
 }
 
 /// Replaces a file in one step, as certbot and Kubernetes do, so a reader never sees half.
