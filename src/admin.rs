@@ -5,26 +5,26 @@ mod status;
 mod write;
 
 use crate::admission::Admission;
-use crate::app::{MembersError, ReloadError, ReloadReport};
-use crate::backend::BackendSpec;
+use crate::control::Control;
 use crate::metrics::Metrics;
-use crate::proxy::ResponseBody;
 use crate::snapshot::SharedSnapshot;
 use arc_swap::ArcSwap;
+use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::Weak;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+
+/// Every admin response is short and whole.
+type Body = http_body_util::Full<Bytes>;
 
 /// The daemon's lifecycle as `/readyz` reports it.
 #[derive(Debug, Default)]
@@ -72,32 +72,7 @@ pub struct AdminCtx {
     /// When set, write endpoints need `Authorization: Bearer <token>`.
     pub token: ArcSwap<Option<String>>,
     /// The daemon, for the write endpoints.
-    pub control: Weak<dyn AdminControl>,
-}
-
-/// What the write endpoints ask of the daemon.
-pub trait AdminControl: Send + Sync {
-    /// Reloads the config file.
-    fn reload(
-        &self,
-    ) -> Pin<Box<dyn Future<Output = Result<ReloadReport, ControlError>> + Send + '_>>;
-    /// Sets a pool's backends (`PUT /pools/{name}/backends`); `None` when unchanged.
-    fn push(
-        &self,
-        pool: &str,
-        specs: Vec<BackendSpec>,
-    ) -> Result<Option<ReloadReport>, ControlError>;
-}
-
-/// Why a write endpoint's request was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum ControlError {
-    /// The reload failed.
-    #[error(transparent)]
-    Reload(#[from] ReloadError),
-    /// The membership push failed.
-    #[error(transparent)]
-    Members(#[from] MembersError),
+    pub control: Weak<dyn Control>,
 }
 
 /// Serves the admin API on `listener` until `stop` is cancelled.
@@ -136,7 +111,7 @@ pub async fn run(listener: TcpListener, ctx: Arc<AdminCtx>, stop: CancellationTo
     }
 }
 
-async fn handle(ctx: &AdminCtx, request: Request<Incoming>) -> Response<ResponseBody> {
+async fn handle(ctx: &AdminCtx, request: Request<Incoming>) -> Response<Body> {
     let path = request.uri().path().to_string();
     let pool = path
         .strip_prefix("/pools/")
@@ -161,8 +136,8 @@ async fn handle(ctx: &AdminCtx, request: Request<Incoming>) -> Response<Response
 /// One self-contained page (inline CSS and JS, no external assets) over `/status` and `/metrics`.
 const DASHBOARD: &str = include_str!("admin/dashboard.html");
 
-fn dashboard() -> Response<ResponseBody> {
-    let mut response = Response::new(ResponseBody::full(DASHBOARD));
+fn dashboard() -> Response<Body> {
+    let mut response = Response::new(Body::from(DASHBOARD));
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
@@ -176,8 +151,8 @@ fn dashboard() -> Response<ResponseBody> {
     response
 }
 
-fn text(status: StatusCode, body: &str) -> Response<ResponseBody> {
-    let mut response = Response::new(ResponseBody::full(body.to_string()));
+fn text(status: StatusCode, body: &str) -> Response<Body> {
+    let mut response = Response::new(Body::from(body.to_string()));
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -186,8 +161,8 @@ fn text(status: StatusCode, body: &str) -> Response<ResponseBody> {
     response
 }
 
-fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<ResponseBody> {
-    let mut response = Response::new(ResponseBody::full(value.to_string()));
+fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
+    let mut response = Response::new(Body::from(value.to_string()));
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,

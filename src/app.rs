@@ -33,8 +33,7 @@ mod notify;
 mod reload;
 mod watch;
 
-pub use members::MembersError;
-pub use reload::{ReloadError, ReloadReport};
+pub use crate::control::{MembersError, ReloadError, ReloadReport};
 
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
@@ -130,7 +129,7 @@ impl App {
         let bound = listeners
             .prepare(&config, &mut inherited)
             .map_err(|e| match e {
-                listeners::ListenerError::Bind(e) => AppError::Bind(e),
+                crate::control::ListenerError::Bind(e) => AppError::Bind(e),
                 tls => AppError::Tls(tls.to_string()),
             })?;
         if let Some(name) = inherited.keys().next() {

@@ -7,12 +7,10 @@
 use crate::admission::{Admission, Tier};
 use crate::body::Written;
 use crate::clock::now_us;
-use hyper::upgrade::OnUpgrade;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use tokio::sync::Notify;
-use tokio_util::sync::WaitForCancellationFutureOwned;
 
 /// A client connection.
 #[derive(Debug)]
@@ -32,11 +30,6 @@ pub struct ClientConn {
     close: Notify,
     closing: AtomicBool,
     parkable: AtomicBool,
-    /// The HTTP/1 head being read had a Content-Length line (see `server::head_scan`).
-    head_content_length: AtomicBool,
-    /// The backend's side of an upgrade (101) this connection's request got, for the
-    /// connection to splice once hyper hands its socket back.
-    upgrade: Mutex<Option<(OnUpgrade, WaitForCancellationFutureOwned)>>,
     /// Why it was closed for reading too slowly, if it was (`portero_slow_readers_total`).
     slow_reader: OnceLock<&'static str>,
     /// Bytes written to the client, for response bodies to keep pace with (HTTP/1).
@@ -56,8 +49,6 @@ impl ClientConn {
             close: Notify::new(),
             closing: AtomicBool::new(false),
             parkable: AtomicBool::new(false),
-            head_content_length: AtomicBool::new(false),
-            upgrade: Mutex::new(None),
             slow_reader: OnceLock::new(),
             written: Arc::default(),
         }
@@ -111,31 +102,6 @@ impl ClientConn {
     /// Whether it became parkable since the last call.
     pub fn take_parkable(&self) -> bool {
         self.parkable.swap(false, Ordering::AcqRel)
-    }
-
-    /// What the connection's scan of the next request head found: whether it had a
-    /// Content-Length line, which hyper drops when a Transfer-Encoding comes with it.
-    pub fn set_head_content_length(&self, seen: bool) {
-        self.head_content_length.store(seen, Ordering::Release);
-    }
-
-    /// Takes the scan's finding for the request being served (false when none was made).
-    pub fn take_head_content_length(&self) -> bool {
-        self.head_content_length.swap(false, Ordering::AcqRel)
-    }
-
-    /// Records the backend's side of an upgrade (and what cuts it at the backend's drain
-    /// deadline) and marks the connection as a tunnel.
-    pub fn set_upgrade(&self, upstream: OnUpgrade, cut: WaitForCancellationFutureOwned) {
-        self.activity.set_upgraded();
-        if let Ok(mut slot) = self.upgrade.lock() {
-            *slot = Some((upstream, cut));
-        }
-    }
-
-    /// The backend's side of an upgrade, if a request was answered 101.
-    pub fn take_upgrade(&self) -> Option<(OnUpgrade, WaitForCancellationFutureOwned)> {
-        self.upgrade.lock().ok()?.take()
     }
 
     /// Records that the connection is closed because its client reads too slowly, and why

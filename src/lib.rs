@@ -38,6 +38,7 @@ pub mod balance;
 pub mod body;
 pub mod clock;
 pub mod config;
+pub mod control;
 pub mod conn;
 pub mod demo;
 pub mod discovery;

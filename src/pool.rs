@@ -1,9 +1,9 @@
 //! A pool: an immutable list of members (a backend and its weight), the balancer built for
 //! exactly that list, and the pool's policies (panic threshold, slow start, outlier limits,
 //! retry budget). Membership never changes in place: a new `Pool` is built and swapped in whole
-//! with the rest of the [`Snapshot`](crate::snapshot::Snapshot), reusing the live [`Backend`] of
-//! every address that stays, so its health and in-flight count carry over (the connections to
-//! it carry over the same way, in `upstream::PoolClients`, kept beside the pool by index).
+//! with the rest of the snapshot, reusing the live [`Backend`] of every address that stays, so
+//! its health and in-flight count carry over (the connections to it carry over the same way,
+//! in `upstream::PoolClients`, kept beside the pool by member index).
 
 mod retry_budget;
 

@@ -29,6 +29,17 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use tries::{Replay, Tries};
 
+/// A 101 response's backend side, carried out of [`Proxy::handle`] as a response extension:
+/// the connection splices the two sockets once the 101 is written and hyper hands the client's
+/// socket back.
+#[derive(Debug, Clone)]
+pub struct Tunnel {
+    /// The backend's connection, once hyper gives it up.
+    pub upstream: hyper::upgrade::OnUpgrade,
+    /// The backend, whose drain deadline cuts the tunnel.
+    pub backend: Arc<crate::backend::Backend>,
+}
+
 /// The request handler shared by every connection of every traffic listener.
 #[derive(Debug)]
 pub struct Proxy {
@@ -104,9 +115,11 @@ impl Proxy {
             Level::Refuse => return Err(ProxyError::Overloaded),
         }
         let config = snapshot.config();
-        let raw = sanitize::RawHead {
-            content_length: conn.take_head_content_length(),
-        };
+        let raw = request
+            .extensions()
+            .get::<sanitize::RawHead>()
+            .copied()
+            .unwrap_or_default();
         let client = headers::client_ip(conn.peer.ip(), request.headers(), |ip| {
             snapshot.is_trusted_proxy(ip)
         });
@@ -211,18 +224,18 @@ impl Proxy {
             deadline,
         };
         let (mut response, lease) = tries.send(exchange).await?;
-        let cut = exchange
-            .backend()
-            .expect("a response comes from a backend")
-            .cut_signal();
+        let backend = exchange.backend().expect("a response comes from a backend");
 
         if response.status() == StatusCode::SWITCHING_PROTOCOLS {
-            // Only to a request that asked for an upgrade; the connection splices the two
-            // sockets once the 101 is written and hyper hands the client's socket back.
+            // Only to a request that asked for an upgrade.
             if upgrade.is_none() {
                 return Err(ProxyError::BadUpgrade);
             }
-            conn.set_upgrade(hyper::upgrade::on(&mut response), cut);
+            let tunnel = Tunnel {
+                upstream: hyper::upgrade::on(&mut response),
+                backend: Arc::clone(backend),
+            };
+            response.extensions_mut().insert(tunnel);
             // The backend's connection now belongs to the tunnel, never to the pool again.
             drop(lease);
             headers::remove_hop_by_hop(response.headers_mut(), upgrade);
@@ -233,6 +246,7 @@ impl Proxy {
         // version would otherwise turn a keep-alive client connection into a closing one).
         *response.version_mut() = Version::HTTP_11;
         let idle = stretch(timeouts.upstream_idle);
+        let cut = backend.cut_signal();
         Ok(response.map(|body| ResponseBody::upstream(body, lease, cut, idle)))
     }
 }

@@ -8,6 +8,7 @@ pub mod connection;
 mod deadline;
 mod gate;
 mod h2_guard;
+mod handoff;
 pub mod head_scan;
 pub mod listener;
 pub mod per_ip;

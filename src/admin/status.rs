@@ -1,13 +1,13 @@
 //! The read-only endpoints: `/metrics`, `/readyz`, `/status`.
 
+use super::Body;
 use super::{AdminCtx, text};
-use crate::proxy::ResponseBody;
 use http::{HeaderValue, Response, StatusCode, header};
 use serde_json::json;
 
-pub(super) fn metrics(ctx: &AdminCtx) -> Response<ResponseBody> {
+pub(super) fn metrics(ctx: &AdminCtx) -> Response<Body> {
     refresh_gauges(ctx);
-    let mut response = Response::new(ResponseBody::full(ctx.metrics.encode()));
+    let mut response = Response::new(Body::from(ctx.metrics.encode()));
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
@@ -55,7 +55,7 @@ fn refresh_gauges(ctx: &AdminCtx) {
     }
 }
 
-pub(super) fn readyz(ctx: &AdminCtx) -> Response<ResponseBody> {
+pub(super) fn readyz(ctx: &AdminCtx) -> Response<Body> {
     let state = ctx.readiness.as_str();
     if state != "ready" {
         return text(StatusCode::SERVICE_UNAVAILABLE, &format!("{state}\n"));

@@ -2,10 +2,10 @@
 //! `admin.token_file` is set they need `Authorization: Bearer <token>`, compared in constant
 //! time. Each answers JSON: the change made, or every reason it was refused.
 
-use super::{AdminCtx, ControlError, json_response, text};
-use crate::app::{MembersError, ReloadError};
+use super::Body;
+use super::{AdminCtx, json_response, text};
+use crate::control::{ControlError, MembersError, ReloadError};
 use crate::discovery::parse_feed;
-use crate::proxy::ResponseBody;
 use http::{Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
@@ -16,7 +16,7 @@ use subtle::ConstantTimeEq;
 const MAX_PUSH: usize = 1024 * 1024;
 
 /// `None` when the request may write; otherwise the 401 to send.
-fn refuse_without_token<B>(ctx: &AdminCtx, request: &Request<B>) -> Option<Response<ResponseBody>> {
+fn refuse_without_token<B>(ctx: &AdminCtx, request: &Request<B>) -> Option<Response<Body>> {
     let token = ctx.token.load();
     let expected = token.as_deref()?;
     let given = request
@@ -37,7 +37,7 @@ fn refuse_without_token<B>(ctx: &AdminCtx, request: &Request<B>) -> Option<Respo
 }
 
 /// `POST /reload`.
-pub(super) async fn reload<B>(ctx: &AdminCtx, request: &Request<B>) -> Response<ResponseBody> {
+pub(super) async fn reload<B>(ctx: &AdminCtx, request: &Request<B>) -> Response<Body> {
     if let Some(refused) = refuse_without_token(ctx, request) {
         return refused;
     }
@@ -54,11 +54,7 @@ pub(super) async fn reload<B>(ctx: &AdminCtx, request: &Request<B>) -> Response<
 }
 
 /// `PUT /pools/{name}/backends` with `{"backends": [{"address": "...", "weight": 1}]}`.
-pub(super) async fn push(
-    ctx: &AdminCtx,
-    request: Request<Incoming>,
-    pool: &str,
-) -> Response<ResponseBody> {
+pub(super) async fn push(ctx: &AdminCtx, request: Request<Incoming>, pool: &str) -> Response<Body> {
     if let Some(refused) = refuse_without_token(ctx, &request) {
         return refused;
     }
@@ -94,7 +90,7 @@ pub(super) async fn push(
 }
 
 /// The one table from a refused change to its status, with every reason in the body.
-fn refused(error: &ControlError) -> Response<ResponseBody> {
+fn refused(error: &ControlError) -> Response<Body> {
     let status = match error {
         ControlError::Reload(ReloadError::Invalid(_)) => StatusCode::UNPROCESSABLE_ENTITY,
         ControlError::Reload(
@@ -120,6 +116,6 @@ fn refused(error: &ControlError) -> Response<ResponseBody> {
     error_json(status, errors)
 }
 
-fn error_json(status: StatusCode, errors: Vec<serde_json::Value>) -> Response<ResponseBody> {
+fn error_json(status: StatusCode, errors: Vec<serde_json::Value>) -> Response<Body> {
     json_response(status, &json!({ "result": "error", "errors": errors }))
 }

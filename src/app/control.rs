@@ -1,14 +1,12 @@
-//! What the admin API may ask of the daemon.
+//! The daemon's side of [`Control`]: what the admin API asks, carried out.
 
 use super::App;
-use crate::admin::{AdminControl, ControlError};
 use crate::backend::BackendSpec;
+use crate::control::{Control, ControlError, ReloadReport};
 use std::future::Future;
 use std::pin::Pin;
 
-use super::reload::ReloadReport;
-
-impl AdminControl for App {
+impl Control for App {
     fn reload(
         &self,
     ) -> Pin<Box<dyn Future<Output = Result<ReloadReport, ControlError>> + Send + '_>> {

@@ -6,10 +6,10 @@
 //! the ones no longer wanted stop; their connections are not touched.
 
 use crate::config::{Config, ListenerConfig, load_certificates};
+use crate::control::ListenerError;
 use crate::metrics::Metrics;
 use crate::server::listener::{ListenerCtx, ListenerSettings, TlsSettings};
 use crate::server::{self, ServerCtx, ServerError};
-use crate::tls::TlsError;
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -32,17 +32,6 @@ struct Running {
 pub struct Prepared {
     bound: Vec<(ListenerConfig, TcpListener)>,
     settings: Vec<(String, ListenerSettings)>,
-}
-
-/// Why listeners could not be prepared.
-#[derive(Debug, thiserror::Error)]
-pub enum ListenerError {
-    /// A socket could not be bound.
-    #[error(transparent)]
-    Bind(#[from] ServerError),
-    /// A listener's TLS settings could not be built.
-    #[error("listener `{0}`: {1}")]
-    Tls(String, TlsError),
 }
 
 /// The set of traffic listeners.

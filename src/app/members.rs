@@ -5,6 +5,7 @@
 
 use super::App;
 use crate::backend::BackendSpec;
+use crate::control::{MembersError, ReloadReport};
 use crate::discovery::{self, Update};
 use crate::metrics::Metrics;
 use crate::snapshot::SharedSnapshot;
@@ -12,19 +13,6 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Weak};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
-
-use super::reload::ReloadReport;
-
-/// Why a membership update was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum MembersError {
-    /// No pool of that name in the config.
-    #[error("no pool named `{0}`")]
-    UnknownPool(String),
-    /// The set itself is wrong.
-    #[error("{0}")]
-    Invalid(String),
-}
 
 impl App {
     /// Sets `pool`'s backends to `specs` (from `source`: a feed kind or `push`). `None` when

@@ -6,40 +6,12 @@
 
 use super::App;
 use crate::backend::Transition;
-use crate::config::{Config, ConfigError};
+use crate::config::Config;
+use crate::control::{ReloadError, ReloadReport};
 use crate::snapshot::{Members, Snapshot};
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
-
-/// What a successful reload or membership change did.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct ReloadReport {
-    /// The new generation.
-    pub generation: u64,
-    /// One line per change, e.g. `pool api: added 10.0.0.7:8080 weight 1`.
-    pub changes: Vec<String>,
-}
-
-/// Why a reload was refused; the old config keeps serving in every case.
-#[derive(Debug, thiserror::Error)]
-pub enum ReloadError {
-    /// The daemon was started without a config file (e.g. `portero demo`).
-    #[error("no config file to reload (started without --config)")]
-    NoConfigFile,
-    /// The new file is invalid.
-    #[error("{0}")]
-    Invalid(#[from] ConfigError),
-    /// A new listener could not be bound, or its TLS settings built.
-    #[error("{0}")]
-    Listener(#[from] super::listeners::ListenerError),
-    /// `admin.token_file` could not be read.
-    #[error("cannot read admin.token_file: {0}")]
-    Token(std::io::Error),
-    /// The change needs a restart in this build.
-    #[error("{0}; restart portero to apply it")]
-    NeedsRestart(String),
-}
 
 impl App {
     /// Reloads the config file; `trigger` says why (signal, admin, watch). Logged and counted
