@@ -6,11 +6,13 @@
 //! [`Balancer`] is its state for one membership snapshot and the one place that dispatches
 //! to it. A new algorithm is a new file and an arm in each of the two enums.
 
+mod least_conn;
 mod least_requests;
 mod maglev;
 mod random;
 mod round_robin;
 
+pub use least_conn::LeastConn;
 pub use least_requests::least_requests;
 pub use maglev::Maglev;
 pub use random::random;
@@ -27,6 +29,8 @@ pub enum Balance {
     RoundRobin,
     /// Power of two choices on in-flight requests.
     LeastRequests,
+    /// The fewest in-flight requests per unit of weight, every member compared.
+    LeastConn,
     /// Uniform random, weighted.
     Random,
     /// Consistent hashing on `hash_key`.
@@ -34,6 +38,15 @@ pub enum Balance {
 }
 
 impl Balance {
+    /// Every algorithm.
+    pub const ALL: [Balance; 5] = [
+        Balance::RoundRobin,
+        Balance::LeastRequests,
+        Balance::LeastConn,
+        Balance::Random,
+        Balance::ConsistentHash,
+    ];
+
     /// Whether the algorithm picks by the request's `hash_key`.
     pub fn uses_key(self) -> bool {
         self == Balance::ConsistentHash
@@ -49,6 +62,8 @@ pub enum Balancer {
     Random,
     /// `least_requests`.
     LeastRequests,
+    /// `least_conn`.
+    LeastConn(LeastConn),
     /// `consistent_hash`.
     ConsistentHash(Maglev),
 }
@@ -61,6 +76,7 @@ impl Balancer {
             Balance::RoundRobin => Balancer::RoundRobin(RoundRobin::new(weights)),
             Balance::Random => Balancer::Random,
             Balance::LeastRequests => Balancer::LeastRequests,
+            Balance::LeastConn => Balancer::LeastConn(LeastConn::default()),
             Balance::ConsistentHash => Balancer::ConsistentHash(Maglev::new(names, weights)),
         }
     }
@@ -77,6 +93,7 @@ impl Balancer {
             (Balancer::RoundRobin(rr), _) => rr.pick(c, rng),
             (Balancer::Random, _) => random(c, rng),
             (Balancer::LeastRequests, _) => least_requests(c, rng),
+            (Balancer::LeastConn(lc), _) => lc.pick(c),
             (Balancer::ConsistentHash(maglev), Some(key)) => maglev.pick(key, c, rng),
             // No key in this request (no header, no cookie): spread at random.
             (Balancer::ConsistentHash(_), None) => random(c, rng),

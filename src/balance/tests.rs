@@ -183,3 +183,50 @@ fn property_no_algorithm_picks_an_ineligible_member() {
         }
     }
 }
+
+#[test]
+fn property_every_balancer_picks_exactly_when_something_is_eligible() {
+    let mut rng = fastrand::Rng::with_seed(7);
+    for balance in Balance::ALL {
+        for _ in 0..100 {
+            let n = rng.usize(1..10);
+            let weights: Vec<u32> = (0..n).map(|_| rng.u32(1..10)).collect();
+            let mask: Vec<bool> = (0..n).map(|_| rng.bool()).collect();
+            let names: Vec<String> = (0..n).map(|i| format!("b{i}")).collect();
+            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+            let balancer = Balancer::new(balance, &weights, &refs);
+            let mut view = View::weighted(&weights);
+            view.in_flight = (0..n).map(|_| rng.u64(0..20)).collect();
+            let eligible = mask.clone();
+            let view = view.only(move |i| eligible[i]);
+            for _ in 0..20 {
+                let key = rng.bool().then(|| rng.u64(..));
+                let pick = balancer.pick(&view, key, &mut rng);
+                assert_eq!(pick.is_some(), mask.iter().any(|&m| m), "{balance:?}");
+                if let Some(i) = pick {
+                    assert!(mask[i], "{balance:?} picked ineligible {i} of {mask:?}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn every_algorithm_has_its_config_name() {
+    #[derive(serde::Deserialize)]
+    struct Pool {
+        balance: Balance,
+    }
+    let names = [
+        "round_robin",
+        "least_requests",
+        "least_conn",
+        "random",
+        "consistent_hash",
+    ];
+    for (name, balance) in names.iter().zip(Balance::ALL) {
+        let pool: Pool = toml::from_str(&format!("balance = \"{name}\"")).unwrap();
+        assert_eq!(pool.balance, balance);
+    }
+    assert!(toml::from_str::<Pool>("balance = \"fastest\"").is_err());
+}
