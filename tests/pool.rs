@@ -498,3 +498,45 @@ async fn tcp_checks_find_a_dead_backend_and_no_healthy_backend_means_503_at_once
         ready.body
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn least_conn_sends_nothing_new_to_a_backend_still_holding_a_request() {
+    let stuck = TestBackend::start("stuck", Behavior::Hang).await;
+    let b = TestBackend::named("b").await;
+    let c = TestBackend::named("c").await;
+    let app = start(&text(
+        &[stuck.addr, b.addr, c.addr],
+        "balance = \"least_conn\"\n",
+        "",
+    ))
+    .await;
+    let addr = traffic(&app);
+    // The first pick of an idle pool is its first member: this request stays in flight there.
+    let held = tokio::spawn(async move {
+        let _ = client::http1()
+            .request(
+                Request::get(format!("http://{addr}/"))
+                    .body(Full::<Bytes>::default())
+                    .unwrap(),
+            )
+            .await;
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while stuck.requests() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the first request never reached the first member"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Every later request sees one in flight there and none elsewhere: round robin would send
+    // a third of them into the hang, least_conn none.
+    let served = names(addr, 30, ("x-n", &|i| i.to_string())).await;
+    held.abort();
+    assert_eq!(stuck.requests(), 1);
+    assert!(served.iter().all(|n| n == "b" || n == "c"), "{served:?}");
+    assert!(
+        served.iter().any(|n| n == "b") && served.iter().any(|n| n == "c"),
+        "{served:?}"
+    );
+}
