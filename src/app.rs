@@ -116,12 +116,13 @@ impl App {
         let fd = raise_fd_limit(&config);
         let metrics = Arc::new(Metrics::new());
         let target = access_log::Target::parse(&config.log.access_log);
-        let (access_log, _writer) = AccessLog::start(&target, metrics.access_log_dropped.clone())
-            .await
-            .map_err(|source| AppError::AccessLog {
-                target: config.log.access_log.clone(),
-                source,
-            })?;
+        let (access_log, _writer) =
+            AccessLog::start(&target, metrics.control.access_log_dropped.clone())
+                .await
+                .map_err(|source| AppError::AccessLog {
+                    target: config.log.access_log.clone(),
+                    source,
+                })?;
         let token = read_token(&config)?;
 
         // Bind everything before spawning anything, so a port in use fails the start cleanly.
@@ -221,7 +222,7 @@ impl App {
         {
             let (snapshot, gauge, stop) = (
                 Arc::clone(&snapshot),
-                metrics.overload_level.clone(),
+                metrics.control.overload_level.clone(),
                 stop_background.clone(),
             );
             tokio::spawn(async move { overload.run(snapshot, gauge, stop).await });
@@ -247,9 +248,15 @@ impl App {
             config.listener_names(),
             config.pools.keys().map(String::as_str),
         );
-        metrics.config_reloads.with_label_values(&["success"]);
-        metrics.config_reloads.with_label_values(&["failure"]);
-        metrics.config_last_reload_success.set(unix_now());
+        metrics
+            .control
+            .config_reloads
+            .with_label_values(&["success"]);
+        metrics
+            .control
+            .config_reloads
+            .with_label_values(&["failure"]);
+        metrics.control.config_last_reload_success.set(unix_now());
         readiness.set_ready();
         notify::spawn(&app);
         Ok(app)

@@ -122,6 +122,7 @@ async fn follow(
             }
         };
         metrics
+            .pools
             .discovery_updates
             .with_label_values(&[&pool, kind, result])
             .inc();

@@ -39,6 +39,7 @@ async fn watch_backend(
         let passed = result.is_ok();
         let result_label = if passed { "pass" } else { "fail" };
         metrics
+            .pools
             .health_checks
             .with_label_values(&[&*pool, &*label, result_label])
             .inc();

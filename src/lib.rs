@@ -1,6 +1,6 @@
 //! portero: a Layer-7 (HTTP/1.1 and HTTP/2) load balancer daemon.
 //!
-//! A request, top to bottom:
+//! A request, top to bottom; data flows down, and each answer flows back up the same way:
 //!
 //! ```text
 //!   client ──TCP──► server::accept ──permit──► admission      (baseline / burst tiers)
@@ -8,53 +8,77 @@
 //!                      ▼
 //!                server::gate ── PROXY header (trusted balancers), allow/deny, per-address cap
 //!                      ▼
-//!                server::connection ── ConnIo (header, idle, write timeouts) ── hyper h1 / h2c
-//!                      │ one call per request
+//!                server::connection ── ConnIo (header, idle, write timeouts; head scan)
+//!                      │ hyper h1 / h2; one call per request, the head scan's finding
+//!                      │ in the request's extensions (server::handoff)
 //!                      ▼
 //!                proxy::Proxy::handle ── overload, rate limit, sanitize (framing, Host, limits)
-//!                      │ snapshot.load() ─► route (+ access) ─► pool.pick() ─► backend
+//!                      │ snapshot.load() ─► route (+ access) ─► pool.pick() ─► member index
 //!                      │ headers: hop-by-hop out, X-Forwarded-* in; body: ClientBody bounds
 //!                      ▼
-//!                upstream::Upstream::send ──pooled keep-alive──► backend
+//!                upstream::PoolClients[index].send ──pooled keep-alive──► backend
 //!                      │ response head
 //!                      ▼
-//!                body::ResponseBody (streams; records the Exchange at its end) ──► client
+//!                proxy::ResponseBody (streams; records the Exchange at its end) ──► client
+//!                      (a 101 goes back as a proxy::Tunnel response extension; the server
+//!                       splices the two sockets)
 //! ```
 //!
-//! Module map: [`config`] (file -> validated [`config::Config`]), [`app`] (start, reload,
-//! shutdown), [`server`] (listeners, accept loop, gate, connections), [`admission`]
-//! (connection tiers), [`access`] (allow/deny lists), [`rate_limit`] (per-client budgets,
-//! local or Redis), [`overload`] (memory pressure), [`proxy`] (one request), [`route`],
-//! [`snapshot`] (the one atomically swapped view), [`pool`], [`backend`], [`balance`],
-//! [`upstream`] (pooled clients), [`body`], [`metrics`], [`access_log`], [`admin`], [`demo`].
+//! Modules by floor: each imports only from its own floor or below, and no two import each
+//! other (checked with `farm-studio look`: no circles, no arrow running back up).
+//!
+//! - **Control plane**: [`app`] (start, reload, membership, shutdown), [`admin`] (the admin
+//!   listener), [`control`] (what may be asked of the daemon, what a change did, why one was
+//!   refused: below both), [`systemd`] (notify, socket activation), [`demo`].
+//! - **Server**: [`server`] (listeners, accept loop, gate, connections, tunnels).
+//! - **Request**: [`proxy`] (one request, its tries and its response body), [`snapshot`] (the
+//!   one atomically swapped view: config, routes, pools and their clients), [`health`] (active
+//!   checks), [`discovery`] (membership feeds), [`rate_limit`] (per-client budgets, local or
+//!   Redis), [`overload`] (memory pressure).
+//! - **Wire**: [`body`] (request bodies, pacing, trailers), [`upstream`] (pooled clients to
+//!   backends, by member index), [`conn`] (a client connection as the rest sees it).
+//! - **Ground**, no hyper and no sockets: [`config`] (file -> validated [`config::Config`]),
+//!   [`pool`] (members, policies, the pick), [`balance`] (one file per algorithm, and the
+//!   dispatch), [`backend`] (a backend's state, pure data), [`metrics`] (series by consumer,
+//!   knowing no config), [`route`], [`access`] (allow/deny lists), [`admission`] (connection
+//!   tiers), [`tls`] (certificates), [`access_log`], [`log_limit`], [`clock`].
 
-pub mod access;
-pub mod access_log;
+// Control plane.
 pub mod admin;
-pub mod admission;
 pub mod app;
-pub mod backend;
-pub mod balance;
-pub mod body;
-pub mod clock;
-pub mod config;
 pub mod control;
-pub mod conn;
 pub mod demo;
+pub mod systemd;
+
+// Server.
+pub mod server;
+
+// Request.
 pub mod discovery;
 pub mod health;
-pub mod log_limit;
-pub mod metrics;
 pub mod overload;
-pub mod pool;
 pub mod proxy;
 pub mod rate_limit;
-pub mod route;
-pub mod server;
 pub mod snapshot;
-pub mod systemd;
-pub mod tls;
+
+// Wire.
+pub mod body;
+pub mod conn;
 pub mod upstream;
+
+// Ground.
+pub mod access;
+pub mod access_log;
+pub mod admission;
+pub mod backend;
+pub mod balance;
+pub mod clock;
+pub mod config;
+pub mod log_limit;
+pub mod metrics;
+pub mod pool;
+pub mod route;
+pub mod tls;
 
 pub use app::App;
 pub use config::Config;

@@ -82,7 +82,8 @@ impl Proxy {
                 exchange.set_error(error.kind());
                 self.recorder
                     .metrics
-                    .requests_refused
+                    .requests
+                    .refused
                     .with_label_values(&[&conn.listener, error.kind()])
                     .inc();
                 error.into_response(exchange.is_grpc())

@@ -66,7 +66,7 @@ impl Snapshot {
                     idle_timeout: config.timeouts.idle,
                     tls: pool.tls.clone(),
                     connect_seconds: metrics
-                        .map(|m| m.upstream_connect.with_label_values(&[name.as_str()])),
+                        .map(|m| m.pools.upstream_connect.with_label_values(&[name.as_str()])),
                     stream_buffer: config.limits.stream_buffer_u32(),
                     max_response_head: config.limits.max_response_header_bytes,
                 };
@@ -166,7 +166,7 @@ fn rate_limiter(
     }
     Some(Arc::new(RateLimiter::new(
         wanted,
-        metrics.map(|m| m.rate_limit_tracked.clone()),
-        metrics.map(|m| m.rate_limit_store_errors.clone()),
+        metrics.map(|m| m.control.rate_limit_tracked.clone()),
+        metrics.map(|m| m.control.rate_limit_store_errors.clone()),
     )))
 }

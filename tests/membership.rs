@@ -480,6 +480,7 @@ async fn with_watch_a_changed_file_is_reloaded_by_itself() {
         Duration::from_secs(10),
         || {
             app.metrics()
+                .control
                 .config_reloads
                 .with_label_values(&["failure"])
                 .get()

@@ -316,6 +316,7 @@ async fn a_new_certificate_serves_new_connections_while_old_ones_keep_working() 
         Duration::from_secs(10),
         || {
             app.metrics()
+                .control
                 .tls_certificate_reloads
                 .with_label_values(&["https", "failure"])
                 .get()

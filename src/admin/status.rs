@@ -20,35 +20,41 @@ pub(super) fn metrics(ctx: &AdminCtx) -> Response<Body> {
 fn refresh_gauges(ctx: &AdminCtx) {
     let m = &ctx.metrics;
     let a = &ctx.admission;
-    m.connections_limit
+    m.connections
+        .limit
         .with_label_values(&["baseline"])
         .set(a.baseline() as i64);
-    m.connections_limit
+    m.connections
+        .limit
         .with_label_values(&["burst"])
         .set(a.burst() as i64);
-    m.connections_in_burst.set(a.in_burst() as i64);
-    m.backend_up.reset();
-    m.backend_in_flight.reset();
-    m.pool_backends.reset();
-    m.upstream_connections.reset();
+    m.connections.in_burst.set(a.in_burst() as i64);
+    m.pools.backend_up.reset();
+    m.pools.backend_in_flight.reset();
+    m.pools.backends.reset();
+    m.pools.upstream_connections.reset();
     let snapshot = ctx.snapshot.load();
     let now = crate::clock::now_us();
     for (name, pool) in snapshot.pools() {
         let clients = snapshot.clients(name);
         for (index, member) in pool.members().iter().enumerate() {
             let labels = [name.as_str(), &**member.backend.label()];
-            m.backend_up
+            m.pools
+                .backend_up
                 .with_label_values(&labels)
                 .set(i64::from(member.backend.is_selectable(now)));
-            m.backend_in_flight
+            m.pools
+                .backend_in_flight
                 .with_label_values(&labels)
                 .set(member.backend.in_flight() as i64);
             if let Some(clients) = clients {
-                m.upstream_connections
+                m.pools
+                    .upstream_connections
                     .with_label_values(&labels)
                     .set(clients.get(index).open_connections());
             }
-            m.pool_backends
+            m.pools
+                .backends
                 .with_label_values(&[name.as_str(), member.backend.state_at(now).as_str()])
                 .inc();
         }

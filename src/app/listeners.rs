@@ -186,6 +186,7 @@ impl Listeners {
             r.certificates = now;
             let reloads = |result: &str| {
                 metrics
+                    .control
                     .tls_certificate_reloads
                     .with_label_values(&[&r.config.name, result])
                     .inc()
@@ -246,12 +247,13 @@ fn adopt(
 }
 
 fn publish_expiry(running: &[Running], metrics: &Metrics) {
-    metrics.tls_certificate_expiry.reset();
+    metrics.control.tls_certificate_expiry.reset();
     for r in running {
         let settings = r.ctx.settings.load();
         for cert in settings.tls.iter().flat_map(|t| &t.certs) {
             let name = cert.names.first().map_or("", String::as_str);
             metrics
+                .control
                 .tls_certificate_expiry
                 .with_label_values(&[&r.config.name, name])
                 .set(cert.not_after);

@@ -48,10 +48,12 @@ impl App {
         match &result {
             Ok(report) => {
                 self.metrics
+                    .control
                     .config_reloads
                     .with_label_values(&["success"])
                     .inc();
                 self.metrics
+                    .control
                     .config_last_reload_success
                     .set(super::unix_now());
                 // After a reload, as after SIGUSR1: logrotate's postrotate may use either.
@@ -65,6 +67,7 @@ impl App {
             }
             Err(e) => {
                 self.metrics
+                    .control
                     .config_reloads
                     .with_label_values(&["failure"])
                     .inc();

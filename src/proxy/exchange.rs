@@ -155,6 +155,7 @@ impl Exchange {
         if let Some(flight) = &self.in_flight {
             self.recorder
                 .metrics
+                .requests
                 .upstream_errors
                 .with_label_values(&[self.pool_name(), flight.backend().label(), kind])
                 .inc();
@@ -165,6 +166,7 @@ impl Exchange {
     pub fn retried(&self) {
         self.recorder
             .metrics
+            .requests
             .retries
             .with_label_values(&[self.pool_name()])
             .inc();
@@ -174,6 +176,7 @@ impl Exchange {
     pub fn picked_in_panic(&self) {
         self.recorder
             .metrics
+            .requests
             .pool_panic
             .with_label_values(&[self.pool_name()])
             .inc();
@@ -208,11 +211,11 @@ impl Exchange {
             let backend = flight.backend();
             pool.series()
                 .upstream_response
-                .get(&m.upstream_response, pool.name())
+                .get(&m.requests.upstream_response, pool.name())
                 .observe(elapsed.as_secs_f64());
             requests
                 .get(
-                    &m.upstream_requests,
+                    &m.requests.upstream,
                     [pool.name(), backend.label()],
                     status.as_u16(),
                 )
@@ -275,10 +278,10 @@ impl Exchange {
             .map_or(&self.recorder.unrouted, |p| p.series());
         series
             .requests
-            .inc(&m.requests, &self.conn.listener, pool, status);
+            .inc(&m.requests.total, &self.conn.listener, pool, status);
         series
             .request_duration
-            .get(&m.request_duration, pool)
+            .get(&m.requests.duration, pool)
             .observe(elapsed.as_secs_f64());
         let aborted_by = match self.outcome {
             Outcome::Complete => None,
@@ -286,7 +289,8 @@ impl Exchange {
             Outcome::UpstreamAborted => Some("upstream"),
         };
         if let Some(by) = aborted_by {
-            m.requests_aborted
+            m.requests
+                .aborted
                 .with_label_values(&[&*self.conn.listener, by])
                 .inc();
         }

@@ -105,7 +105,8 @@ impl Acceptor {
         let _ = socket2::SockRef::from(&stream).set_tcp_notsent_lowat(buffer);
         self.ctx
             .metrics
-            .connections_accepted
+            .connections
+            .accepted
             .with_label_values(&[&self.name])
             .inc();
         let task = connection::serve(
@@ -136,7 +137,8 @@ impl Acceptor {
             if self.ctx.settings.load().at_limit == AtLimit::Reject {
                 self.ctx
                     .metrics
-                    .connections_rejected
+                    .connections
+                    .rejected
                     .with_label_values(&[&self.name, "limit"])
                     .inc();
                 // A TLS client cannot read a plain 503: it is just closed.

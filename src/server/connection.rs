@@ -68,7 +68,8 @@ pub async fn serve(
     permit.accepted();
     let open = ctx
         .metrics
-        .connections_open
+        .connections
+        .open
         .with_label_values(&[&listener.name]);
     open.inc();
     let settings = listener.settings.load_full();
@@ -100,6 +101,7 @@ pub async fn serve(
         }
         if let Some(reason) = conn.slow_reader() {
             ctx.metrics
+                .connections
                 .slow_readers
                 .with_label_values(&[&listener.name, reason])
                 .inc();
@@ -135,7 +137,7 @@ async fn open_stream(
         };
         return Some((ClientStream::Plain(stream), scheme, protocol));
     };
-    let handshakes = &ctx.metrics.tls_handshakes;
+    let handshakes = &ctx.metrics.connections.tls_handshakes;
     let deadline = ctx.settings.load().tls_handshake;
     let stream = match tokio::time::timeout(deadline, tls.acceptor.accept(stream)).await {
         Ok(Ok(stream)) => stream,
@@ -278,7 +280,8 @@ impl Session<'_> {
                     let parked = self
                         .ctx
                         .metrics
-                        .connections_parked
+                        .connections
+                        .parked
                         .with_label_values(&[&self.conn.listener]);
                     parked.inc();
                     let next = tokio::select! {

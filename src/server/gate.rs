@@ -40,6 +40,7 @@ pub async fn pass(
                 Err(_) => "timeout",
             };
             ctx.metrics
+                .connections
                 .proxy_protocol
                 .with_label_values(&[&listener.name, result])
                 .inc();
@@ -56,7 +57,8 @@ pub async fn pass(
     };
     let refused = |reason: &str| {
         ctx.metrics
-            .connections_rejected
+            .connections
+            .rejected
             .with_label_values(&[&listener.name, reason])
             .inc();
     };

@@ -1,0 +1,82 @@
+//! What the daemon counts of itself: config reloads, certificates, memory pressure, and the
+//! shared helpers that can fall behind (access log, rate-limit store).
+
+use prometheus::{
+    Gauge, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Registry,
+    register_gauge_with_registry, register_int_counter_vec_with_registry,
+    register_int_counter_with_registry, register_int_gauge_vec_with_registry,
+    register_int_gauge_with_registry,
+};
+
+/// The daemon's own metrics.
+#[derive(Clone)]
+pub struct Control {
+    /// `portero_config_reloads_total{result}`.
+    pub config_reloads: IntCounterVec,
+    /// `portero_config_last_reload_success_timestamp_seconds`.
+    pub config_last_reload_success: Gauge,
+    /// `portero_tls_certificate_expiry_timestamp_seconds{listener,name}`.
+    pub tls_certificate_expiry: IntGaugeVec,
+    /// `portero_tls_certificate_reloads_total{listener,result}`.
+    pub tls_certificate_reloads: IntCounterVec,
+    /// `portero_overload_level`: 0 normal, 1 keep-alive off, 2 refusing new requests.
+    pub overload_level: IntGauge,
+    /// `portero_access_log_dropped_total`: lines dropped because the writer fell behind.
+    pub access_log_dropped: IntCounter,
+    /// `portero_rate_limit_tracked_clients`: client addresses in the local rate-limit table.
+    pub rate_limit_tracked: IntGauge,
+    /// `portero_rate_limit_store_errors_total`: shared-store decisions that fell back to the
+    /// local budget (Redis away or slow).
+    pub rate_limit_store_errors: IntCounter,
+}
+
+impl Control {
+    /// Registers them in `r`.
+    pub fn register(r: &Registry) -> prometheus::Result<Self> {
+        Ok(Self {
+            config_reloads: register_int_counter_vec_with_registry!(
+                "portero_config_reloads_total",
+                "Config reloads",
+                &["result"],
+                r
+            )?,
+            config_last_reload_success: register_gauge_with_registry!(
+                "portero_config_last_reload_success_timestamp_seconds",
+                "Unix time of the last successful config load",
+                r
+            )?,
+            tls_certificate_expiry: register_int_gauge_vec_with_registry!(
+                "portero_tls_certificate_expiry_timestamp_seconds",
+                "When each served certificate expires (Unix time), by its first name",
+                &["listener", "name"],
+                r
+            )?,
+            tls_certificate_reloads: register_int_counter_vec_with_registry!(
+                "portero_tls_certificate_reloads_total",
+                "Certificate changes picked up from disk, by result",
+                &["listener", "result"],
+                r
+            )?,
+            overload_level: register_int_gauge_with_registry!(
+                "portero_overload_level",
+                "Memory overload: 0 normal, 1 keep-alive off, 2 new requests refused",
+                r
+            )?,
+            access_log_dropped: register_int_counter_with_registry!(
+                "portero_access_log_dropped_total",
+                "Access-log lines dropped because the writer could not keep up",
+                r
+            )?,
+            rate_limit_tracked: register_int_gauge_with_registry!(
+                "portero_rate_limit_tracked_clients",
+                "Client addresses in the local rate-limit table",
+                r
+            )?,
+            rate_limit_store_errors: register_int_counter_with_registry!(
+                "portero_rate_limit_store_errors_total",
+                "Rate-limit decisions the shared store could not make in time (local budget used)",
+                r
+            )?,
+        })
+    }
+}
