@@ -6,25 +6,23 @@
 //! is asked to finish (HTTP/1 `Connection: close`, HTTP/2 GOAWAY); in-flight requests and
 //! tunnels get up to `timeouts.drain`; whatever is left is cut.
 
-use crate::access_log::{self, AccessLog};
-use crate::admin::{self, AdminCtx, Readiness};
+use crate::access_log::AccessLog;
+use crate::admin::{AdminCtx, Readiness};
 use crate::admission::Admission;
 use crate::config::Config;
-use crate::metrics::{Metrics, PoolSeries};
-use crate::overload::Overload;
-use crate::proxy::Proxy;
-use crate::proxy::exchange::Recorder;
+use crate::metrics::Metrics;
 use crate::server::{ServerCtx, ServerError};
 use crate::snapshot::{Members, SharedSnapshot, Snapshot};
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio_util::sync::CancellationToken;
 
+mod bound;
 mod control;
 mod fd_limit;
 mod listeners;
@@ -34,6 +32,7 @@ mod reload;
 mod watch;
 
 pub use crate::control::{MembersError, ReloadError, ReloadReport};
+pub use bound::Bound;
 
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
@@ -111,155 +110,12 @@ impl App {
     pub async fn start_with(
         config: Config,
         config_path: Option<PathBuf>,
-        mut inherited: HashMap<String, std::net::TcpListener>,
+        inherited: HashMap<String, std::net::TcpListener>,
     ) -> Result<Arc<App>, AppError> {
-        let fd = raise_fd_limit(&config);
-        let metrics = Arc::new(Metrics::new());
-        let target = access_log::Target::parse(&config.log.access_log);
-        let (access_log, _writer) =
-            AccessLog::start(&target, metrics.control.access_log_dropped.clone())
-                .await
-                .map_err(|source| AppError::AccessLog {
-                    target: config.log.access_log.clone(),
-                    source,
-                })?;
-        let token = read_token(&config)?;
-
-        // Bind everything before spawning anything, so a port in use fails the start cleanly.
-        let listeners = listeners::Listeners::new();
-        let bound = listeners
-            .prepare(&config, &mut inherited)
-            .map_err(|e| match e {
-                crate::control::ListenerError::Bind(e) => AppError::Bind(e),
-                tls => AppError::Tls(tls.to_string()),
-            })?;
-        if let Some(name) = inherited.keys().next() {
-            return Err(AppError::Inherited(name.clone()));
-        }
-        let admin_listener = tokio::net::TcpListener::bind(config.admin.address)
+        Bound::bind(&config, inherited)
+            .await?
+            .spawn(config, config_path)
             .await
-            .map_err(|source| AppError::Admin {
-                address: config.admin.address,
-                source,
-            })?;
-        let admin_addr = admin_listener
-            .local_addr()
-            .expect("a bound listener has a local address");
-
-        let config = Arc::new(config);
-        let members = Members::new();
-        let snapshot: SharedSnapshot = Arc::new(ArcSwap::from_pointee(Snapshot::build(
-            Arc::clone(&config),
-            1,
-            None,
-            &members,
-            Some(&metrics),
-        )));
-        let (baseline, burst) = admission_limits(&config, fd);
-        let admission = Admission::new(baseline, burst);
-        let recorder = Arc::new(Recorder {
-            metrics: Arc::clone(&metrics),
-            access_log: access_log.clone(),
-            unrouted: PoolSeries::default(),
-        });
-        let overload = Arc::new(Overload::default());
-        let proxy = Arc::new(Proxy::new(
-            Arc::clone(&snapshot),
-            recorder,
-            Arc::clone(&overload),
-        ));
-        let server = Arc::new(ServerCtx::new(
-            &config,
-            proxy,
-            Arc::clone(&admission),
-            Arc::clone(&metrics),
-            CancellationToken::new(),
-        ));
-        listeners.switch(&config, bound, &server);
-
-        let readiness = Arc::new(Readiness::default());
-        let stop_background = CancellationToken::new();
-        let (changes, generations) = tokio::sync::watch::channel(1);
-        let app = Arc::new_cyclic(|app: &Weak<App>| {
-            let admin = Arc::new(AdminCtx {
-                snapshot: Arc::clone(&snapshot),
-                metrics: Arc::clone(&metrics),
-                admission: Arc::clone(&admission),
-                readiness: Arc::clone(&readiness),
-                listeners: Arc::clone(listeners.addresses()),
-                token: ArcSwap::from_pointee(token),
-                control: app.clone(),
-            });
-            App {
-                config: ArcSwap::new(Arc::clone(&config)),
-                config_path,
-                fd,
-                snapshot: Arc::clone(&snapshot),
-                generation: AtomicU64::new(1),
-                members: std::sync::Mutex::new(members),
-                metrics: Arc::clone(&metrics),
-                admission,
-                server,
-                readiness: Arc::clone(&readiness),
-                access_log,
-                listeners,
-                admin,
-                admin_addr,
-                stop_background: stop_background.clone(),
-                changes,
-                reloading: tokio::sync::Mutex::new(()),
-                notifier: crate::systemd::Notifier::from_env().map(Arc::new),
-            }
-        });
-        // Started only now that `app` exists: the discovery updates and the admin's write
-        // endpoints reach it through a weak reference, which cannot be upgraded before.
-        tracing::info!(address = %admin_addr, "admin listening");
-        tokio::spawn(admin::run(
-            admin_listener,
-            Arc::clone(&app.admin),
-            stop_background.clone(),
-        ));
-        {
-            let (snapshot, gauge, stop) = (
-                Arc::clone(&snapshot),
-                metrics.control.overload_level.clone(),
-                stop_background.clone(),
-            );
-            tokio::spawn(async move { overload.run(snapshot, gauge, stop).await });
-        }
-        tokio::spawn(crate::health::run(
-            Arc::clone(&snapshot),
-            generations.clone(),
-            Arc::clone(&metrics),
-            stop_background.clone(),
-        ));
-        members::follow_discovery(
-            Arc::downgrade(&app),
-            snapshot,
-            generations,
-            Arc::clone(&metrics),
-            stop_background,
-        );
-        watch::spawn_certificates(&app);
-        if config.watch {
-            watch::spawn(&app);
-        }
-        metrics.prepare(
-            config.listener_names(),
-            config.pools.keys().map(String::as_str),
-        );
-        metrics
-            .control
-            .config_reloads
-            .with_label_values(&["success"]);
-        metrics
-            .control
-            .config_reloads
-            .with_label_values(&["failure"]);
-        metrics.control.config_last_reload_success.set(unix_now());
-        readiness.set_ready();
-        notify::spawn(&app);
-        Ok(app)
     }
 
     /// The bound address of the traffic listener called `name`.
