@@ -1,8 +1,9 @@
-//! One client connection as the rest of the daemon sees it: who it is, which admission tier
-//! it came in on, what it is doing (requests in progress, idle since when, upgraded or not),
-//! and a way to ask it to close gracefully. The server creates it at accept; the proxy
-//! updates its activity per request; the connection's I/O reads that activity to choose its
-//! timeout; admission pressure asks idle ones to close.
+//! One client connection. [`ConnInfo`] is what it is, fixed at accept: its listener, its
+//! client, its scheme and TLS facts, its admission tier; it is all the proxy gets of it.
+//! [`ClientConn`] is the server's live view: what it is doing (requests in progress, idle
+//! since when, streams moving, upgraded or not) and a way to ask it to close gracefully. The
+//! server updates the activity around each request it hands the proxy; the connection's I/O
+//! reads it to choose its timeout; admission pressure asks idle ones to close.
 
 use crate::admission::{Admission, Tier};
 use crate::body::Written;
@@ -12,9 +13,9 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use tokio::sync::Notify;
 
-/// A client connection.
+/// What a connection is, from accept to close.
 #[derive(Debug)]
-pub struct ClientConn {
+pub struct ConnInfo {
     /// The traffic listener's name.
     pub listener: Arc<str>,
     /// The client's address.
@@ -23,6 +24,26 @@ pub struct ClientConn {
     pub scheme: ConnScheme,
     /// The admission tier it was accepted in.
     pub tier: Tier,
+    /// How far the connection's writes have got: written by the connection as the client
+    /// takes bytes, read by HTTP/1 response bodies to keep pace with it.
+    pub written: Arc<Written>,
+}
+
+impl ConnInfo {
+    /// `"http"` or `"https"`.
+    pub fn proto(&self) -> &'static str {
+        match self.scheme {
+            ConnScheme::Https(_) => "https",
+            _ => "http",
+        }
+    }
+}
+
+/// A client connection, live.
+#[derive(Debug)]
+pub struct ClientConn {
+    /// What it is.
+    pub info: Arc<ConnInfo>,
     /// What it is doing.
     pub activity: ConnActivity,
     /// For a connection admitted in burst, the admission it counts against.
@@ -32,33 +53,25 @@ pub struct ClientConn {
     parkable: AtomicBool,
     /// Why it was closed for reading too slowly, if it was (`portero_slow_readers_total`).
     slow_reader: OnceLock<&'static str>,
-    /// Bytes written to the client, for response bodies to keep pace with (HTTP/1).
-    pub written: Arc<Written>,
 }
 
 impl ClientConn {
     /// A newly accepted connection.
     pub fn new(listener: Arc<str>, peer: SocketAddr, scheme: ConnScheme, tier: Tier) -> Self {
         Self {
-            listener,
-            peer,
-            scheme,
-            tier,
+            info: Arc::new(ConnInfo {
+                listener,
+                peer,
+                scheme,
+                tier,
+                written: Arc::default(),
+            }),
             activity: ConnActivity::default(),
             burst_of: None,
             close: Notify::new(),
             closing: AtomicBool::new(false),
             parkable: AtomicBool::new(false),
             slow_reader: OnceLock::new(),
-            written: Arc::default(),
-        }
-    }
-
-    /// `"http"` or `"https"`.
-    pub fn proto(&self) -> &'static str {
-        match self.scheme {
-            ConnScheme::Https(_) => "https",
-            _ => "http",
         }
     }
 
@@ -75,7 +88,8 @@ impl ClientConn {
     /// its old connection still counted, be admitted in burst again, and never leave it.
     pub fn request_started(&self) {
         self.activity.request_started();
-        if self.tier == Tier::Burst && self.burst_of.as_ref().is_none_or(|a| a.over_baseline()) {
+        if self.info.tier == Tier::Burst && self.burst_of.as_ref().is_none_or(|a| a.over_baseline())
+        {
             self.request_close();
         }
     }

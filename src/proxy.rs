@@ -17,7 +17,7 @@ pub use error::ProxyError;
 pub use response_body::{BodyError, ResponseBody};
 
 use crate::body::ClientBody;
-use crate::conn::{ClientConn, ConnScheme, ConnTls};
+use crate::conn::{ConnInfo, ConnScheme, ConnTls};
 use crate::overload::{Level, Overload};
 use crate::route::normalize_host;
 use crate::snapshot::{SharedSnapshot, Snapshot};
@@ -40,6 +40,11 @@ pub struct Tunnel {
     pub backend: Arc<crate::backend::Backend>,
 }
 
+/// A response extension asking the connection to close after this response: HTTP/1 says
+/// `Connection: close`, HTTP/2 sends GOAWAY.
+#[derive(Debug, Clone, Copy)]
+pub struct CloseAfter;
+
 /// The request handler shared by every connection of every traffic listener.
 #[derive(Debug)]
 pub struct Proxy {
@@ -58,11 +63,13 @@ impl Proxy {
         }
     }
 
-    /// Serves one request. Never fails: errors become responses.
+    /// Serves one request that came in on `conn`. Never fails: errors become responses. What
+    /// the connection must do after the response rides on it as an extension: a
+    /// [`Tunnel`] to splice, or [`CloseAfter`].
     pub async fn handle(
         self: Arc<Self>,
         request: Request<Incoming>,
-        conn: Arc<ClientConn>,
+        conn: Arc<ConnInfo>,
     ) -> Result<Response<ResponseBody>, Infallible> {
         let snapshot = self.snapshot.load_full();
         let mut exchange = Exchange::begin(
@@ -75,7 +82,12 @@ impl Proxy {
         if grpc::is_grpc(&request) {
             exchange.set_grpc();
         }
-        let response = match self.forward(&snapshot, request, &conn, &mut exchange).await {
+        let level = self.overload.level();
+        let forwarded = match level {
+            Level::Refuse => Err(ProxyError::Overloaded),
+            _ => self.forward(&snapshot, request, &conn, &mut exchange).await,
+        };
+        let response = match forwarded {
             Ok(response) => response,
             Err(error) => {
                 tracing::debug!(error = %error, peer = %conn.peer, "request answered by portero");
@@ -98,6 +110,9 @@ impl Proxy {
                 .headers_mut()
                 .insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
         }
+        if level == Level::NoKeepAlive {
+            response.extensions_mut().insert(CloseAfter);
+        }
         exchange.set_status(response.status());
         Ok(response.map(|body| body.with_exchange(exchange)))
     }
@@ -106,15 +121,9 @@ impl Proxy {
         &self,
         snapshot: &Snapshot,
         mut request: Request<Incoming>,
-        conn: &ClientConn,
+        conn: &ConnInfo,
         exchange: &mut Exchange,
     ) -> Result<Response<ResponseBody>, ProxyError> {
-        match self.overload.level() {
-            Level::Normal => {}
-            // After this response: HTTP/1 says `Connection: close`, HTTP/2 sends GOAWAY.
-            Level::NoKeepAlive => conn.request_close(),
-            Level::Refuse => return Err(ProxyError::Overloaded),
-        }
         let config = snapshot.config();
         let raw = request
             .extensions()

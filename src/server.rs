@@ -15,6 +15,7 @@ pub mod per_ip;
 pub mod proxy_protocol;
 mod refuse;
 mod send_rate;
+mod served;
 pub mod stream;
 pub mod tunnel;
 
@@ -180,7 +181,7 @@ impl ServerCtx {
             .min_by_key(|(since, _)| *since);
         match oldest {
             Some((_, conn)) => {
-                tracing::debug!(peer = %conn.peer, "at the connection ceiling: closing the longest-idle connection");
+                tracing::debug!(peer = %conn.info.peer, "at the connection ceiling: closing the longest-idle connection");
                 conn.request_close();
                 true
             }

@@ -6,7 +6,7 @@
 
 use crate::access_log::{AccessLog, Record};
 use crate::backend::InFlight;
-use crate::conn::ClientConn;
+use crate::conn::{ConnInfo, ConnScheme};
 use crate::metrics::{ByClass, Metrics, PoolSeries};
 use crate::pool::Pool;
 use http::{HeaderValue, Method, StatusCode, Uri, Version};
@@ -59,7 +59,7 @@ struct Logged {
 #[derive(Debug)]
 pub struct Exchange {
     recorder: Arc<Recorder>,
-    conn: Arc<ClientConn>,
+    conn: Arc<ConnInfo>,
     started: Instant,
     /// `None` while the access log is off.
     logged: Option<Logged>,
@@ -74,20 +74,18 @@ pub struct Exchange {
     bytes_out: u64,
     error: Option<&'static str>,
     outcome: Outcome,
-    streaming: bool,
     grpc: bool,
 }
 
 impl Exchange {
-    /// Starts recording a request; the connection counts it as active until the exchange ends.
+    /// Starts recording a request that came in on `conn`.
     pub fn begin(
         recorder: Arc<Recorder>,
-        conn: Arc<ClientConn>,
+        conn: Arc<ConnInfo>,
         method: Method,
         uri: &Uri,
         version: Version,
     ) -> Self {
-        conn.request_started();
         let logged = recorder.access_log.is_enabled().then(|| Logged {
             started_at: SystemTime::now(),
             uri: uri.clone(),
@@ -109,7 +107,6 @@ impl Exchange {
             bytes_out: 0,
             error: None,
             outcome: Outcome::ClientAborted,
-            streaming: false,
             grpc: false,
         }
     }
@@ -224,7 +221,7 @@ impl Exchange {
     }
 
     /// The client's connection.
-    pub fn conn(&self) -> &Arc<ClientConn> {
+    pub fn conn(&self) -> &ConnInfo {
         &self.conn
     }
 
@@ -246,15 +243,6 @@ impl Exchange {
     /// Adds response body bytes sent.
     pub fn add_bytes_out(&mut self, n: u64) {
         self.bytes_out += n;
-        self.conn.activity.stream_progressed();
-    }
-
-    /// The response body now streams from a backend: the connection watches its progress.
-    pub fn streaming(&mut self) {
-        if !self.streaming {
-            self.streaming = true;
-            self.conn.activity.stream_started();
-        }
     }
 
     /// Ends the exchange. A backend that broke off its response body counts as failing.
@@ -318,7 +306,7 @@ impl Exchange {
                 outcome: self.outcome.as_str(),
                 error: self.error,
                 tls: match &self.conn.scheme {
-                    crate::conn::ConnScheme::Https(tls) => Some(tls.version),
+                    ConnScheme::Https(tls) => Some(tls.version),
                     _ => None,
                 },
             });
@@ -329,10 +317,6 @@ impl Exchange {
 impl Drop for Exchange {
     fn drop(&mut self) {
         self.record();
-        if self.streaming {
-            self.conn.activity.stream_ended();
-        }
-        self.conn.activity.request_finished();
     }
 }
 

@@ -165,16 +165,21 @@ impl ResponseBody {
         }
     }
 
-    /// Attaches the exchange to record when this body ends.
-    pub fn with_exchange(mut self, mut exchange: Exchange) -> Self {
-        if let Kind::Upstream { pace, .. } = &mut self.kind {
-            exchange.streaming();
-            if exchange.version() < http::Version::HTTP_2 {
-                *pace = Pace::with(Arc::clone(&exchange.conn().written));
-            }
+    /// Attaches the exchange to record when this body ends. A body streamed to an HTTP/1
+    /// client keeps pace with what the connection has written.
+    pub fn with_exchange(mut self, exchange: Exchange) -> Self {
+        if let Kind::Upstream { pace, .. } = &mut self.kind
+            && exchange.version() < http::Version::HTTP_2
+        {
+            *pace = Pace::with(Arc::clone(&exchange.conn().written));
         }
         self.exchange = Some(exchange);
         self
+    }
+
+    /// Whether it streams from a backend (rather than being one of portero's own).
+    pub fn streams_from_backend(&self) -> bool {
+        matches!(self.kind, Kind::Upstream { .. })
     }
 }
 

@@ -164,7 +164,7 @@ impl<S: AsyncRead + AsyncWrite + ResetOnClose + Unpin> ConnIo<S> {
         match self.read_preface().await? {
             Some(true) => Ok(Some(self.decided(Protocol::Http2))),
             Some(false) => {
-                tracing::debug!(peer = %self.conn.peer, "invalid HTTP/2 preface: GOAWAY");
+                tracing::debug!(peer = %self.conn.info.peer, "invalid HTTP/2 preface: GOAWAY");
                 self.write_all(INVALID_PREFACE).await?;
                 self.shutdown().await?;
                 Ok(None)
@@ -255,7 +255,7 @@ impl<S: AsyncRead + AsyncWrite + ResetOnClose + Unpin> ConnIo<S> {
             match Pin::new(&mut self.inner).poll_read(cx, &mut buf) {
                 Poll::Pending => return Ok(()),
                 Poll::Ready(Ok(())) if buf.filled().is_empty() => {
-                    tracing::debug!(peer = %self.conn.peer, "client closed with a request in progress");
+                    tracing::debug!(peer = %self.conn.info.peer, "client closed with a request in progress");
                     return Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
                         "client closed the connection with a request in progress",
@@ -410,7 +410,7 @@ impl<S: AsyncRead + AsyncWrite + ResetOnClose + Unpin> AsyncRead for ConnIo<S> {
             // Best effort: the socket is idle in this phase, so the write normally completes at once.
             let _ = Pin::new(&mut this.inner).poll_write(cx, REQUEST_TIMEOUT);
             let _ = Pin::new(&mut this.inner).poll_flush(cx);
-            tracing::debug!(peer = %this.conn.peer, "request head timed out: 408");
+            tracing::debug!(peer = %this.conn.info.peer, "request head timed out: 408");
         }
         // End of stream: hyper closes the connection (mid-head, without answering itself).
         Poll::Ready(Ok(()))
@@ -432,14 +432,14 @@ impl<S: AsyncRead + AsyncWrite + ResetOnClose + Unpin> ConnIo<S> {
             Poll::Ready(Ok(done)) => {
                 let n = taken(done);
                 if n > 0 {
-                    self.conn.written.add(n);
+                    self.conn.info.written.add(n);
                 }
                 self.send_rate.took(n, Instant::now)
             }
             Poll::Ready(Err(_)) => Verdict::Reading,
         };
         if verdict != Verdict::Reading {
-            tracing::debug!(peer = %self.conn.peer, reason = verdict.as_str(), "client reads too slowly: closing");
+            tracing::debug!(peer = %self.conn.info.peer, reason = verdict.as_str(), "client reads too slowly: closing");
             self.conn.set_slow_reader(verdict.as_str());
             self.inner.reset_on_close();
             let message = match verdict {

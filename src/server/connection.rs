@@ -16,13 +16,14 @@ use super::h2_guard::H2Guard;
 use super::handoff::Handoff;
 use super::listener::{ListenerCtx, ListenerSettings};
 use super::send_rate::Verdict;
+use super::served::{Active, Served};
 use super::stream::ClientStream;
 use super::tunnel;
 use super::{ServerCtx, gate};
 use crate::admission::{Permit, Tier};
 use crate::clock::now_us;
 use crate::conn::{ClientConn, ConnScheme, ConnTls};
-use crate::proxy::ResponseBody;
+use crate::proxy::CloseAfter;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -45,7 +46,7 @@ type Io = ConnIo<ClientStream>;
 /// keep-alive load the next request comes sooner, so busy connections keep their hyper state;
 /// connections that really idle give back its buffers.
 const PARK_AFTER: std::time::Duration = std::time::Duration::from_millis(25);
-type Responding = Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, Infallible>> + Send>>;
+type Responding = Pin<Box<dyn Future<Output = Result<Response<Served>, Infallible>> + Send>>;
 
 /// How one hyper HTTP/1 connection ended.
 enum Spell {
@@ -249,7 +250,7 @@ impl Session<'_> {
         handoff: &Arc<Handoff>,
     ) -> impl hyper::service::Service<
         Request<Incoming>,
-        Response = Response<ResponseBody>,
+        Response = Response<Served>,
         Error = Infallible,
         Future = Responding,
     > + use<> {
@@ -258,15 +259,19 @@ impl Session<'_> {
         let handoff = Arc::clone(handoff);
         service_fn(move |mut request| -> Responding {
             handoff.give_to_request(&mut request);
-            let (proxy, conn, handoff) =
-                (Arc::clone(&proxy), Arc::clone(&conn), Arc::clone(&handoff));
+            let active = Active::start(Arc::clone(&conn));
+            let (proxy, handoff) = (Arc::clone(&proxy), Arc::clone(&handoff));
             Box::pin(async move {
-                let mut response = proxy.handle(request, Arc::clone(&conn)).await?;
+                let info = Arc::clone(&active.conn().info);
+                let mut response = proxy.handle(request, info).await?;
                 if handoff.keep_from_response(&mut response) {
                     // A tunnel from here on: its bytes are no longer HTTP.
-                    conn.activity.set_upgraded();
+                    active.conn().activity.set_upgraded();
                 }
-                Ok(response)
+                if response.extensions().get::<CloseAfter>().is_some() {
+                    active.conn().request_close();
+                }
+                Ok(response.map(|body| Served::new(body, active)))
             })
         })
     }
@@ -282,7 +287,7 @@ impl Session<'_> {
                         .metrics
                         .connections
                         .parked
-                        .with_label_values(&[&self.conn.listener]);
+                        .with_label_values(&[&self.conn.info.listener]);
                     parked.inc();
                     let next = tokio::select! {
                         next = io.park() => next,
@@ -300,7 +305,7 @@ impl Session<'_> {
                         upstream,
                         cut,
                         &self.ctx.hard_stop,
-                        self.conn.peer,
+                        self.conn.info.peer,
                     ))
                     .await;
                     return Ok(());
@@ -405,7 +410,7 @@ impl Session<'_> {
                 _ = watch.tick() => {
                     if self.conn.activity.stalled(now_us(), limit.as_micros() as u64) {
                         self.conn.set_slow_reader(Verdict::Stalled.as_str());
-                        tracing::debug!(peer = %self.conn.peer, "HTTP/2 responses stalled for timeouts.client_write: closing");
+                        tracing::debug!(peer = %self.conn.info.peer, "HTTP/2 responses stalled for timeouts.client_write: closing");
                         return Ok(());
                     }
                 }
