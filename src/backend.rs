@@ -7,9 +7,11 @@
 //! rise/fall hysteresis, [`Hysteresis`]), passive outlier ejection (a deadline), and removal
 //! from the pool (draining). The reported [`BackendState`] is derived from them.
 
-mod health;
+mod hysteresis;
+mod transition;
 
-pub use health::{Hysteresis, Transition, slow_start_factor};
+pub use hysteresis::Hysteresis;
+pub use transition::Transition;
 
 use crate::clock::now_us;
 use crate::log_limit::Every;

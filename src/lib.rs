@@ -8,7 +8,7 @@
 //!                      ▼
 //!                server::gate ── PROXY header (trusted balancers), allow/deny, per-address cap
 //!                      ▼
-//!                server::connection ── ConnIo (header, idle, write timeouts; head scan)
+//!                server::session ──── ConnIo (header, idle, write timeouts; head scan)
 //!                      │ hyper h1 / h2; one call per request, the head scan's finding
 //!                      │ in the request's extensions (server::handoff)
 //!                      ▼
@@ -42,6 +42,12 @@
 //!   dispatch), [`backend`] (a backend's state, pure data), [`metrics`] (series by consumer,
 //!   knowing no config), [`route`], [`access`] (allow/deny lists), [`admission`] (connection
 //!   tiers), [`tls`] (certificates), [`access_log`], [`log_limit`], [`clock`].
+//!
+//! Names: `config/X.rs` reads the part of the file that module `X` runs on (`config/pool.rs`
+//! makes a [`config::PoolConfig`] for [`pool`], `config/tls.rs` the TLS settings [`tls`]
+//! loads). A client connection is [`conn::ConnInfo`] (what it is: all the proxy sees) and
+//! [`conn::ClientConn`] (what it is doing); `server::session` serves it, over
+//! `server::conn_io` (its socket with portero's timeouts).
 
 // Control plane.
 pub mod admin;

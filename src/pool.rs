@@ -6,10 +6,12 @@
 //! in `upstream::PoolClients`, kept beside the pool by member index).
 
 mod retry_budget;
+mod slow_start;
 
 pub use retry_budget::RetryBudget;
+pub use slow_start::slow_start_factor;
 
-use crate::backend::{Backend, BackendSpec, slow_start_factor};
+use crate::backend::{Backend, BackendSpec};
 use crate::balance::{Balancer, Candidates};
 use crate::config::PoolConfig;
 use crate::metrics::{ByClass, PoolSeries};

@@ -1,10 +1,9 @@
 //! Traffic listeners: [`bind`], then [`accept::run`] per listener, which takes an admission
-//! permit *before* `accept`, and [`connection::serve`] per connection, serving HTTP/1.1 and
+//! permit *before* `accept`, and [`session::serve`] per connection, serving HTTP/1.1 and
 //! HTTP/2 (h2c prior knowledge, detected per connection) through the proxy.
 
 pub mod accept;
 pub mod conn_io;
-pub mod connection;
 mod deadline;
 mod gate;
 mod h2_guard;
@@ -16,6 +15,7 @@ pub mod proxy_protocol;
 mod refuse;
 mod send_rate;
 mod served;
+pub mod session;
 pub mod stream;
 pub mod tunnel;
 

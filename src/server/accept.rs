@@ -9,7 +9,7 @@
 //! your backlog" without accepting, and readiness alone goes stale).
 
 use super::listener::ListenerCtx;
-use super::{ServerCtx, connection, refuse};
+use super::{ServerCtx, refuse, session};
 use crate::admission::Permit;
 use crate::config::AtLimit;
 use std::net::SocketAddr;
@@ -109,7 +109,7 @@ impl Acceptor {
             .accepted
             .with_label_values(&[&self.name])
             .inc();
-        let task = connection::serve(
+        let task = session::serve(
             stream,
             peer,
             permit,
