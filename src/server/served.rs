@@ -5,14 +5,63 @@
 //! at zero is noticed (`timeouts.client_write`). The proxy's body inside records the exchange
 //! first.
 
+use super::handoff::Handoff;
 use crate::conn::ClientConn;
-use crate::proxy::{BodyError, ResponseBody};
+use crate::proxy::{BodyError, CloseAfter, ResponseBody};
 use bytes::Bytes;
+use http::Response;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
+use std::convert::Infallible;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
+
+/// The proxy's answer to one request, boxed (hyper's HTTP/1 connection needs an `Unpin`
+/// future to be handed back the socket).
+pub type Answer = Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, Infallible>> + Send>>;
+
+/// The proxy answering one request, and what the connection does with the answer: keep a
+/// tunnel to splice, close after it, count its body. A plain struct around the one box, not
+/// an `async` block, which would move the proxy's whole future into a second one.
+pub struct Responding {
+    answer: Answer,
+    active: Option<Active>,
+    handoff: Arc<Handoff>,
+}
+
+impl Responding {
+    /// `answer`, to the request `active` counts, on the connection `handoff` belongs to.
+    pub fn new(answer: Answer, active: Active, handoff: Arc<Handoff>) -> Self {
+        Self {
+            answer,
+            active: Some(active),
+            handoff,
+        }
+    }
+}
+
+impl Future for Responding {
+    type Output = Result<Response<Served>, Infallible>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let Ok(mut response) = ready!(self.answer.as_mut().poll(cx));
+        let active = self
+            .active
+            .take()
+            .expect("a future is not polled after its end");
+        let conn = active.conn();
+        if self.handoff.keep_from_response(&mut response) {
+            // A tunnel from here on: its bytes are no longer HTTP.
+            conn.activity.set_upgraded();
+        }
+        if response.extensions().get::<CloseAfter>().is_some() {
+            conn.request_close();
+        }
+        Poll::Ready(Ok(response.map(|body| Served::new(body, active))))
+    }
+}
 
 /// One request counted active on its connection until this is dropped.
 #[derive(Debug)]

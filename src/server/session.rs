@@ -16,14 +16,13 @@ use super::h2_guard::H2Guard;
 use super::handoff::Handoff;
 use super::listener::{ListenerCtx, ListenerSettings};
 use super::send_rate::Verdict;
-use super::served::{Active, Served};
+use super::served::{Active, Responding, Served};
 use super::stream::ClientStream;
 use super::tunnel;
 use super::{ServerCtx, gate};
 use crate::admission::{Permit, Tier};
 use crate::clock::now_us;
 use crate::conn::{ClientConn, ConnScheme, ConnTls};
-use crate::proxy::CloseAfter;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -46,7 +45,6 @@ type Io = ConnIo<ClientStream>;
 /// keep-alive load the next request comes sooner, so busy connections keep their hyper state;
 /// connections that really idle give back its buffers.
 const PARK_AFTER: std::time::Duration = std::time::Duration::from_millis(25);
-type Responding = Pin<Box<dyn Future<Output = Result<Response<Served>, Infallible>> + Send>>;
 
 /// How one hyper HTTP/1 connection ended.
 enum Spell {
@@ -260,19 +258,8 @@ impl Session<'_> {
         service_fn(move |mut request| -> Responding {
             handoff.give_to_request(&mut request);
             let active = Active::start(Arc::clone(&conn));
-            let (proxy, handoff) = (Arc::clone(&proxy), Arc::clone(&handoff));
-            Box::pin(async move {
-                let info = Arc::clone(&active.conn().info);
-                let mut response = proxy.handle(request, info).await?;
-                if handoff.keep_from_response(&mut response) {
-                    // A tunnel from here on: its bytes are no longer HTTP.
-                    active.conn().activity.set_upgraded();
-                }
-                if response.extensions().get::<CloseAfter>().is_some() {
-                    active.conn().request_close();
-                }
-                Ok(response.map(|body| Served::new(body, active)))
-            })
+            let answer = Arc::clone(&proxy).handle(request, Arc::clone(&conn.info));
+            Responding::new(Box::pin(answer), active, Arc::clone(&handoff))
         })
     }
 
