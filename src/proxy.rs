@@ -14,7 +14,7 @@ pub mod sanitize;
 mod tries;
 
 pub use error::ProxyError;
-pub use response_body::{BodyError, ResponseBody};
+pub use response_body::{BodyError, ResponseBody, Watch};
 
 use crate::body::ClientBody;
 use crate::conn::{ConnInfo, ConnScheme, ConnTls};
@@ -63,14 +63,15 @@ impl Proxy {
         }
     }
 
-    /// Serves one request that came in on `conn`. Never fails: errors become responses. What
-    /// the connection must do after the response rides on it as an extension: a
-    /// [`Tunnel`] to splice, or [`CloseAfter`].
-    pub async fn handle(
+    /// Serves one request that came in on `conn`, whose response body `watch` follows. Never
+    /// fails: errors become responses. What the connection must do after the response rides
+    /// on it as an extension: a [`Tunnel`] to splice, or [`CloseAfter`].
+    pub async fn handle<W: Watch>(
         self: Arc<Self>,
         request: Request<Incoming>,
         conn: Arc<ConnInfo>,
-    ) -> Result<Response<ResponseBody>, Infallible> {
+        watch: W,
+    ) -> Result<Response<ResponseBody<W>>, Infallible> {
         let snapshot = self.snapshot.load_full();
         let mut exchange = Exchange::begin(
             Arc::clone(&self.recorder),
@@ -114,7 +115,7 @@ impl Proxy {
             response.extensions_mut().insert(CloseAfter);
         }
         exchange.set_status(response.status());
-        Ok(response.map(|body| body.with_exchange(exchange)))
+        Ok(response.map(|body| body.with_exchange(exchange, watch)))
     }
 
     async fn forward(

@@ -33,15 +33,33 @@ pin_project! {
     }
 }
 
+/// What the connection a response goes out on learns of its body, supplied by the server: the
+/// proxy tells it, and knows nothing else of the live connection. It is dropped after the
+/// exchange is recorded.
+pub trait Watch: Send + 'static {
+    /// The body streams from a backend.
+    fn streaming(&mut self);
+    /// The body handed a data frame on.
+    fn progressed(&self);
+}
+
+/// Nothing watches.
+impl Watch for () {
+    fn streaming(&mut self) {}
+    fn progressed(&self) {}
+}
+
 pin_project! {
-    /// A response body sent to a client: streamed from a backend, or a short one of portero's own.
-    pub struct ResponseBody {
+    /// A response body sent to a client: streamed from a backend, or a short one of portero's
+    /// own; once it carries its exchange, watched by its connection (`W`).
+    pub struct ResponseBody<W = ()> {
         #[pin]
         kind: Kind,
         exchange: Option<Exchange>,
+        watch: W,
     }
 
-    impl PinnedDrop for ResponseBody {
+    impl<W> PinnedDrop for ResponseBody<W> {
         fn drop(this: Pin<&mut Self>) {
             let complete = this.kind.is_end();
             let this = this.project();
@@ -144,6 +162,7 @@ impl ResponseBody {
                 pace: Pace::default(),
             },
             exchange: None,
+            watch: (),
         }
     }
 
@@ -154,6 +173,7 @@ impl ResponseBody {
         Self {
             kind: Kind::Full { data },
             exchange: None,
+            watch: (),
         }
     }
 
@@ -162,28 +182,37 @@ impl ResponseBody {
         Self {
             kind: Kind::Full { data: None },
             exchange: None,
+            watch: (),
         }
     }
 
-    /// Attaches the exchange to record when this body ends. A body streamed to an HTTP/1
-    /// client keeps pace with what the connection has written.
-    pub fn with_exchange(mut self, exchange: Exchange) -> Self {
-        if let Kind::Upstream { pace, .. } = &mut self.kind
-            && exchange.version() < http::Version::HTTP_2
-        {
-            *pace = Pace::with(Arc::clone(&exchange.conn().written));
+    /// Attaches the exchange to record when this body ends, and its connection's `watch`. A
+    /// body streamed to an HTTP/1 client keeps pace with what the connection has written.
+    pub fn with_exchange<W: Watch>(mut self, exchange: Exchange, mut watch: W) -> ResponseBody<W> {
+        // Taken, not moved: a body with a drop of its own cannot be taken apart.
+        let mut kind = std::mem::replace(&mut self.kind, Kind::Full { data: None });
+        if let Kind::Upstream { pace, .. } = &mut kind {
+            watch.streaming();
+            if exchange.version() < http::Version::HTTP_2 {
+                *pace = Pace::with(Arc::clone(&exchange.conn().written));
+            }
         }
-        self.exchange = Some(exchange);
-        self
-    }
-
-    /// Whether it streams from a backend (rather than being one of portero's own).
-    pub fn streams_from_backend(&self) -> bool {
-        matches!(self.kind, Kind::Upstream { .. })
+        ResponseBody {
+            kind,
+            exchange: Some(exchange),
+            watch,
+        }
     }
 }
 
-impl Body for ResponseBody {
+impl<W> ResponseBody<W> {
+    /// Its connection's watch.
+    pub fn watch(&self) -> &W {
+        &self.watch
+    }
+}
+
+impl<W: Watch> Body for ResponseBody<W> {
     type Data = Bytes;
     type Error = BodyError;
 
@@ -228,8 +257,11 @@ impl Body for ResponseBody {
         };
         match &frame {
             Some(Ok(frame)) => {
-                if let (Some(data), Some(exchange)) = (frame.data_ref(), this.exchange.as_mut()) {
-                    exchange.add_bytes_out(data.len() as u64);
+                if let Some(data) = frame.data_ref() {
+                    this.watch.progressed();
+                    if let Some(exchange) = this.exchange.as_mut() {
+                        exchange.add_bytes_out(data.len() as u64);
+                    }
                 }
             }
             Some(Err(error)) => {

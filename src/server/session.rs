@@ -16,13 +16,14 @@ use super::h2_guard::H2Guard;
 use super::handoff::Handoff;
 use super::listener::{ListenerCtx, ListenerSettings};
 use super::send_rate::Verdict;
-use super::served::{Active, Responding, Served};
+use super::served::{Active, Responding};
 use super::stream::ClientStream;
 use super::tunnel;
 use super::{ServerCtx, gate};
 use crate::admission::{Permit, Tier};
 use crate::clock::now_us;
 use crate::conn::{ClientConn, ConnScheme, ConnTls};
+use crate::proxy::ResponseBody;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -248,7 +249,7 @@ impl Session<'_> {
         handoff: &Arc<Handoff>,
     ) -> impl hyper::service::Service<
         Request<Incoming>,
-        Response = Response<Served>,
+        Response = Response<ResponseBody<Active>>,
         Error = Infallible,
         Future = Responding,
     > + use<> {
@@ -258,8 +259,8 @@ impl Session<'_> {
         service_fn(move |mut request| -> Responding {
             handoff.give_to_request(&mut request);
             let active = Active::start(Arc::clone(&conn));
-            let answer = Arc::clone(&proxy).handle(request, Arc::clone(&conn.info));
-            Responding::new(Box::pin(answer), active, Arc::clone(&handoff))
+            let answer = Arc::clone(&proxy).handle(request, Arc::clone(&conn.info), active);
+            Responding::new(Box::pin(answer), Arc::clone(&handoff))
         })
     }
 
