@@ -20,12 +20,14 @@
 //!                      │ response head
 //!                      ▼
 //!                proxy::ResponseBody (streams; records the Exchange at its end) ──► client
-//!                      (a 101 goes back as a proxy::Tunnel response extension; the server
-//!                       splices the two sockets)
+//!                      (the server's request count rides in it as a proxy::Watch; a 101
+//!                       goes back as a proxy::Tunnel response extension and the server
+//!                       splices the two sockets; overload's proxy::CloseAfter likewise)
 //! ```
 //!
 //! Modules by floor: each imports only from its own floor or below, and no two import each
-//! other (checked with `farm-studio look`: no circles, no arrow running back up).
+//! other in a loop (`tests/architecture.rs` checks it against this list on every test run;
+//! `farm-studio look` draws it).
 //!
 //! - **Control plane**: [`app`] (start, reload, membership, shutdown), [`admin`] (the admin
 //!   listener), [`control`] (what may be asked of the daemon, what a change did, why one was

@@ -70,7 +70,7 @@ impl Proxy {
         self: Arc<Self>,
         request: Request<Incoming>,
         conn: Arc<ConnInfo>,
-        watch: W,
+        mut watch: W,
     ) -> Result<Response<ResponseBody<W>>, Infallible> {
         let snapshot = self.snapshot.load_full();
         let mut exchange = Exchange::begin(
@@ -115,6 +115,7 @@ impl Proxy {
             response.extensions_mut().insert(CloseAfter);
         }
         exchange.set_status(response.status());
+        watch.answered(response.extensions_mut());
         Ok(response.map(|body| body.with_exchange(exchange, watch)))
     }
 

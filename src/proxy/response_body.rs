@@ -37,6 +37,10 @@ pin_project! {
 /// proxy tells it, and knows nothing else of the live connection. It is dropped after the
 /// exchange is recorded.
 pub trait Watch: Send + 'static {
+    /// The response is ready to go: its extensions say what the connection must do after it
+    /// ([`Tunnel`](super::Tunnel), [`CloseAfter`](super::CloseAfter)). Read where they lie,
+    /// inside the proxy's future, so the response is not copied once more on its way out.
+    fn answered(&mut self, extensions: &mut http::Extensions);
     /// The body streams from a backend.
     fn streaming(&mut self);
     /// The body handed a data frame on.
@@ -45,6 +49,7 @@ pub trait Watch: Send + 'static {
 
 /// Nothing watches.
 impl Watch for () {
+    fn answered(&mut self, _: &mut http::Extensions) {}
     fn streaming(&mut self) {}
     fn progressed(&self) {}
 }

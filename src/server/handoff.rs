@@ -1,13 +1,13 @@
 //! What one connection's layers hand each other across hyper, which sits between them and
 //! carries nothing of theirs: the head scan under hyper (in `ConnIo`) tells the service above
-//! it what the raw head of the next request had, and the service tells the HTTP/1 loop that
-//! the response it just gave was a 101 to splice. The proxy sees neither: the first reaches it
-//! as a request extension ([`RawHead`]), the second leaves it as a response extension
-//! ([`Tunnel`]).
+//! it what the raw head of the next request had, and the request's watch (`served::Active`)
+//! tells the HTTP/1 loop that the response just given was a 101 to splice. The proxy sees
+//! neither: the first reaches it as a request extension ([`RawHead`]), the second leaves it as
+//! a response extension ([`Tunnel`]).
 
 use crate::proxy::Tunnel;
 use crate::proxy::sanitize::RawHead;
-use http::{Request, Response};
+use http::{Extensions, Request};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -37,9 +37,10 @@ impl Handoff {
         }
     }
 
-    /// Keeps the tunnel a response carries, if it carries one; whether it did.
-    pub fn keep_from_response<B>(&self, response: &mut Response<B>) -> bool {
-        let Some(tunnel) = response.extensions_mut().remove::<Tunnel>() else {
+    /// Keeps the tunnel a response carries in its `extensions`, if it carries one; whether
+    /// it did.
+    pub fn keep_tunnel(&self, extensions: &mut Extensions) -> bool {
+        let Some(tunnel) = extensions.remove::<Tunnel>() else {
             return false;
         };
         if let Ok(mut slot) = self.tunnel.lock() {

@@ -16,7 +16,7 @@ use super::h2_guard::H2Guard;
 use super::handoff::Handoff;
 use super::listener::{ListenerCtx, ListenerSettings};
 use super::send_rate::Verdict;
-use super::served::{Active, Responding};
+use super::served::Active;
 use super::stream::ClientStream;
 use super::tunnel;
 use super::{ServerCtx, gate};
@@ -46,6 +46,10 @@ type Io = ConnIo<ClientStream>;
 /// keep-alive load the next request comes sooner, so busy connections keep their hyper state;
 /// connections that really idle give back its buffers.
 const PARK_AFTER: std::time::Duration = std::time::Duration::from_millis(25);
+/// The proxy's answer to one request, boxed (hyper's HTTP/1 connection needs an `Unpin`
+/// future to be handed back the socket).
+type Responding =
+    Pin<Box<dyn Future<Output = Result<Response<ResponseBody<Active>>, Infallible>> + Send>>;
 
 /// How one hyper HTTP/1 connection ended.
 enum Spell {
@@ -258,9 +262,8 @@ impl Session<'_> {
         let handoff = Arc::clone(handoff);
         service_fn(move |mut request| -> Responding {
             handoff.give_to_request(&mut request);
-            let active = Active::start(Arc::clone(&conn));
-            let answer = Arc::clone(&proxy).handle(request, Arc::clone(&conn.info), active);
-            Responding::new(Box::pin(answer), Arc::clone(&handoff))
+            let active = Active::start(Arc::clone(&conn), Arc::clone(&handoff));
+            Box::pin(Arc::clone(&proxy).handle(request, Arc::clone(&conn.info), active))
         })
     }
 
