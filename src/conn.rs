@@ -3,15 +3,40 @@
 //! [`ClientConn`] is the server's live view: what it is doing (requests in progress, idle
 //! since when, streams moving, upgraded or not) and a way to ask it to close gracefully. The
 //! server updates the activity around each request it hands the proxy; the connection's I/O
-//! reads it to choose its timeout; admission pressure asks idle ones to close.
+//! reads it to choose its timeout; admission pressure asks idle ones to close. The two facts
+//! that cross the proxy as extensions are defined here, below both: [`RawHead`] in, [`Tunnel`]
+//! out.
+
+mod handoff;
+
+pub use handoff::Handoff;
 
 use crate::admission::{Admission, Tier};
+use crate::backend::Backend;
 use crate::body::Written;
 use crate::clock::now_us;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use tokio::sync::Notify;
+
+/// What the connection saw of the raw head that hyper does not pass on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RawHead {
+    /// A Content-Length line was present (hyper drops it when Transfer-Encoding is there too).
+    pub content_length: bool,
+}
+
+/// A 101 response's backend side, carried out of the proxy as a response extension:
+/// the connection splices the two sockets once the 101 is written and hyper hands the client's
+/// socket back.
+#[derive(Debug, Clone)]
+pub struct Tunnel {
+    /// The backend's connection, once hyper gives it up.
+    pub upstream: hyper::upgrade::OnUpgrade,
+    /// The backend, whose drain deadline cuts the tunnel.
+    pub backend: Arc<Backend>,
+}
 
 /// What a connection is, from accept to close.
 #[derive(Debug)]
@@ -53,6 +78,8 @@ pub struct ClientConn {
     parkable: AtomicBool,
     /// Why it was closed for reading too slowly, if it was (`portero_slow_readers_total`).
     slow_reader: OnceLock<&'static str>,
+    /// What the server's layers hand each other across hyper for its requests.
+    pub handoff: Handoff,
 }
 
 impl ClientConn {
@@ -72,6 +99,7 @@ impl ClientConn {
             closing: AtomicBool::new(false),
             parkable: AtomicBool::new(false),
             slow_reader: OnceLock::new(),
+            handoff: Handoff::default(),
         }
     }
 

@@ -10,7 +10,7 @@
 //!                      ▼
 //!                server::session ──── ConnIo (header, idle, write timeouts; head scan)
 //!                      │ hyper h1 / h2; one call per request, the head scan's finding
-//!                      │ in the request's extensions (server::handoff)
+//!                      │ in the request's extensions (conn::Handoff)
 //!                      ▼
 //!                proxy::Proxy::handle ── overload, rate limit, sanitize (framing, Host, limits)
 //!                      │ snapshot.load() ─► route (+ access) ─► pool.pick() ─► member index

@@ -17,6 +17,7 @@ pub use error::ProxyError;
 pub use response_body::{BodyError, ResponseBody, Watch};
 
 use crate::body::ClientBody;
+pub use crate::conn::Tunnel;
 use crate::conn::{ConnInfo, ConnScheme, ConnTls};
 use crate::overload::{Level, Overload};
 use crate::route::normalize_host;
@@ -28,17 +29,6 @@ use hyper::body::Incoming;
 use std::convert::Infallible;
 use std::sync::Arc;
 use tries::{Replay, Tries};
-
-/// A 101 response's backend side, carried out of [`Proxy::handle`] as a response extension:
-/// the connection splices the two sockets once the 101 is written and hyper hands the client's
-/// socket back.
-#[derive(Debug, Clone)]
-pub struct Tunnel {
-    /// The backend's connection, once hyper gives it up.
-    pub upstream: hyper::upgrade::OnUpgrade,
-    /// The backend, whose drain deadline cuts the tunnel.
-    pub backend: Arc<crate::backend::Backend>,
-}
 
 /// A response extension asking the connection to close after this response: HTTP/1 says
 /// `Connection: close`, HTTP/2 sends GOAWAY.

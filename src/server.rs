@@ -7,7 +7,6 @@ pub mod conn_io;
 mod deadline;
 mod gate;
 mod h2_guard;
-mod handoff;
 pub mod head_scan;
 pub mod listener;
 pub mod per_ip;

@@ -6,6 +6,7 @@
 //! any route or access rule looks at it.
 
 use crate::config::Limits;
+pub use crate::conn::RawHead;
 use crate::route::is_valid_authority;
 use http::{HeaderMap, HeaderValue, Method, Request, Uri, Version, header};
 use std::borrow::Cow;
@@ -44,13 +45,6 @@ pub enum Invalid {
     /// A request target that is not a path (`*` outside OPTIONS, an empty HTTP/2 `:path`).
     #[error("malformed request target")]
     Target,
-}
-
-/// What the connection saw of the raw head that hyper does not pass on.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RawHead {
-    /// A Content-Length line was present (hyper drops it when Transfer-Encoding is there too).
-    pub content_length: bool,
 }
 
 /// Checks a request head; returns the authority the request is for (empty for an HTTP/1.0

@@ -31,7 +31,6 @@
 //! (cleared by hyper's short read) answers `Pending` without one.
 
 use super::deadline::Deadline;
-use super::handoff::Handoff;
 use super::head_scan::HeadScan;
 use super::send_rate::{SendRate, Verdict};
 use super::stream::ResetOnClose;
@@ -112,7 +111,6 @@ pub struct ConnIo<S> {
     write_deadline: Option<Pin<Box<Sleep>>>,
     send_rate: SendRate,
     head_scan: HeadScan,
-    handoff: Arc<Handoff>,
 }
 
 impl<S: AsyncRead + AsyncWrite + ResetOnClose + Unpin> ConnIo<S> {
@@ -133,13 +131,7 @@ impl<S: AsyncRead + AsyncWrite + ResetOnClose + Unpin> ConnIo<S> {
             write_deadline: None,
             send_rate: SendRate::new(timeouts.client_write, timeouts.min_send_rate),
             head_scan: HeadScan::default(),
-            handoff: Arc::default(),
         }
-    }
-
-    /// What this connection's layers hand each other across hyper.
-    pub fn handoff(&self) -> &Arc<Handoff> {
-        &self.handoff
     }
 
     /// Reads until the protocol is known: HTTP/2 when the connection preface arrives, HTTP/1
@@ -317,7 +309,7 @@ impl<S> ConnIo<S> {
     /// Passes bytes on their way to hyper through the head scan.
     fn scan(&mut self, bytes: &[u8]) {
         if let Some(content_length) = self.head_scan.feed(bytes) {
-            self.handoff.head_scanned(content_length);
+            self.conn.handoff.head_scanned(content_length);
         }
     }
 

@@ -6,7 +6,6 @@
 //! the count ends. When the answer is ready, the connection reads what it must do after it
 //! (splice a tunnel, close) from the response's extensions.
 
-use super::handoff::Handoff;
 use crate::conn::ClientConn;
 use crate::proxy::{CloseAfter, Watch};
 use std::sync::Arc;
@@ -16,19 +15,17 @@ use std::sync::Arc;
 #[derive(Debug)]
 pub struct Active {
     conn: Arc<ClientConn>,
-    handoff: Arc<Handoff>,
     streaming: bool,
 }
 
 impl Active {
     /// Counts a request that starts now on `conn` (which may ask a burst connection to close
     /// after it: see [`ClientConn::request_started`]); a tunnel its response asks for is left
-    /// in `handoff`.
-    pub fn start(conn: Arc<ClientConn>, handoff: Arc<Handoff>) -> Self {
+    /// in the connection's handoff.
+    pub fn start(conn: Arc<ClientConn>) -> Self {
         conn.request_started();
         Self {
             conn,
-            handoff,
             streaming: false,
         }
     }
@@ -36,7 +33,7 @@ impl Active {
 
 impl Watch for Active {
     fn answered(&mut self, extensions: &mut http::Extensions) {
-        if self.handoff.keep_tunnel(extensions) {
+        if self.conn.handoff.keep_tunnel(extensions) {
             // A tunnel from here on: its bytes are no longer HTTP.
             self.conn.activity.set_upgraded();
         }

@@ -13,7 +13,6 @@
 use super::conn_io::{ConnIo, Protocol};
 use super::deadline::Deadline;
 use super::h2_guard::H2Guard;
-use super::handoff::Handoff;
 use super::listener::{ListenerCtx, ListenerSettings};
 use super::send_rate::Verdict;
 use super::served::Active;
@@ -247,10 +246,9 @@ impl Session<'_> {
     }
 
     /// The proxy as hyper calls it: what the head scan saw goes in with the request, a tunnel
-    /// to splice comes out with the response (see `handoff`).
+    /// to splice comes out with the response (see `conn::Handoff`).
     fn service(
         &self,
-        handoff: &Arc<Handoff>,
     ) -> impl hyper::service::Service<
         Request<Incoming>,
         Response = Response<ResponseBody<Active>>,
@@ -259,10 +257,9 @@ impl Session<'_> {
     > + use<> {
         let proxy = Arc::clone(&self.ctx.proxy);
         let conn = Arc::clone(self.conn);
-        let handoff = Arc::clone(handoff);
         service_fn(move |mut request| -> Responding {
-            handoff.give_to_request(&mut request);
-            let active = Active::start(Arc::clone(&conn), Arc::clone(&handoff));
+            conn.handoff.give_to_request(&mut request);
+            let active = Active::start(Arc::clone(&conn));
             Box::pin(Arc::clone(&proxy).handle(request, Arc::clone(&conn.info), active))
         })
     }
@@ -312,11 +309,10 @@ impl Session<'_> {
     /// One hyper HTTP/1 connection, until it parks, upgrades or closes; returns the socket.
     async fn http1_spell(&self, io: Io) -> Result<(Io, Spell), hyper::Error> {
         let settings = self.ctx.settings.load_full();
-        let handoff = Arc::clone(io.handoff());
         // Burst or not, keep-alive is decided per request (`ClientConn::request_started`).
         let mut connection = settings
             .http1
-            .serve_connection(TokioIo::new(io), self.service(&handoff));
+            .serve_connection(TokioIo::new(io), self.service());
         let (mut closing, mut parking) = (false, false);
         let mut asked_to_close = pin!(self.asked_to_close());
         let mut close_waker = None;
@@ -375,7 +371,7 @@ impl Session<'_> {
         let parts = connection.into_parts();
         let mut io = parts.io.into_inner();
         io.unread(parts.read_buf);
-        let spell = match handoff.take_tunnel() {
+        let spell = match self.conn.handoff.take_tunnel() {
             Some(tunnel) => Spell::Upgraded(tunnel.upstream, tunnel.backend.cut_signal()),
             None if parking && !closing => Spell::Parked,
             None => Spell::Closed,
@@ -385,10 +381,9 @@ impl Session<'_> {
 
     async fn http2(&self, io: Io) -> Result<(), hyper::Error> {
         let settings = self.ctx.settings.load_full();
-        let handoff = Arc::clone(io.handoff());
         let connection = settings
             .http2
-            .serve_connection(TokioIo::new(H2Guard::new(io)), self.service(&handoff));
+            .serve_connection(TokioIo::new(H2Guard::new(io)), self.service());
         let mut connection = pin!(connection);
         // HTTP/2 flow control can stall a response without blocking a single socket write
         // (the client keeps its window at zero), so the streams' progress is watched here.

@@ -1,12 +1,11 @@
-//! What one connection's layers hand each other across hyper, which sits between them and
-//! carries nothing of theirs: the head scan under hyper (in `ConnIo`) tells the service above
-//! it what the raw head of the next request had, and the request's watch (`served::Active`)
-//! tells the HTTP/1 loop that the response just given was a 101 to splice. The proxy sees
-//! neither: the first reaches it as a request extension ([`RawHead`]), the second leaves it as
-//! a response extension ([`Tunnel`]).
+//! What one connection's layers in the server hand each other across hyper, which sits
+//! between them and carries nothing of theirs: the head scan under hyper (`server::conn_io`)
+//! tells the service above it what the raw head of the next request had, and the request's
+//! watch (`server::served::Active`) tells the HTTP/1 loop that the response just given was a
+//! 101 to splice. The proxy sees neither: the first reaches it as a request extension
+//! ([`RawHead`]), the second leaves it as a response extension ([`Tunnel`]).
 
-use crate::proxy::Tunnel;
-use crate::proxy::sanitize::RawHead;
+use super::{RawHead, Tunnel};
 use http::{Extensions, Request};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
