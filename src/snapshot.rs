@@ -55,37 +55,15 @@ impl Snapshot {
         metrics: Option<&Metrics>,
     ) -> Snapshot {
         let now = crate::clock::now_us();
-        let mut clients = BTreeMap::new();
-        let pools: BTreeMap<String, Arc<Pool>> = config
-            .pools
-            .iter()
-            .map(|(name, pool)| {
-                let settings = UpstreamSettings {
-                    protocol: pool.protocol,
-                    connect_timeout: config.timeouts.upstream_connect,
-                    idle_timeout: config.timeouts.idle,
-                    tls: pool.tls.clone(),
-                    connect_seconds: metrics
-                        .map(|m| m.pools.upstream_connect.with_label_values(&[name.as_str()])),
-                    stream_buffer: config.limits.stream_buffer_u32(),
-                    max_response_head: config.limits.max_response_header_bytes,
-                };
-                // Live backends carry over unless the protocol or TLS to them changed.
-                let old = previous
-                    .and_then(|p| Some((p.pools.get(name)?, p.clients.get(name)?)))
-                    .filter(|(old, _)| {
-                        old.config().protocol == pool.protocol && old.config().tls == pool.tls
-                    });
-                let specs = members
-                    .get(name)
-                    .map_or(pool.backends.as_slice(), Vec::as_slice);
-                let built = Pool::build(pool, specs, old.map(|(p, _)| &**p), now);
-                let addresses = built.members().iter().map(|m| m.backend.address());
-                let reach = PoolClients::build(addresses, &settings, old.map(|(_, c)| &**c));
-                clients.insert(name.clone(), Arc::new(reach));
-                (name.clone(), Arc::new(built))
-            })
-            .collect();
+        let (mut pools, mut clients) = (BTreeMap::new(), BTreeMap::new());
+        for (name, pool) in &config.pools {
+            let specs = members
+                .get(name)
+                .map_or(pool.backends.as_slice(), Vec::as_slice);
+            let (built, reach) = build_pool(&config, name, specs, previous, metrics, now);
+            pools.insert(name.clone(), Arc::new(built));
+            clients.insert(name.clone(), Arc::new(reach));
+        }
         let router = Router::new(
             config
                 .routes
@@ -149,6 +127,35 @@ impl Snapshot {
             .iter()
             .any(|net| net.contains(&ip))
     }
+}
+
+/// Pool `name` of `config` with the members `specs`, and the clients that reach them. Live
+/// backends and their clients carry over from `previous` unless the protocol or TLS to them
+/// changed.
+fn build_pool(
+    config: &Config,
+    name: &str,
+    specs: &[BackendSpec],
+    previous: Option<&Snapshot>,
+    metrics: Option<&Metrics>,
+    now: u64,
+) -> (Pool, PoolClients) {
+    let pool = &config.pools[name];
+    let settings = UpstreamSettings {
+        protocol: pool.protocol,
+        connect_timeout: config.timeouts.upstream_connect,
+        idle_timeout: config.timeouts.idle,
+        tls: pool.tls.clone(),
+        connect_seconds: metrics.map(|m| m.pools.upstream_connect.with_label_values(&[name])),
+        stream_buffer: config.limits.stream_buffer_u32(),
+        max_response_head: config.limits.max_response_header_bytes,
+    };
+    let old = previous
+        .and_then(|p| Some((&**p.pools.get(name)?, &**p.clients.get(name)?)))
+        .filter(|(old, _)| old.config().protocol == pool.protocol && old.config().tls == pool.tls);
+    let built = Pool::build(pool, specs, old.map(|(p, _)| p), now);
+    let clients = PoolClients::build(&built, &settings, old);
+    (built, clients)
 }
 
 /// The previous snapshot's limiter when its settings did not change (clients keep their

@@ -210,13 +210,6 @@ impl ResponseBody {
     }
 }
 
-impl<W> ResponseBody<W> {
-    /// Its connection's watch.
-    pub fn watch(&self) -> &W {
-        &self.watch
-    }
-}
-
 impl<W: Watch> Body for ResponseBody<W> {
     type Data = Bytes;
     type Error = BodyError;
