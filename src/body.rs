@@ -7,10 +7,12 @@
 //! at its end, is the proxy's (`proxy::ResponseBody`).
 
 mod client;
+mod inbound;
 mod pace;
 mod trailers;
 
 pub use client::{ClientBody, ClientBodyError};
+pub use inbound::{FedBody, FeedError, Feeder, Inbound, Want, feed};
 pub use pace::{Pace, Written};
 pub use trailers::remove_forbidden_trailers;
 

@@ -3,9 +3,8 @@
 //! [`ClientConn`] is the server's live view: what it is doing (requests in progress, idle
 //! since when, streams moving, upgraded or not) and a way to ask it to close gracefully. The
 //! server updates the activity around each request it hands the proxy; the connection's I/O
-//! reads it to choose its timeout; admission pressure asks idle ones to close. The two facts
-//! that cross the proxy as extensions are defined here, below both: [`RawHead`] in, [`Tunnel`]
-//! out.
+//! reads it to choose its timeout; admission pressure asks idle ones to close. What crosses
+//! the proxy as a response extension is defined here, below both: [`Tunnel`].
 
 mod handoff;
 
@@ -20,16 +19,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use tokio::sync::Notify;
 
-/// What the connection saw of the raw head that hyper does not pass on.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RawHead {
-    /// A Content-Length line was present (hyper drops it when Transfer-Encoding is there too).
-    pub content_length: bool,
-}
-
 /// A 101 response's backend side, carried out of the proxy as a response extension:
-/// the connection splices the two sockets once the 101 is written and hyper hands the client's
-/// socket back.
+/// the connection splices the two sockets once the 101 is written.
 #[derive(Debug, Clone)]
 pub struct Tunnel {
     /// The backend's connection, once hyper gives it up.
@@ -75,10 +66,9 @@ pub struct ClientConn {
     burst_of: Option<Arc<Admission>>,
     close: Notify,
     closing: AtomicBool,
-    parkable: AtomicBool,
     /// Why it was closed for reading too slowly, if it was (`portero_slow_readers_total`).
     slow_reader: OnceLock<&'static str>,
-    /// What the server's layers hand each other across hyper for its requests.
+    /// What a request's watch hands its connection (a tunnel to splice).
     pub handoff: Handoff,
 }
 
@@ -97,7 +87,6 @@ impl ClientConn {
             burst_of: None,
             close: Notify::new(),
             closing: AtomicBool::new(false),
-            parkable: AtomicBool::new(false),
             slow_reader: OnceLock::new(),
             handoff: Handoff::default(),
         }
@@ -133,17 +122,6 @@ impl ClientConn {
     /// Whether it was asked to close.
     pub fn is_closing(&self) -> bool {
         self.closing.load(Ordering::Acquire)
-    }
-
-    /// Its HTTP/1 parser has gone idle, waiting for the next request: the connection can be
-    /// parked without it.
-    pub fn set_parkable(&self) {
-        self.parkable.store(true, Ordering::Release);
-    }
-
-    /// Whether it became parkable since the last call.
-    pub fn take_parkable(&self) -> bool {
-        self.parkable.swap(false, Ordering::AcqRel)
     }
 
     /// Records that the connection is closed because its client reads too slowly, and why

@@ -8,9 +8,10 @@
 //!                      ▼
 //!                server::gate ── PROXY header (trusted balancers), allow/deny, per-address cap
 //!                      ▼
-//!                server::session ──── ConnIo (header, idle, write timeouts; head scan)
-//!                      │ hyper h1 / h2; one call per request, the head scan's finding
-//!                      │ in the request's extensions (conn::Handoff)
+//!                server::session ──── ConnIo (header, idle, write timeouts)
+//!                      │ HTTP/1: server::h1 (portero's engine over the h1 codec: head
+//!                      │ parsed and framing checked in one pass, body fed as asked for);
+//!                      │ HTTP/2: hyper. One call per request either way.
 //!                      ▼
 //!                proxy::Proxy::handle ── overload, rate limit, sanitize (framing, Host, limits)
 //!                      │ snapshot.load() ─► route (+ access) ─► pool.pick() ─► member index
@@ -43,7 +44,8 @@
 //!   [`pool`] (members, policies, the pick), [`balance`] (one file per algorithm, and the
 //!   dispatch), [`backend`] (a backend's state, pure data), [`metrics`] (series by consumer,
 //!   knowing no config), [`route`], [`access`] (allow/deny lists), [`admission`] (connection
-//!   tiers), [`tls`] (certificates), [`access_log`], [`log_limit`], [`clock`].
+//!   tiers), [`tls`] (certificates), [`h1`] (portero's HTTP/1.1 codec: heads and chunked
+//!   framing, bytes to `http` types and back), [`access_log`], [`log_limit`], [`clock`].
 //!
 //! Names: `config/X.rs` reads the part of the file that module `X` runs on (`config/pool.rs`
 //! makes a [`config::PoolConfig`] for [`pool`], `config/tls.rs` the TLS settings [`tls`]
@@ -82,6 +84,7 @@ pub mod backend;
 pub mod balance;
 pub mod clock;
 pub mod config;
+pub mod h1;
 pub mod log_limit;
 pub mod metrics;
 pub mod pool;

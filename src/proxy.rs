@@ -16,7 +16,7 @@ mod tries;
 pub use error::ProxyError;
 pub use response_body::{BodyError, ResponseBody, Watch};
 
-use crate::body::ClientBody;
+use crate::body::{ClientBody, Inbound};
 pub use crate::conn::Tunnel;
 use crate::conn::{ConnInfo, ConnScheme, ConnTls};
 use crate::overload::{Level, Overload};
@@ -25,7 +25,6 @@ use crate::snapshot::{SharedSnapshot, Snapshot};
 use exchange::{Exchange, Recorder};
 use headers::Hop;
 use http::{HeaderValue, Request, Response, StatusCode, Uri, Version, header};
-use hyper::body::Incoming;
 use std::convert::Infallible;
 use std::sync::Arc;
 use tries::{Replay, Tries};
@@ -58,7 +57,7 @@ impl Proxy {
     /// on it as an extension: a [`Tunnel`] to splice, or [`CloseAfter`].
     pub async fn handle<W: Watch>(
         self: Arc<Self>,
-        request: Request<Incoming>,
+        request: Request<Inbound>,
         conn: Arc<ConnInfo>,
         mut watch: W,
     ) -> Result<Response<ResponseBody<W>>, Infallible> {
@@ -112,16 +111,11 @@ impl Proxy {
     async fn forward(
         &self,
         snapshot: &Snapshot,
-        mut request: Request<Incoming>,
+        mut request: Request<Inbound>,
         conn: &ConnInfo,
         exchange: &mut Exchange,
     ) -> Result<Response<ResponseBody>, ProxyError> {
         let config = snapshot.config();
-        let raw = request
-            .extensions()
-            .get::<sanitize::RawHead>()
-            .copied()
-            .unwrap_or_default();
         let client = headers::client_ip(conn.peer.ip(), request.headers(), |ip| {
             snapshot.is_trusted_proxy(ip)
         });
@@ -131,7 +125,7 @@ impl Proxy {
                 .await
                 .map_err(|retry_after| ProxyError::RateLimited { retry_after })?;
         }
-        let host = sanitize::check(&request, &config.limits, raw)?;
+        let host = sanitize::check(&request, &config.limits)?;
         exchange.set_host(&host);
         normalize_target(request.uri_mut());
         match &conn.scheme {

@@ -6,8 +6,8 @@ pub mod accept;
 pub mod conn_io;
 mod deadline;
 mod gate;
+mod h1;
 mod h2_guard;
-pub mod head_scan;
 pub mod listener;
 pub mod per_ip;
 pub mod proxy_protocol;
@@ -22,12 +22,13 @@ use crate::access::AccessList;
 use crate::admission::Admission;
 use crate::config::{AtLimit, Config, ListenerConfig};
 use crate::conn::ClientConn;
+use crate::h1::HeadLimits;
 use crate::metrics::Metrics;
 use crate::proxy::Proxy;
 use arc_swap::ArcSwap;
 use conn_io::IoTimeouts;
 use dashmap::DashMap;
-use hyper::server::conn::{http1, http2};
+use hyper::server::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use socket2::{Domain, Socket, Type};
 use std::net::SocketAddr;
@@ -102,8 +103,8 @@ pub struct ServerCtx {
 
 /// Per-connection settings derived from the config, replaced whole on reload.
 struct ConnSettings {
-    /// HTTP/1, keep-alive on (a connection admitted in burst is asked to close per request).
-    http1: http1::Builder,
+    /// The bounds of an HTTP/1 request head.
+    head: HeadLimits,
     http2: http2::Builder<TokioExecutor>,
     timeouts: IoTimeouts,
     tls_handshake: Duration,
@@ -198,7 +199,10 @@ impl ConnSettings {
             min_send_rate: config.limits.min_send_rate,
         };
         Self {
-            http1: http1_builder(config),
+            head: HeadLimits {
+                max_bytes: config.limits.max_header_bytes,
+                max_headers: config.limits.max_headers,
+            },
             http2: http2_builder(config),
             timeouts,
             tls_handshake: config.timeouts.tls_handshake,
@@ -209,32 +213,6 @@ impl ConnSettings {
         }
     }
 }
-
-fn http1_builder(config: &Config) -> http1::Builder {
-    let mut http = http1::Builder::new();
-    http.timer(TokioTimer::new())
-        // ConnIo enforces the header and idle timeouts (hyper's timer also runs while a
-        // keep-alive connection is idle, and closes without a 408). hyper's own is set past
-        // both so it never fires first: with it set, hyper reads again as soon as a response
-        // ends, which is the moment ConnIo sees the connection go idle and offers to park it.
-        .header_read_timeout(
-            config.timeouts.request_header + config.timeouts.idle + Duration::from_secs(60),
-        )
-        // The request head, request line to blank line, as sent: hyper answers 431 to one
-        // longer than this (exactly; the read buffer alone would let a head that arrived
-        // whole in one read through, and cannot be set below 8 KiB).
-        .max_header_size(config.limits.max_header_bytes)
-        .max_buf_size(config.limits.max_header_bytes.max(8192));
-    // Set only when it differs from hyper's default: once set, hyper sizes its per-request
-    // header arrays at run time and copies them in, about 2% of a request's instructions.
-    if config.limits.max_headers != HYPER_MAX_HEADERS {
-        http.max_headers(config.limits.max_headers);
-    }
-    http
-}
-
-/// hyper's own limit on the fields of an HTTP/1 head.
-const HYPER_MAX_HEADERS: usize = 100;
 
 fn http2_builder(config: &Config) -> http2::Builder<TokioExecutor> {
     let buffer = config.limits.stream_buffer_u32();

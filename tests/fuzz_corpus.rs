@@ -5,6 +5,8 @@
 
 #[path = "../fuzz/invariants/config.rs"]
 mod config;
+#[path = "../fuzz/invariants/h1_differential.rs"]
+mod h1_differential;
 #[path = "../fuzz/invariants/proxy_header.rs"]
 mod proxy_header;
 #[path = "../fuzz/invariants/request_head.rs"]
@@ -53,4 +55,9 @@ fn proxy_header_corpus_keeps_its_invariants() {
 #[test]
 fn config_corpus_keeps_its_invariants() {
     replay("config", config::check);
+}
+
+#[test]
+fn h1_differential_corpus_keeps_its_invariants() {
+    replay("h1_differential", h1_differential::check);
 }

@@ -1,89 +1,55 @@
 //! Invariants over one raw HTTP/1 request head, for the `request_head` fuzz target and for
 //! `tests/fuzz_corpus.rs` (the same checks on the committed corpus, on stable).
 //!
-//! The bytes are parsed as hyper's server parses them (httparse with its defaults, at most
-//! 100 headers), so the sanitizer sees what it sees in production; input hyper would refuse
-//! is of no interest past the head scan. A broken invariant panics.
+//! The bytes are parsed as a client connection parses them (portero's own codec, default
+//! limits), so the sanitizer sees what it sees in production; input the codec refuses is of
+//! no interest here (`h1_differential` holds the codec to hyper's verdict). The codec must
+//! give the same request whether the bytes arrive whole or split. A broken invariant panics.
 
-use http::{HeaderName, HeaderValue, Method, Request, Version};
+use bytes::BytesMut;
 use portero::config::Limits;
-use portero::proxy::sanitize::{self, RawHead};
-use portero::server::head_scan::HeadScan;
+use portero::h1::{HeadLimits, ParsedRequest, parse_request};
+use portero::proxy::sanitize;
 
-/// hyper's default `max_headers`.
-const MAX_HEADERS: usize = 100;
+const LIMITS: HeadLimits = HeadLimits {
+    max_bytes: 32 * 1024,
+    max_headers: 100,
+};
 
 /// Checks every invariant that applies to `data`.
 pub fn check(data: &[u8]) {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut parsed = httparse::Request::new(&mut headers);
-    let Ok(httparse::Status::Complete(head_len)) = parsed.parse(data) else {
+    let Some(parsed) = parse_split(data, data.len()) else {
         return;
     };
-    check_head_scan(data, head_len, parsed.headers);
-    let Some(request) = to_request(&parsed) else {
-        return;
-    };
-    for content_length in [false, true] {
-        let raw = RawHead { content_length };
-        if let Ok(host) = sanitize::check(&request, &Limits::default(), raw) {
-            assert!(
-                host.is_empty() || portero::route::is_valid_authority(&host),
-                "check accepted the authority {host:?}"
-            );
-        }
-    }
-    check_normalize_path(request.uri().path());
-}
-
-/// The request as hyper builds it; `None` where hyper would answer 400 before the proxy runs.
-fn to_request(parsed: &httparse::Request<'_, '_>) -> Option<Request<()>> {
-    let method = Method::from_bytes(parsed.method?.as_bytes()).ok()?;
-    let version = match parsed.version? {
-        0 => Version::HTTP_10,
-        _ => Version::HTTP_11,
-    };
-    let mut builder = Request::builder()
-        .method(method)
-        .version(version)
-        .uri(parsed.path?);
-    for header in parsed.headers.iter() {
-        let name = HeaderName::from_bytes(header.name.as_bytes()).ok()?;
-        let value = HeaderValue::from_bytes(header.value).ok()?;
-        builder = builder.header(name, value);
-    }
-    builder.body(()).ok()
-}
-
-/// The connection's [`HeadScan`] must see the head end exactly where httparse does, and see
-/// a Content-Length line exactly when httparse does, however the bytes are split.
-fn check_head_scan(data: &[u8], head_len: usize, headers: &[httparse::Header<'_>]) {
-    let expected = headers
-        .iter()
-        .any(|h| h.name.eq_ignore_ascii_case("content-length"));
-    let scan = |chunks: &[&[u8]]| {
-        let mut scan = HeadScan::default();
-        scan.start();
-        chunks.iter().find_map(|chunk| scan.feed(chunk))
-    };
-    assert_eq!(
-        scan(&[data]),
-        Some(expected),
-        "head scan of the whole input"
-    );
-    assert_eq!(
-        scan(&[&data[..head_len - 1]]),
-        None,
-        "head scan ended before the head did"
-    );
-    for split in [1, head_len / 2, head_len - 1] {
-        let (first, rest) = data.split_at(split.min(head_len));
+    for split in [1, data.len() / 2, data.len().saturating_sub(1)] {
+        let again = parse_split(data, split).map(|p| format!("{:?}", p.request));
         assert_eq!(
-            scan(&[first, rest]),
-            Some(expected),
-            "head scan split at {split}"
+            again,
+            Some(format!("{:?}", parsed.request)),
+            "parse split at {split}"
         );
     }
+    if let Ok(host) = sanitize::check(&parsed.request, &Limits::default()) {
+        assert!(
+            host.is_empty() || portero::route::is_valid_authority(&host),
+            "check accepted the authority {host:?}"
+        );
+    }
+    check_normalize_path(parsed.request.uri().path());
+}
+
+/// The head parsed from `data` fed in two parts, the second after `split` bytes; `None` when
+/// refused or incomplete.
+fn parse_split(data: &[u8], split: usize) -> Option<ParsedRequest> {
+    let split = split.min(data.len());
+    let mut buf = BytesMut::from(&data[..split]);
+    match parse_request(&mut buf, LIMITS) {
+        Ok(Some(parsed)) => return Some(parsed),
+        Ok(None) => {}
+        Err(_) => return None,
+    }
+    buf.extend_from_slice(&data[split..]);
+    parse_request(&mut buf, LIMITS).ok().flatten()
 }
 
 /// What routes, access rules and the backend see of a path must be normal: rooted, without

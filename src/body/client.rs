@@ -5,10 +5,10 @@
 //! body with a [`ClientBodyError`]; the upstream request it feeds is then aborted, never
 //! completed, and its connection is not reused.
 
+use super::Inbound;
 use super::trailers::remove_forbidden_trailers;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -46,7 +46,7 @@ impl ClientBodyError {
 /// The bounded request body.
 #[derive(Debug)]
 pub struct ClientBody {
-    inner: Incoming,
+    inner: Inbound,
     limit: u64,
     read: u64,
     idle: Duration,
@@ -58,7 +58,7 @@ pub struct ClientBody {
 
 impl ClientBody {
     /// Wraps `inner` with a size limit and an idle timeout.
-    pub fn new(inner: Incoming, limit: u64, idle: Duration) -> Self {
+    pub fn new(inner: Inbound, limit: u64, idle: Duration) -> Self {
         Self {
             inner,
             limit,

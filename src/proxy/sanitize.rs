@@ -6,7 +6,6 @@
 //! any route or access rule looks at it.
 
 use crate::config::Limits;
-pub use crate::conn::RawHead;
 use crate::route::is_valid_authority;
 use http::{HeaderMap, HeaderValue, Method, Request, Uri, Version, header};
 use std::borrow::Cow;
@@ -49,7 +48,7 @@ pub enum Invalid {
 
 /// Checks a request head; returns the authority the request is for (empty for an HTTP/1.0
 /// request that names none).
-pub fn check<B>(request: &Request<B>, limits: &Limits, raw: RawHead) -> Result<String, Invalid> {
+pub fn check<B>(request: &Request<B>, limits: &Limits) -> Result<String, Invalid> {
     if request.method() == Method::CONNECT {
         return Err(Invalid::Method);
     }
@@ -67,7 +66,7 @@ pub fn check<B>(request: &Request<B>, limits: &Limits, raw: RawHead) -> Result<S
         return Err(Invalid::TooManyHeaders);
     }
     let fields = Fields::of(request.headers())?;
-    check_framing(&fields, request.version(), raw)?;
+    check_framing(&fields, request.version())?;
     check_expect(&fields)?;
     if declared_length(&fields)? > limits.max_request_body {
         return Err(Invalid::BodyTooLarge);
@@ -142,7 +141,7 @@ fn uri_len(uri: &Uri, version: Version) -> usize {
 
 /// Rows 1, 3, 4: only a single, exact `Transfer-Encoding: chunked`, and never with a
 /// Content-Length. HTTP/2 has no Transfer-Encoding (h2 refuses it).
-fn check_framing(fields: &Fields<'_>, version: Version, raw: RawHead) -> Result<(), Invalid> {
+fn check_framing(fields: &Fields<'_>, version: Version) -> Result<(), Invalid> {
     if version >= Version::HTTP_2 {
         return Ok(());
     }
@@ -151,7 +150,6 @@ fn check_framing(fields: &Fields<'_>, version: Version, raw: RawHead) -> Result<
         (None, _) => Ok(()),
         (Some(value), false)
             if value.as_bytes().eq_ignore_ascii_case(b"chunked")
-                && !raw.content_length
                 && fields.content_length.first.is_none() =>
         {
             Ok(())

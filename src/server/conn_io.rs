@@ -1,11 +1,9 @@
-//! The client connection's I/O, with the timeouts hyper does not give us and the bytes portero
-//! reads itself. hyper's own header timer also runs while a keep-alive connection is idle
-//! (which would make `idle` equal to `request_header`) and closes without a 408; and an idle
-//! HTTP/1 connection inside hyper keeps two 8 KiB buffers. So portero reads the first bytes of
-//! a connection (to tell HTTP/1 from HTTP/2) and of every request after a keep-alive pause
-//! itself, with hyper out of the picture, and hands them to hyper through [`ConnIo::poll_read`].
+//! The client connection's I/O, with portero's timeouts and the first bytes it reads itself:
+//! those of a connection, to tell HTTP/1 from HTTP/2 (hyper's HTTP/2 server then reads them
+//! through [`ConnIo::poll_read`]; the tunnel of an upgraded HTTP/1 connection likewise gets
+//! the bytes its client sent after the upgrade request).
 //!
-//! One deadline at a time:
+//! One deadline at a time, chosen from the connection's activity:
 //! - before the first byte of a connection: `request_header` (close silently);
 //! - from the first byte of an HTTP/1 request head until the request starts: `request_header`
 //!   (answer 408, then close) — slowloris;
@@ -18,27 +16,14 @@
 //! `client_write` in all, a client that took nothing meanwhile (it stopped reading: zero TCP
 //! window, ATTACKS.md row 27) or less than `min_send_rate` bytes per second of that waiting
 //! (a slow reader) fails the connection, and [`ClientConn::slow_reader`] says why.
-//!
-//! The bytes of each HTTP/1 head that starts at a known boundary also pass a [`HeadScan`].
-//!
-//! A client that leaves with an HTTP/1 request in progress must end it at once. hyper notices
-//! only while it reads the socket, and it stops reading while it answers a request when the
-//! next one is already in its buffer (pipelining): so while a request is in progress and
-//! hyper's last read did not leave it waiting on the socket, the wrapper reads ahead itself,
-//! on the flush hyper calls on every turn of its connection, into the bytes it hands hyper
-//! later ([`ConnIo::watch_peer`]). It adds no system call to a request that is not
-//! pipelined: either hyper's own last read returned `Pending`, or the socket's readiness
-//! (cleared by hyper's short read) answers `Pending` without one.
 
 use super::deadline::Deadline;
-use super::head_scan::HeadScan;
 use super::send_rate::{SendRate, Verdict};
 use super::stream::ResetOnClose;
 use crate::conn::ClientConn;
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use std::future::poll_fn;
 use std::io;
-use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -52,9 +37,6 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// preface").
 const INVALID_PREFACE: &[u8] = b"\0\0\0\x04\0\0\0\0\0\
     \0\0\x22\x07\0\0\0\0\0\0\0\0\0\0\0\0\x01invalid connection preface";
-/// How much a watched connection may read ahead of hyper; past it, the client's disconnect
-/// is noticed only when hyper reads again (its own buffer bounds a pipelining client the same).
-const WATCH_AHEAD: usize = 8 * 1024;
 const REQUEST_TIMEOUT: &[u8] = b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 20\r\nconnection: close\r\n\r\n408 Request Timeout\n";
 
 /// The deadlines the wrapper enforces.
@@ -94,7 +76,7 @@ enum Phase {
 /// A client connection's stream with portero's timeouts and its own read-ahead.
 pub struct ConnIo<S> {
     inner: S,
-    /// Bytes portero read itself and hyper has not seen yet.
+    /// Bytes read ahead and not handed on yet.
     prefix: BytesMut,
     // One timer per connection, as hyper's own; moved later lazily (see `Deadline`).
     deadline: Deadline,
@@ -103,14 +85,11 @@ pub struct ConnIo<S> {
     phase: Phase,
     protocol: Option<Protocol>,
     seen_epoch: u32,
-    /// hyper's last read returned `Pending`: it waits on the socket and sees the client leave.
-    read_watched: bool,
     write_blocked: bool,
     /// Armed while a write is blocked, at the end of [`SendRate`]'s window; created the first
     /// time one is.
     write_deadline: Option<Pin<Box<Sleep>>>,
     send_rate: SendRate,
-    head_scan: HeadScan,
 }
 
 impl<S: AsyncRead + AsyncWrite + ResetOnClose + Unpin> ConnIo<S> {
@@ -126,11 +105,9 @@ impl<S: AsyncRead + AsyncWrite + ResetOnClose + Unpin> ConnIo<S> {
             phase: Phase::Fresh,
             protocol: None,
             seen_epoch,
-            read_watched: false,
             write_blocked: false,
             write_deadline: None,
             send_rate: SendRate::new(timeouts.client_write, timeouts.min_send_rate),
-            head_scan: HeadScan::default(),
         }
     }
 
@@ -194,70 +171,20 @@ impl<S: AsyncRead + AsyncWrite + ResetOnClose + Unpin> ConnIo<S> {
         self.protocol = Some(protocol);
         match protocol {
             // The head has begun; its deadline still counts from the accept.
-            Protocol::Http1 => {
-                self.phase = Phase::Head;
-                self.head_scan.start();
-            }
+            Protocol::Http1 => self.phase = Phase::Head,
             // No "head in progress" at the connection level: idle until a stream opens.
             Protocol::Http2 => self.set_idle(),
         }
         protocol
     }
 
-    /// A parked HTTP/1 keep-alive connection: waits for the first bytes of the next request
-    /// (up to `idle` since the last one ended). `false` when the client closed or stayed
-    /// silent.
-    pub async fn park(&mut self) -> io::Result<bool> {
-        if !self.prefix.is_empty() {
-            self.start_head();
-            return Ok(true);
-        }
-        let more = self.read_ahead().await?;
-        if more {
-            self.start_head();
-        }
-        Ok(more)
-    }
-
-    /// Puts back bytes hyper read but did not use (the start of the next request).
+    /// Puts back bytes read but not used (what a client sent after an upgrade request).
     pub fn unread(&mut self, bytes: Bytes) {
         if !bytes.is_empty() {
             let rest = self.prefix.split();
             self.prefix.extend_from_slice(&bytes);
             self.prefix.extend_from_slice(&rest);
         }
-    }
-
-    /// Called on hyper's every flush: while an HTTP/1 request is in progress and hyper is not
-    /// waiting on the socket itself, reads what the client sent into the read-ahead (for hyper
-    /// to read later, in order), so that its leaving (EOF or reset) fails the connection and
-    /// ends the requests in flight. Polling a socket with nothing new costs no system call.
-    fn watch_peer(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
-        if self.read_watched
-            || self.protocol != Some(Protocol::Http1)
-            || self.conn.activity.active() == 0
-            || self.conn.activity.is_upgraded()
-        {
-            return Ok(());
-        }
-        while self.prefix.len() < WATCH_AHEAD {
-            // Uninitialised: on most turns nothing is read, and zeroing 2 KiB would be the cost.
-            let mut chunk = [MaybeUninit::<u8>::uninit(); 2048];
-            let mut buf = ReadBuf::uninit(&mut chunk);
-            match Pin::new(&mut self.inner).poll_read(cx, &mut buf) {
-                Poll::Pending => return Ok(()),
-                Poll::Ready(Ok(())) if buf.filled().is_empty() => {
-                    tracing::debug!(peer = %self.conn.info.peer, "client closed with a request in progress");
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "client closed the connection with a request in progress",
-                    ));
-                }
-                Poll::Ready(Ok(())) => self.prefix.extend_from_slice(buf.filled()),
-                Poll::Ready(Err(e)) => return Err(e),
-            }
-        }
-        Ok(())
     }
 
     /// Reads what is available into the read-ahead; `false` on end of stream or at the deadline.
@@ -279,7 +206,6 @@ impl<S: AsyncRead + AsyncWrite + ResetOnClose + Unpin> ConnIo<S> {
 
     fn start_head(&mut self) {
         self.phase = Phase::Head;
-        self.head_scan.start();
         self.deadline
             .set(Instant::now() + self.timeouts.request_header);
     }
@@ -300,19 +226,11 @@ impl<S: AsyncRead + AsyncWrite + ResetOnClose + Unpin> ConnIo<S> {
             self.phase = Phase::Active;
         } else {
             self.set_idle();
-            self.offer_parking();
         }
     }
 }
 
 impl<S> ConnIo<S> {
-    /// Passes bytes on their way to hyper through the head scan.
-    fn scan(&mut self, bytes: &[u8]) {
-        if let Some(content_length) = self.head_scan.feed(bytes) {
-            self.conn.handoff.head_scanned(content_length);
-        }
-    }
-
     /// A write returned `Pending`: how the client's reading is judged now.
     fn write_waits(&mut self, cx: &mut Context<'_>) -> Verdict {
         let mut due = self.send_rate.waiting(Instant::now());
@@ -339,22 +257,8 @@ impl<S> ConnIo<S> {
         }
     }
 
-    /// hyper is reading the next head of an idle HTTP/1 connection: it can be parked without
-    /// hyper, once everything hyper wrote has reached the socket (its buffer is not handed back).
-    fn offer_parking(&self) {
-        if self.protocol == Some(Protocol::Http1)
-            && self.phase == Phase::Idle
-            && !self.write_blocked
-        {
-            self.conn.set_parkable();
-        }
-    }
     fn note_write(&mut self, blocked: bool) {
-        let unblocked = self.write_blocked && !blocked;
         self.write_blocked = blocked;
-        if unblocked {
-            self.offer_parking();
-        }
     }
 }
 
@@ -365,13 +269,14 @@ impl<S: AsyncRead + AsyncWrite + ResetOnClose + Unpin> AsyncRead for ConnIo<S> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        // Until this read says otherwise, hyper is not waiting on the socket.
-        this.read_watched = false;
         if !this.prefix.is_empty() {
             let n = this.prefix.len().min(buf.remaining());
-            let head = this.prefix.split_to(n);
-            buf.put_slice(&head);
-            this.scan(&head);
+            buf.put_slice(&this.prefix[..n]);
+            this.prefix.advance(n);
+            if this.prefix.is_empty() {
+                // Hold no allocation once it is all handed on.
+                this.prefix = BytesMut::new();
+            }
             return Poll::Ready(Ok(()));
         }
         if this.conn.activity.is_upgraded() {
@@ -387,7 +292,6 @@ impl<S: AsyncRead + AsyncWrite + ResetOnClose + Unpin> AsyncRead for ConnIo<S> {
                 if !got.is_empty() && waiting && this.protocol == Some(Protocol::Http1) {
                     this.start_head();
                 }
-                this.scan(got);
                 return Poll::Ready(Ok(()));
             }
             Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
@@ -395,7 +299,6 @@ impl<S: AsyncRead + AsyncWrite + ResetOnClose + Unpin> AsyncRead for ConnIo<S> {
         }
         this.follow_requests();
         if this.phase == Phase::Active || this.deadline.poll_elapsed(cx).is_pending() {
-            this.read_watched = true;
             return Poll::Pending;
         }
         if this.phase == Phase::Head && !this.write_blocked {
@@ -404,7 +307,7 @@ impl<S: AsyncRead + AsyncWrite + ResetOnClose + Unpin> AsyncRead for ConnIo<S> {
             let _ = Pin::new(&mut this.inner).poll_flush(cx);
             tracing::debug!(peer = %this.conn.info.peer, "request head timed out: 408");
         }
-        // End of stream: hyper closes the connection (mid-head, without answering itself).
+        // End of stream: the connection closes (mid-head, after the 408).
         Poll::Ready(Ok(()))
     }
 }
@@ -469,11 +372,8 @@ impl<S: AsyncRead + AsyncWrite + ResetOnClose + Unpin> AsyncWrite for ConnIo<S> 
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        if let Err(e) = this.watch_peer(cx) {
-            return Poll::Ready(Err(e));
-        }
-        this.guard_write(cx, |inner, cx| inner.poll_flush(cx), |()| 0)
+        self.get_mut()
+            .guard_write(cx, |inner, cx| inner.poll_flush(cx), |()| 0)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

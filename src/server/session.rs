@@ -11,7 +11,7 @@
 //! its baseline.
 
 use super::conn_io::{ConnIo, Protocol};
-use super::deadline::Deadline;
+use super::h1::{Ended, Http1};
 use super::h2_guard::H2Guard;
 use super::listener::{ListenerCtx, ListenerSettings};
 use super::send_rate::Verdict;
@@ -20,45 +20,28 @@ use super::stream::ClientStream;
 use super::tunnel;
 use super::{ServerCtx, gate};
 use crate::admission::{Permit, Tier};
+use crate::body::Inbound;
 use crate::clock::now_us;
 use crate::conn::{ClientConn, ConnScheme, ConnTls};
 use crate::proxy::ResponseBody;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
-use std::future::{Future, poll_fn};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio_util::sync::WaitForCancellationFutureOwned;
 
 type Io = ConnIo<ClientStream>;
 
-/// How long an HTTP/1 connection stays idle inside hyper before it is parked. Under steady
-/// keep-alive load the next request comes sooner, so busy connections keep their hyper state;
-/// connections that really idle give back its buffers.
-const PARK_AFTER: std::time::Duration = std::time::Duration::from_millis(25);
 /// The proxy's answer to one request, boxed (hyper's HTTP/1 connection needs an `Unpin`
 /// future to be handed back the socket).
 type Responding =
     Pin<Box<dyn Future<Output = Result<Response<ResponseBody<Active>>, Infallible>> + Send>>;
-
-/// How one hyper HTTP/1 connection ended.
-enum Spell {
-    /// Idle: wait for the next request without hyper.
-    Parked,
-    /// A 101 was sent: splice with the backend.
-    Upgraded(OnUpgrade, WaitForCancellationFutureOwned),
-    /// Done (the client or hyper ended it, or portero asked it to close).
-    Closed,
-}
 
 /// Serves one accepted connection until it closes; the permit is released at the end.
 pub async fn serve(
@@ -227,24 +210,6 @@ impl Session<'_> {
         }
     }
 
-    /// Whether a pinned [`Session::asked_to_close`] must be polled again: the task's waker
-    /// is not registered with it yet, or a close or drain has been asked for since. Both
-    /// flags are set before their wake-ups are sent, so skipping the poll otherwise misses
-    /// nothing, and it saves the three locks such a poll takes (the notify's, the drain
-    /// token's state and its notify) on every wake-up of a busy connection.
-    fn close_may_have_come(&self, registered: &mut Option<Waker>, cx: &Context<'_>) -> bool {
-        if self.conn.is_closing() || self.ctx.is_draining() {
-            return true;
-        }
-        match registered {
-            Some(waker) if waker.will_wake(cx.waker()) => false,
-            _ => {
-                *registered = Some(cx.waker().clone());
-                true
-            }
-        }
-    }
-
     /// The proxy as hyper calls it: what the head scan saw goes in with the request, a tunnel
     /// to splice comes out with the response (see `conn::Handoff`).
     fn service(
@@ -257,126 +222,32 @@ impl Session<'_> {
     > + use<> {
         let proxy = Arc::clone(&self.ctx.proxy);
         let conn = Arc::clone(self.conn);
-        service_fn(move |mut request| -> Responding {
-            conn.handoff.give_to_request(&mut request);
+        service_fn(move |request: Request<Incoming>| -> Responding {
+            let request = request.map(Inbound::Hyper);
             let active = Active::start(Arc::clone(&conn));
             Box::pin(Arc::clone(&proxy).handle(request, Arc::clone(&conn.info), active))
         })
     }
 
     async fn http1(&self, mut io: Io) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        loop {
-            let (returned, spell) = Box::pin(self.http1_spell(io)).await?;
-            io = returned;
-            match spell {
-                Spell::Parked => {
-                    let parked = self
-                        .ctx
-                        .metrics
-                        .connections
-                        .parked
-                        .with_label_values(&[&self.conn.info.listener]);
-                    parked.inc();
-                    let next = tokio::select! {
-                        next = io.park() => next,
-                        () = self.asked_to_close() => Ok(false),
-                    };
-                    parked.dec();
-                    if !next? {
-                        return Ok(());
-                    }
-                }
-                Spell::Upgraded(upstream, cut) => {
-                    // Boxed, like the spell: a parked connection's task stays small.
-                    Box::pin(tunnel::run(
-                        io,
-                        upstream,
-                        cut,
-                        &self.ctx.hard_stop,
-                        self.conn.info.peer,
-                    ))
-                    .await;
-                    return Ok(());
-                }
-                Spell::Closed => {
-                    let _ = io.shutdown().await;
-                    return Ok(());
-                }
+        let limits = self.ctx.settings.load().head;
+        let mut asked = pin!(self.asked_to_close());
+        let engine = Http1::new(self.ctx, self.conn, limits, asked.as_mut());
+        match engine.run(&mut io).await? {
+            Ended::Closed => Ok(()),
+            Ended::Upgraded(tunnel) => {
+                // Boxed: a connection's task stays small until it is a tunnel.
+                Box::pin(tunnel::run(
+                    io,
+                    tunnel.upstream,
+                    tunnel.backend.cut_signal(),
+                    &self.ctx.hard_stop,
+                    self.conn.info.peer,
+                ))
+                .await;
+                Ok(())
             }
         }
-    }
-
-    /// One hyper HTTP/1 connection, until it parks, upgrades or closes; returns the socket.
-    async fn http1_spell(&self, io: Io) -> Result<(Io, Spell), hyper::Error> {
-        let settings = self.ctx.settings.load_full();
-        // Burst or not, keep-alive is decided per request (`ClientConn::request_started`).
-        let mut connection = settings
-            .http1
-            .serve_connection(TokioIo::new(io), self.service());
-        let (mut closing, mut parking) = (false, false);
-        let mut asked_to_close = pin!(self.asked_to_close());
-        let mut close_waker = None;
-        let mut hard_stop = pin!(self.ctx.hard_stop.cancelled());
-        // Armed when hyper goes idle; the connection parks if it stays idle until it fires.
-        // Made once a spell and moved lazily: under load it is re-armed after every request.
-        let mut park_timer: Option<(Deadline, u32)> = None;
-        let _ = self.conn.take_parkable();
-        let finished = poll_fn(|cx| {
-            loop {
-                if let Poll::Ready(result) = connection.poll_without_shutdown(cx) {
-                    return Poll::Ready(result.map(|()| true));
-                }
-                if closing || parking {
-                    // Draining or parking: hyper finishes the response in progress first.
-                    return hard_stop.as_mut().poll(cx).map(|()| Ok(false));
-                }
-                if self.conn.take_parkable() {
-                    let due = tokio::time::Instant::now() + PARK_AFTER;
-                    let epoch = self.conn.activity.epoch();
-                    match &mut park_timer {
-                        Some((timer, armed_at)) => {
-                            timer.set(due);
-                            *armed_at = epoch;
-                        }
-                        None => park_timer = Some((Deadline::at(due), epoch)),
-                    }
-                }
-                if self.close_may_have_come(&mut close_waker, cx)
-                    && asked_to_close.as_mut().poll(cx).is_ready()
-                {
-                    closing = true;
-                } else if let Some((timer, armed_at)) = &mut park_timer
-                    && timer.poll_elapsed(cx).is_ready()
-                {
-                    let still_idle = *armed_at == self.conn.activity.epoch()
-                        && self.conn.activity.idle_since().is_some();
-                    if !still_idle {
-                        // Busy again: disarmed until hyper next goes idle.
-                        park_timer = None;
-                        continue;
-                    }
-                    parking = true;
-                } else {
-                    return Poll::Pending;
-                }
-                // Idle: hyper stops at once. Mid-request: after this response, with
-                // `Connection: close` if its head is not written yet.
-                Pin::new(&mut connection).graceful_shutdown();
-            }
-        })
-        .await?;
-        if !finished {
-            return Ok((connection.into_parts().io.into_inner(), Spell::Closed));
-        }
-        let parts = connection.into_parts();
-        let mut io = parts.io.into_inner();
-        io.unread(parts.read_buf);
-        let spell = match self.conn.handoff.take_tunnel() {
-            Some(tunnel) => Spell::Upgraded(tunnel.upstream, tunnel.backend.cut_signal()),
-            None if parking && !closing => Spell::Parked,
-            None => Spell::Closed,
-        };
-        Ok((io, spell))
     }
 
     async fn http2(&self, io: Io) -> Result<(), hyper::Error> {
