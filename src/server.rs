@@ -86,10 +86,8 @@ pub struct ServerCtx {
     pub metrics: Arc<Metrics>,
     /// Connection tasks, so shutdown can wait for them.
     pub connections: TaskTracker,
-    /// Cancelled when connections should finish their current request and close
+    /// Set when connections should finish their current request and close
     /// ([`ServerCtx::start_draining`]).
-    draining: CancellationToken,
-    /// Set just before `draining` is cancelled: a check without its lock.
     drain_started: AtomicBool,
     /// Cancelled when whatever is left must stop now.
     pub hard_stop: CancellationToken,
@@ -131,7 +129,6 @@ impl ServerCtx {
             admission,
             metrics,
             connections: TaskTracker::new(),
-            draining: CancellationToken::new(),
             drain_started: AtomicBool::new(false),
             hard_stop,
             settings: ArcSwap::from_pointee(ConnSettings::from_config(config)),
@@ -141,14 +138,20 @@ impl ServerCtx {
         }
     }
 
-    /// Asks every connection to finish its current request and close.
+    /// Asks every connection to finish its current request and close, as a reclaim asks one
+    /// ([`ClientConn::request_close`]): a connection waits on its own close request only,
+    /// one small future in each idle connection's task. A connection registered while this
+    /// runs sees the flag in [`ServerCtx::register`].
     pub fn start_draining(&self) {
         self.drain_started.store(true, Ordering::Release);
-        self.draining.cancel();
+        for entry in &self.open {
+            if let Some(conn) = entry.value().upgrade() {
+                conn.request_close();
+            }
+        }
     }
 
-    /// Whether [`ServerCtx::start_draining`] was called: one atomic load, where the token's
-    /// own check takes a lock.
+    /// Whether [`ServerCtx::start_draining`] was called.
     pub fn is_draining(&self) -> bool {
         self.drain_started.load(Ordering::Acquire)
     }
@@ -162,6 +165,10 @@ impl ServerCtx {
     fn register(&self, conn: &Arc<ClientConn>) -> u64 {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         self.open.insert(id, Arc::downgrade(conn));
+        // After the insert: either the drain's sweep finds this entry, or this sees its flag.
+        if self.is_draining() {
+            conn.request_close();
+        }
         id
     }
 

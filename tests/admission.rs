@@ -46,10 +46,12 @@ async fn get_on(stream: &mut TcpStream) -> String {
     read_response(stream).await
 }
 
+/// A whole response, head and `Content-Length` body (the head and the body may come in
+/// separate writes), lowercased.
 async fn read_response(stream: &mut TcpStream) -> String {
     let mut buf = vec![0u8; 4096];
     let mut text = String::new();
-    while !text.contains("\r\n\r\n") {
+    while !is_complete(&text.to_ascii_lowercase()) {
         let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf))
             .await
             .expect("a response")
@@ -58,6 +60,18 @@ async fn read_response(stream: &mut TcpStream) -> String {
         text.push_str(&String::from_utf8_lossy(&buf[..n]));
     }
     text.to_ascii_lowercase()
+}
+
+fn is_complete(text: &str) -> bool {
+    let Some(end) = text.find("\r\n\r\n") else {
+        return false;
+    };
+    let length = text[..end]
+        .lines()
+        .find_map(|line| line.strip_prefix("content-length:"))
+        .and_then(|value| value.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    text.len() >= end + 4 + length
 }
 
 async fn wait_for_metric(admin: SocketAddr, sample: &str, value: f64) {

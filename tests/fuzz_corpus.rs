@@ -7,6 +7,8 @@
 mod config;
 #[path = "../fuzz/invariants/h1_differential.rs"]
 mod h1_differential;
+#[path = "../fuzz/invariants/h1_roundtrip.rs"]
+mod h1_roundtrip;
 #[path = "../fuzz/invariants/proxy_header.rs"]
 mod proxy_header;
 #[path = "../fuzz/invariants/request_head.rs"]
@@ -60,4 +62,9 @@ fn config_corpus_keeps_its_invariants() {
 #[test]
 fn h1_differential_corpus_keeps_its_invariants() {
     replay("h1_differential", h1_differential::check);
+}
+
+#[test]
+fn h1_roundtrip_corpus_keeps_its_invariants() {
+    replay("h1_roundtrip", h1_roundtrip::check);
 }

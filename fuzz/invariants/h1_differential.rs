@@ -40,21 +40,23 @@
 //!
 //! A disagreement panics with the input and both verdicts.
 
+// Each invariant that runs hyper loads it: a fuzz target compiles one invariant, while
+// `tests/fuzz_corpus.rs` compiles them all side by side.
+#[allow(clippy::duplicate_mod)]
+#[path = "hyper_io.rs"]
+mod hyper_io;
+
 use bytes::BytesMut;
 use http::{HeaderMap, Request, Response, StatusCode, Version};
 use hyper::body::{Body, Incoming};
-use hyper::rt::{Read, ReadBufCursor, Write};
+use hyper_io::{Io, Wakes, Wire, escaped, run};
 use portero::h1::{BodyFraming, HeadError, HeadLimits, ParsedRequest, parse_request};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::convert::Infallible;
-use std::future::Future;
-use std::io;
-use std::pin::{Pin, pin};
+use std::pin::pin;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::{Context, Poll, Wake, Waker};
 
 /// `limits.max_header_bytes` as the fuzz target runs it, for both sides.
 const MAX_HEADER_BYTES: usize = 32 * 1024;
@@ -64,9 +66,6 @@ const LIMITS: HeadLimits = HeadLimits {
     max_headers: 100,
 };
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-/// Polls of hyper's connection per phase before it is declared stuck (it yields every 16
-/// turns of its loop; a pipelined input of a few KiB takes a few dozen).
-const MAX_POLLS: usize = 100_000;
 
 /// Checks that portero and hyper agree on `data`.
 pub fn check(data: &[u8]) {
@@ -224,63 +223,6 @@ struct HyperRun {
     reads: Vec<usize>,
 }
 
-/// The connection's two directions, shared between the test and hyper's I/O.
-#[derive(Default)]
-struct Wire {
-    input: Vec<u8>,
-    at: usize,
-    /// The input has all been read and the peer has closed.
-    eof: bool,
-    reads: Vec<usize>,
-    output: Vec<u8>,
-}
-
-struct Io(Rc<RefCell<Wire>>);
-
-impl Read for Io {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-        mut buf: ReadBufCursor<'_>,
-    ) -> Poll<io::Result<()>> {
-        let mut wire = self.0.borrow_mut();
-        let n = buf.remaining().min(wire.input.len() - wire.at);
-        if n == 0 {
-            // Nothing registers a wake-up: `run` sees hyper wait on input.
-            return if wire.eof {
-                Poll::Ready(Ok(()))
-            } else {
-                Poll::Pending
-            };
-        }
-        let at = wire.at;
-        buf.put_slice(&wire.input[at..at + n]);
-        wire.at += n;
-        let end = wire.at;
-        wire.reads.push(end);
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl Write for Io {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        self.0.borrow_mut().output.extend_from_slice(buf);
-        Poll::Ready(Ok(buf.len()))
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-}
-
 /// What the service saw.
 #[derive(Default)]
 struct Served {
@@ -312,36 +254,6 @@ fn hyper_head(request: &Request<Incoming>) -> Head {
             .is_some(),
         keep_alive: None,
     }
-}
-
-/// Counts wake-ups: a poll that returned `Pending` without one waits on the input.
-#[derive(Default)]
-struct Wakes(AtomicUsize);
-
-impl Wake for Wakes {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-/// Polls `conn` until it finishes (`Some`) or waits on the input (`None`).
-fn run<F: Future>(mut conn: Pin<&mut F>, wakes: &Arc<Wakes>) -> Option<F::Output> {
-    let waker = Waker::from(wakes.clone());
-    let mut cx = Context::from_waker(&waker);
-    for _ in 0..MAX_POLLS {
-        let before = wakes.0.load(Ordering::Relaxed);
-        if let Poll::Ready(output) = conn.as_mut().poll(&mut cx) {
-            return Some(output);
-        }
-        if wakes.0.load(Ordering::Relaxed) == before {
-            return None;
-        }
-    }
-    panic!("hyper's connection neither finished nor waited in {MAX_POLLS} polls");
 }
 
 /// hyper's verdict: first with the whole input and the peer still there (so that an end of
@@ -459,19 +371,4 @@ fn response_heads(mut output: &[u8]) -> Vec<Answer> {
         output = &output[len..];
     }
     answers
-}
-
-/// `data` for a failure message: printable ASCII as is, the rest escaped, long runs cut.
-fn escaped(data: &[u8]) -> String {
-    const SHOWN: usize = 600;
-    let mut text: String = data
-        .iter()
-        .take(SHOWN)
-        .flat_map(|&b| std::ascii::escape_default(b))
-        .map(char::from)
-        .collect();
-    if data.len() > SHOWN {
-        text.push_str(&format!("... ({} bytes)", data.len()));
-    }
-    format!("\"{text}\"")
 }

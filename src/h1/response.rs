@@ -60,7 +60,8 @@ pub fn encode_response_head(
     dst.extend_from_slice(b"\r\n");
 }
 
-fn field(dst: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+/// Appends one field line.
+pub(super) fn field(dst: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     dst.extend_from_slice(name);
     dst.extend_from_slice(b": ");
     dst.extend_from_slice(value);

@@ -111,15 +111,17 @@ impl<'a> Http1<'a> {
 
     /// Serves requests until the connection closes or becomes a tunnel; bytes the client sent
     /// after a 101 are put back into `io` for the tunnel.
-    pub(super) async fn run(mut self, io: &mut Io) -> io::Result<Ended> {
+    pub(super) async fn run(&mut self, io: &mut Io) -> io::Result<Ended> {
         loop {
-            let Some(parsed) = self.read_head(io).await? else {
-                let _ = io.shutdown().await;
-                return Ok(Ended::Closed);
+            // Parked until the next request's first bytes: the only await an idle connection
+            // sits in, so its state is all the task holds. Everything a request needs (its
+            // head, the proxy's future, the response on its way) is boxed for the request.
+            let next = if self.wait_for_request(io).await? {
+                Box::pin(self.request(io)).await?
+            } else {
+                Next::Close
             };
-            // Boxed: what a request needs (the proxy's future, the response on its way) is
-            // allocated for the request only, and an idle connection's task stays small.
-            match Box::pin(self.exchange(io, parsed)).await? {
+            match next {
                 Next::KeepAlive => {}
                 Next::Close => {
                     let _ = io.shutdown().await;
@@ -133,41 +135,28 @@ impl<'a> Http1<'a> {
         }
     }
 
-    /// The next request head; `None` when the connection is done: the client closed or
-    /// stayed silent (`ConnIo`'s deadlines, with its 408 mid-head), it was asked to close
-    /// while idle, or the head was refused (answered here).
-    async fn read_head(&mut self, io: &mut Io) -> io::Result<Option<ParsedRequest>> {
+    /// Waits for the first bytes of a request (at once when pipelined ones are buffered);
+    /// false when the connection is done first: the client closed or stayed silent past
+    /// `timeouts.idle` (`ConnIo`'s deadline), or it was asked to close.
+    async fn wait_for_request(&mut self, io: &mut Io) -> io::Result<bool> {
         let parked = self.parked.clone();
         let mut counted = false;
         let result = poll_fn(|cx| {
-            loop {
-                if !self.buf.is_empty() {
-                    match parse_request(&mut self.buf, self.limits) {
-                        Ok(Some(parsed)) => return Poll::Ready(Ok(Ok(parsed))),
-                        Ok(None) => {}
-                        Err(error) => return Poll::Ready(Ok(Err(Some(error)))),
+            if !self.buf.is_empty() {
+                return Poll::Ready(Ok(true));
+            }
+            if self.close_requested(cx) {
+                return Poll::Ready(Ok(false));
+            }
+            match self.poll_read_fresh(io, cx) {
+                Poll::Ready(Ok(n)) => Poll::Ready(Ok(n > 0)),
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                Poll::Pending => {
+                    if self.served > 0 && !counted {
+                        counted = true;
+                        parked.inc();
                     }
-                }
-                let idle = self.buf.is_empty();
-                if idle && self.close_requested(cx) {
-                    return Poll::Ready(Ok(Err(None)));
-                }
-                let read = if idle {
-                    self.poll_read_fresh(io, cx)
-                } else {
-                    self.poll_read_more(io, cx, self.limits.max_bytes + 1)
-                };
-                match read {
-                    Poll::Ready(Ok(0)) => return Poll::Ready(Ok(Err(None))),
-                    Poll::Ready(Ok(_)) => {}
-                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                    Poll::Pending => {
-                        if idle && self.served > 0 && !counted {
-                            counted = true;
-                            parked.inc();
-                        }
-                        return Poll::Pending;
-                    }
+                    Poll::Pending
                 }
             }
         })
@@ -175,14 +164,42 @@ impl<'a> Http1<'a> {
         if counted {
             parked.dec();
         }
-        match result? {
-            Ok(parsed) => Ok(Some(parsed)),
-            Err(None) => Ok(None),
-            Err(Some(error)) => {
+        result
+    }
+
+    /// One request, from the rest of its head to the end of its response.
+    async fn request(&mut self, io: &mut Io) -> io::Result<Next> {
+        match self.read_head(io).await? {
+            Ok(Some(parsed)) => self.exchange(io, parsed).await,
+            Ok(None) => Ok(Next::Close),
+            Err(error) => {
                 self.refuse(io, error).await;
-                Ok(None)
+                Ok(Next::Close)
             }
         }
+    }
+
+    /// The rest of a request head whose first bytes are in the buffer; `None` when the
+    /// client closed or stayed silent mid-head (`ConnIo` answers 408 then).
+    async fn read_head(
+        &mut self,
+        io: &mut Io,
+    ) -> io::Result<Result<Option<ParsedRequest>, HeadError>> {
+        poll_fn(|cx| {
+            loop {
+                match parse_request(&mut self.buf, self.limits) {
+                    Ok(Some(parsed)) => return Poll::Ready(Ok(Ok(Some(parsed)))),
+                    Ok(None) => {}
+                    Err(error) => return Poll::Ready(Ok(Err(error))),
+                }
+                match ready!(self.poll_read_more(io, cx, self.limits.max_bytes + 1)) {
+                    Ok(0) => return Poll::Ready(Ok(Ok(None))),
+                    Ok(_) => {}
+                    Err(e) => return Poll::Ready(Err(e)),
+                }
+            }
+        })
+        .await
     }
 
     /// Answers a refused head, as hyper's server did, and gives up on the connection.

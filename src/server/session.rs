@@ -1,10 +1,9 @@
 //! One client connection, from accept to close. portero reads the first bytes itself to tell
 //! HTTP/1 from HTTP/2. HTTP/2 is served by one hyper connection for its whole life. HTTP/1 is
-//! served by a hyper connection per busy spell: when it goes idle between requests, hyper is
-//! asked to stop and hand the socket back, and the connection waits for its next request
-//! holding only the socket and a timer ("parked"), not hyper's two 8 KiB buffers. That is what
-//! keeps an idle keep-alive connection at a few KiB. The same hand-back serves upgrades: after
-//! a 101 the socket is spliced with the backend's.
+//! served by portero's own engine (`server::h1`), which holds a read buffer only while a
+//! request is in progress: between requests the connection waits for its next request holding
+//! only the socket and a timer ("parked"). After a 101 the socket is spliced with the
+//! backend's.
 //!
 //! A connection closes gracefully when the daemon drains, when admission reclaims it (idle at
 //! the ceiling), or after a request when it was admitted in burst and the daemon is still over
@@ -22,7 +21,7 @@ use super::{ServerCtx, gate};
 use crate::admission::{Permit, Tier};
 use crate::body::Inbound;
 use crate::clock::now_us;
-use crate::conn::{ClientConn, ConnScheme, ConnTls};
+use crate::conn::{ClientConn, ConnScheme, ConnTls, Tunnel};
 use crate::proxy::ResponseBody;
 use http::{Request, Response};
 use hyper::body::Incoming;
@@ -30,6 +29,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
 use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
@@ -44,59 +44,77 @@ type Responding =
     Pin<Box<dyn Future<Output = Result<Response<ResponseBody<Active>>, Infallible>> + Send>>;
 
 /// Serves one accepted connection until it closes; the permit is released at the end.
-pub async fn serve(
+///
+/// The connection's task is as large as the largest state of this future, and an idle
+/// keep-alive connection pays for all of it: so the steps before serving are boxed (a PROXY
+/// header's buffer, a TLS handshake), and this is an `async` block rather than an `async fn`,
+/// whose arguments would be kept twice (rust-lang/rust#62958). README, "Resource budget".
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an async fn keeps its arguments twice"
+)]
+pub fn serve(
     stream: TcpStream,
     peer: SocketAddr,
     mut permit: Permit,
     listener: Arc<ListenerCtx>,
     ctx: Arc<ServerCtx>,
-) {
-    permit.accepted();
-    let open = ctx
-        .metrics
-        .connections
-        .open
-        .with_label_values(&[&listener.name]);
-    open.inc();
-    let settings = listener.settings.load_full();
-    let Some((stream, admitted)) = gate::pass(stream, peer, &listener, &settings, &ctx).await
-    else {
-        open.dec();
-        return;
-    };
-    if let Some((stream, scheme, protocol)) =
-        open_stream(stream, &settings, &listener.name, &ctx).await
-    {
-        let conn = ClientConn::new(
-            Arc::clone(&listener.name),
-            admitted.client,
-            scheme,
-            permit.tier(),
-        );
-        let conn = Arc::new(match permit.tier() {
-            Tier::Baseline => conn,
-            Tier::Burst => conn.in_burst_of(Arc::clone(&ctx.admission)),
-        });
-        let id = ctx.register(&conn);
-        let session = Session {
-            ctx: &ctx,
-            conn: &conn,
+) -> impl Future<Output = ()> + Send {
+    async move {
+        permit.accepted();
+        let open = ctx
+            .metrics
+            .connections
+            .open
+            .with_label_values(&[&listener.name]);
+        open.inc();
+        let settings = listener.settings.load_full();
+        let Some((stream, admitted)) =
+            Box::pin(gate::pass(stream, peer, &listener, &settings, &ctx)).await
+        else {
+            open.dec();
+            return;
         };
-        if let Err(e) = session.run(stream, protocol).await {
-            tracing::debug!(%peer, error = %e, "connection ended with an error");
+        // let-else, not if-let: the scrutinee of an if-let would stay in the task's state.
+        let Some((stream, scheme, protocol)) =
+            Box::pin(open_stream(stream, &settings, &listener.name, &ctx)).await
+        else {
+            open.dec();
+            return;
+        };
+        // Scoped: the connection's state is gone before its slot and permit are given back.
+        {
+            let conn = ClientConn::new(
+                Arc::clone(&listener.name),
+                admitted.client,
+                scheme,
+                permit.tier(),
+            );
+            let conn = Arc::new(match permit.tier() {
+                Tier::Baseline => conn,
+                Tier::Burst => conn.in_burst_of(Arc::clone(&ctx.admission)),
+            });
+            let id = ctx.register(&conn);
+            let session = Session {
+                ctx: &ctx,
+                conn: &conn,
+            };
+            if let Err(e) = session.run(stream, protocol).await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+            if let Some(reason) = conn.slow_reader() {
+                ctx.metrics
+                    .connections
+                    .slow_readers
+                    .with_label_values(&[&listener.name, reason])
+                    .inc();
+            }
+            ctx.unregister(id);
         }
-        if let Some(reason) = conn.slow_reader() {
-            ctx.metrics
-                .connections
-                .slow_readers
-                .with_label_values(&[&listener.name, reason])
-                .inc();
-        }
-        ctx.unregister(id);
+        open.dec();
+        drop(admitted.slot);
+        drop(permit);
     }
-    open.dec();
-    drop(admitted.slot);
-    drop(permit);
 }
 
 /// The plain stream, or the TLS one after a handshake within `timeouts.tls_handshake` (a
@@ -176,42 +194,53 @@ struct Session<'a> {
 }
 
 impl Session<'_> {
-    async fn run(
+    /// An `async` block, not an `async fn`, for the reason `serve` gives.
+    #[allow(
+        clippy::manual_async_fn,
+        reason = "an async fn keeps its arguments twice"
+    )]
+    fn run(
         &self,
         stream: ClientStream,
         known: Option<Protocol>,
-    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        let settings = self.ctx.settings.load_full();
-        let mut io = ConnIo::new(stream, Arc::clone(self.conn), settings.timeouts);
-        let protocol = match known {
-            Some(Protocol::Http1) => Some(io.known(Protocol::Http1)),
-            // portero checks the preface itself: h2 closes on a bad one without a GOAWAY.
-            Some(Protocol::Http2) => tokio::select! {
-                protocol = io.preface() => protocol?,
-                () = self.asked_to_close() => None,
-            },
-            None => tokio::select! {
-                protocol = io.detect() => protocol?,
-                () = self.asked_to_close() => None,
-            },
-        };
-        match protocol {
-            None => Ok(()),
-            // Boxed: the parked state below must not carry hyper's connection inline.
-            Some(Protocol::Http2) => Ok(Box::pin(self.http2(io)).await?),
-            Some(Protocol::Http1) => self.http1(io).await,
+    ) -> impl Future<Output = Result<(), Box<dyn std::error::Error + Send + Sync>>> + Send + '_
+    {
+        async move {
+            let settings = self.ctx.settings.load_full();
+            let mut io = ConnIo::new(stream, Arc::clone(self.conn), settings.timeouts);
+            let protocol = match known {
+                Some(Protocol::Http1) => Some(io.known(Protocol::Http1)),
+                // portero checks the preface itself: h2 closes on a bad one without a GOAWAY.
+                Some(Protocol::Http2) => tokio::select! {
+                    protocol = io.preface() => protocol?,
+                    () = self.asked_to_close() => None,
+                },
+                None => tokio::select! {
+                    protocol = io.detect() => protocol?,
+                    () = self.asked_to_close() => None,
+                },
+            };
+            match protocol {
+                None => Ok(()),
+                // Boxed: the parked state below must not carry hyper's connection inline.
+                Some(Protocol::Http2) => Ok(Box::pin(self.http2(io)).await?),
+                Some(Protocol::Http1) => {
+                    if let Some(tunnel) = self.http1(&mut io).await? {
+                        self.tunnel(io, tunnel).await;
+                    }
+                    Ok(())
+                }
+            }
         }
     }
 
+    /// Resolves once the connection is asked to close: reclaimed at the ceiling, over the
+    /// baseline in burst, or draining (`ServerCtx::start_draining` asks each connection).
     async fn asked_to_close(&self) {
-        tokio::select! {
-            () = self.conn.close_requested() => {}
-            () = self.ctx.draining.cancelled() => {}
-        }
+        self.conn.close_requested().await;
     }
 
-    /// The proxy as hyper calls it: what the head scan saw goes in with the request, a tunnel
-    /// to splice comes out with the response (see `conn::Handoff`).
+    /// The proxy as hyper's HTTP/2 connection calls it.
     fn service(
         &self,
     ) -> impl hyper::service::Service<
@@ -229,25 +258,30 @@ impl Session<'_> {
         })
     }
 
-    async fn http1(&self, mut io: Io) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    /// HTTP/1 until the connection closes, or becomes a tunnel after a 101 (spliced here, with
+    /// the socket owned). The engine borrows the socket: an `async fn` taking it by value
+    /// would keep two copies of `ConnIo` in the connection's task (rust-lang/rust#62958).
+    async fn http1(&self, io: &mut Io) -> io::Result<Option<Tunnel>> {
         let limits = self.ctx.settings.load().head;
         let mut asked = pin!(self.asked_to_close());
-        let engine = Http1::new(self.ctx, self.conn, limits, asked.as_mut());
-        match engine.run(&mut io).await? {
-            Ended::Closed => Ok(()),
-            Ended::Upgraded(tunnel) => {
-                // Boxed: a connection's task stays small until it is a tunnel.
-                Box::pin(tunnel::run(
-                    io,
-                    tunnel.upstream,
-                    tunnel.backend.cut_signal(),
-                    &self.ctx.hard_stop,
-                    self.conn.info.peer,
-                ))
-                .await;
-                Ok(())
-            }
-        }
+        let mut engine = Http1::new(self.ctx, self.conn, limits, asked.as_mut());
+        Ok(match engine.run(io).await? {
+            Ended::Closed => None,
+            Ended::Upgraded(tunnel) => Some(tunnel),
+        })
+    }
+
+    /// Splices an upgraded connection with its backend. Boxed: a connection's task stays
+    /// small until it is a tunnel.
+    async fn tunnel(&self, io: Io, tunnel: Tunnel) {
+        Box::pin(tunnel::run(
+            io,
+            tunnel.upstream,
+            tunnel.backend.cut_signal(),
+            &self.ctx.hard_stop,
+            self.conn.info.peer,
+        ))
+        .await;
     }
 
     async fn http2(&self, io: Io) -> Result<(), hyper::Error> {
