@@ -343,8 +343,7 @@ impl<'a> Http1<'a> {
     /// Whether the connection has been asked to close. The request is polled only when it
     /// may have come: the task's waker is not registered with it yet, or a close or drain
     /// was flagged since (both flags are set before their wake-ups are sent). A poll takes
-    /// three locks (the notify's, the drain token's state and its notify), once per request
-    /// otherwise.
+    /// the notify's lock, once per request otherwise.
     fn close_requested(&mut self, cx: &mut Context<'_>) -> bool {
         if self.close_asked {
             return true;
