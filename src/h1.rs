@@ -13,6 +13,7 @@
 
 mod chunked;
 mod date;
+mod head;
 mod request;
 mod response;
 mod upstream;

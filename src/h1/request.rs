@@ -1,14 +1,13 @@
 //! A request head: bytes to an [`http::Request`], its body framing and its connection
 //! semantics, in one pass over the fields.
 
+use super::head::{Parsed, parse_head};
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri, Version, header};
 use std::mem::MaybeUninit;
 
 /// The longest request target hyper's server took (`u16::MAX - 1`); a longer one is 414.
 const MAX_TARGET: usize = u16::MAX as usize - 1;
-/// Header slots kept on the stack; a config allowing more parses into a heap array.
-const STACK_HEADERS: usize = 128;
 
 /// The bounds one head is read under.
 #[derive(Debug, Clone, Copy)]
@@ -89,32 +88,18 @@ pub fn parse_request(
     limits: HeadLimits,
 ) -> Result<Option<ParsedRequest>, HeadError> {
     // Parsed once, from shared bytes the target and every field value are then slices of.
-    // Taken whole (capacity too), the bytes stay unique, so an incomplete head goes back
-    // into `buf` without a copy.
-    let bytes = std::mem::take(buf).freeze();
-    let parsed = if limits.max_headers <= STACK_HEADERS {
-        let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_HEADERS];
-        parse_bytes(&bytes, limits, &mut slots[..limits.max_headers])
-    } else {
-        let mut slots = Vec::with_capacity(limits.max_headers);
-        slots.resize_with(limits.max_headers, MaybeUninit::uninit);
-        parse_bytes(&bytes, limits, &mut slots)
-    };
-    match parsed? {
-        // As hyper: a partial head already as long as the limit cannot end within it.
-        None if bytes.len() >= limits.max_bytes => Err(HeadError::TooLarge),
-        None => {
-            *buf = BytesMut::from(bytes);
-            Ok(None)
-        }
-        Some(parsed) => {
-            // What follows the head (a body's first bytes, a pipelined request) is copied
-            // out only when there is some: the head's bytes live on in the request.
-            if bytes.len() > parsed.len {
-                *buf = BytesMut::from(&bytes[parsed.len..]);
-            }
-            Ok(Some(parsed))
-        }
+    parse_head(
+        buf,
+        limits.max_bytes,
+        limits.max_headers,
+        HeadError::TooLarge,
+        |bytes, slots| parse_bytes(bytes, limits, slots),
+    )
+}
+
+impl Parsed for ParsedRequest {
+    fn len(&self) -> usize {
+        self.len
     }
 }
 

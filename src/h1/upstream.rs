@@ -3,13 +3,11 @@
 //! the request was sent with. The mirror of `request` and `response`, for the upstream
 //! connection; a chunked response body is decoded with the same [`Chunked`](super::Chunked).
 
+use super::head::{Parsed, parse_head};
 use super::response::field;
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, Version, header};
 use std::mem::MaybeUninit;
-
-/// Header slots kept on the stack; a config allowing more parses into a heap array.
-const STACK_HEADERS: usize = 128;
 
 /// How the request's body is framed on the wire; the encoder writes the field that says so.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,29 +168,18 @@ pub fn parse_response(
     limits: ResponseLimits,
     method: &Method,
 ) -> Result<Option<ParsedResponse>, ResponseHeadError> {
-    // As `parse_request`: taken whole, the bytes stay unique, so an incomplete head goes
-    // back into `buf` without a copy.
-    let bytes = std::mem::take(buf).freeze();
-    let parsed = if limits.max_headers <= STACK_HEADERS {
-        let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_HEADERS];
-        parse_bytes(&bytes, limits, &mut slots[..limits.max_headers], method)
-    } else {
-        let mut slots = Vec::with_capacity(limits.max_headers);
-        slots.resize_with(limits.max_headers, MaybeUninit::uninit);
-        parse_bytes(&bytes, limits, &mut slots, method)
-    };
-    match parsed? {
-        None if bytes.len() >= limits.max_bytes => Err(ResponseHeadError::TooLarge),
-        None => {
-            *buf = BytesMut::from(bytes);
-            Ok(None)
-        }
-        Some(parsed) => {
-            if bytes.len() > parsed.len {
-                *buf = BytesMut::from(&bytes[parsed.len..]);
-            }
-            Ok(Some(parsed))
-        }
+    parse_head(
+        buf,
+        limits.max_bytes,
+        limits.max_headers,
+        ResponseHeadError::TooLarge,
+        |bytes, slots| parse_bytes(bytes, limits, slots, method),
+    )
+}
+
+impl Parsed for ParsedResponse {
+    fn len(&self) -> usize {
+        self.len
     }
 }
 
