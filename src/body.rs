@@ -137,6 +137,35 @@ impl RequestBody {
     }
 }
 
+impl RequestBody {
+    /// Another handle on the same body, to send it again on a new connection if this try's
+    /// turns out closed: a whole body is shared by reference; a streamed one through its
+    /// slot, and can be sent again only while no try has read from it
+    /// ([`Self::is_resendable`]).
+    pub fn spare(&self) -> Self {
+        let kind = match &self.kind {
+            RequestKind::Full(data) => RequestKind::Full(data.clone()),
+            RequestKind::Streaming { slot, .. } => RequestKind::Streaming {
+                slot: Arc::clone(slot),
+                taken: None,
+            },
+        };
+        Self {
+            kind,
+            received: Arc::clone(&self.received),
+        }
+    }
+
+    /// Whether this handle can still send the whole body.
+    pub fn is_resendable(&self) -> bool {
+        match &self.kind {
+            RequestKind::Full(_) => true,
+            RequestKind::Streaming { slot, taken: None } => slot.is_unread(),
+            RequestKind::Streaming { taken: Some(_), .. } => false,
+        }
+    }
+}
+
 impl Body for RequestBody {
     type Data = Bytes;
     type Error = ClientBodyError;

@@ -23,8 +23,9 @@ use tokio::sync::Notify;
 /// the connection splices the two sockets once the 101 is written.
 #[derive(Debug, Clone)]
 pub struct Tunnel {
-    /// The backend's connection, once hyper gives it up.
-    pub upstream: hyper::upgrade::OnUpgrade,
+    /// The backend's connection, taken once by the connection that splices it (shared
+    /// only because response extensions must be `Clone`).
+    pub upstream: Arc<std::sync::Mutex<Option<crate::upstream::UpstreamIo>>>,
     /// The backend, whose drain deadline cuts the tunnel.
     pub backend: Arc<Backend>,
 }

@@ -1,5 +1,6 @@
 //! portero's own HTTP/1.1 codec: the bytes of a message head to an [`http`] head and back,
-//! and a body's chunked framing, as pure functions over buffers (no socket, no timer).
+//! and a body's chunked framing, as pure functions over buffers (no socket, no timer), and
+//! the [`Wire`] a message's bytes are queued on for whichever socket takes them.
 //! `server::h1` drives it for client connections; `upstream` holds the backend side (a
 //! request head out, a response head and its framing back) for the upstream connection.
 //!
@@ -17,6 +18,7 @@ mod head;
 mod request;
 mod response;
 mod upstream;
+mod wire;
 
 pub use chunked::{ChunkError, Chunked, Decoded};
 pub use date::http_date;
@@ -26,3 +28,4 @@ pub use upstream::{
     ParsedResponse, RequestFraming, ResponseBodyFraming, ResponseHeadError, ResponseLimits,
     encode_request_head, parse_response,
 };
+pub use wire::{Coding, SendError, Wire};

@@ -22,6 +22,7 @@ use crate::conn::{ConnInfo, ConnScheme, ConnTls};
 use crate::overload::{Level, Overload};
 use crate::route::normalize_host;
 use crate::snapshot::{SharedSnapshot, Snapshot};
+use crate::upstream::UpstreamIo;
 use exchange::{Exchange, Recorder};
 use headers::Hop;
 use http::{HeaderValue, Request, Response, StatusCode, Uri, Version, header};
@@ -219,7 +220,7 @@ impl Proxy {
             timeout: stretch(timeouts.upstream_response),
             deadline,
         };
-        let (mut response, lease) = tries.send(exchange).await?;
+        let mut response = tries.send(exchange).await?;
         let backend = exchange.backend().expect("a response comes from a backend");
 
         if response.status() == StatusCode::SWITCHING_PROTOCOLS {
@@ -227,13 +228,13 @@ impl Proxy {
             if upgrade.is_none() {
                 return Err(ProxyError::BadUpgrade);
             }
+            // The backend's connection now belongs to the tunnel, never to the pool again.
+            let upstream = UpstreamIo::take(&mut response).ok_or(ProxyError::BadUpgrade)?;
             let tunnel = Tunnel {
-                upstream: hyper::upgrade::on(&mut response),
+                upstream: Arc::new(std::sync::Mutex::new(Some(upstream))),
                 backend: Arc::clone(backend),
             };
             response.extensions_mut().insert(tunnel);
-            // The backend's connection now belongs to the tunnel, never to the pool again.
-            drop(lease);
             headers::remove_hop_by_hop(response.headers_mut(), upgrade);
             return Ok(response.map(|_| ResponseBody::empty()));
         }
@@ -243,7 +244,7 @@ impl Proxy {
         *response.version_mut() = Version::HTTP_11;
         let idle = stretch(timeouts.upstream_idle);
         let cut = backend.cut_signal();
-        Ok(response.map(|body| ResponseBody::upstream(body, lease, cut, idle)))
+        Ok(response.map(|body| ResponseBody::upstream(body, cut, idle)))
     }
 }
 

@@ -8,7 +8,6 @@ use crate::config::UpstreamProtocol;
 use crate::config::UpstreamTls;
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderMap, HeaderValue, Request, Response, Uri, Version, header};
-use hyper::body::Incoming;
 use hyper_rustls::{FixedServerNameResolver, HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::{Connect, HttpConnector, capture_connection};
@@ -17,12 +16,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
+mod body;
+mod http1;
 mod keep_alive;
 mod observed;
 mod pool_clients;
 
+pub use body::{UpstreamBody, UpstreamBodyError, UpstreamIo};
 use keep_alive::KeepAlive;
-pub use keep_alive::Lease;
 use observed::ObservedConnector;
 pub use pool_clients::PoolClients;
 use std::time::Duration;
@@ -213,27 +214,17 @@ impl Upstream {
     }
 
     /// Sends `request` (whose URI comes from [`Upstream::uri`]) and waits for the response
-    /// head. The lease holds the connection until the response body ends.
+    /// head. The response body holds the connection until it ends.
     pub async fn send(
         &self,
         request: Request<RequestBody>,
-    ) -> Result<(Response<Incoming>, Lease), UpstreamError> {
-        let (response, lease) = match &self.client {
-            Transport::Http1(pool) => pool.send(request).await?,
-            Transport::Plain(client) => (
-                send_legacy(client, request, self.max_head).await?,
-                Lease::none(),
-            ),
-            Transport::Tls(client) => (
-                send_legacy(client, request, self.max_head).await?,
-                Lease::none(),
-            ),
-        };
-        if let Some(reason) = invalid_head(response.headers(), self.max_head) {
-            // Dropped unreleased, the lease closes its connection.
-            return Err(UpstreamError::Request(reason.into()));
+    ) -> Result<Response<UpstreamBody>, UpstreamError> {
+        match &self.client {
+            // portero's own codec enforces the head's rules as it parses.
+            Transport::Http1(pool) => Ok(pool.send(request).await?.map(UpstreamBody::Http1)),
+            Transport::Plain(client) => send_legacy(client, request, self.max_head).await,
+            Transport::Tls(client) => send_legacy(client, request, self.max_head).await,
         }
-        Ok((response, lease))
     }
 }
 
@@ -242,7 +233,7 @@ async fn send_legacy<C: Connect + Clone + Send + Sync + 'static>(
     client: &Client<C, RequestBody>,
     mut request: Request<RequestBody>,
     max_head: usize,
-) -> Result<Response<Incoming>, UpstreamError> {
+) -> Result<Response<UpstreamBody>, UpstreamError> {
     let connection = capture_connection(&mut request);
     let response = client.request(request).await.map_err(|e| {
         if e.is_connect() {
@@ -257,14 +248,15 @@ async fn send_legacy<C: Connect + Clone + Send + Sync + 'static>(
             UpstreamError::Request(root_cause(&e))
         }
     })?;
-    if invalid_head(response.headers(), max_head).is_some() {
+    if let Some(reason) = invalid_head(response.headers(), max_head) {
         // Its connection is poisoned, not just dropped: hyper may already have read the
         // whole body and found the connection fit for reuse.
         if let Some(connected) = connection.connection_metadata().as_ref() {
             connected.poison();
         }
+        return Err(UpstreamError::Request(reason.into()));
     }
-    Ok(response)
+    Ok(response.map(UpstreamBody::Hyper))
 }
 
 /// Why a response head hyper accepted must still be refused (a 502), if it must.

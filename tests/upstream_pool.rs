@@ -1,7 +1,9 @@
 //! portero's own keep-alive pool for plain HTTP/1.1 backends (`src/upstream/keep_alive.rs`):
 //! a connection serves request after request, goes back to the pool only when its response has
 //! ended (including responses without a body, and after an upload that outlasts an early
-//! response), and is closed after the idle timeout. A [`RawBackend`] counts the connections.
+//! response), and is closed after the idle timeout; an idempotent request caught by a backend
+//! closing its idle connection goes again on a new one, and a 101's connection becomes the
+//! tunnel with the bytes behind its head. A [`RawBackend`] counts the connections.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -13,6 +15,7 @@ use std::time::{Duration, Instant};
 use support::client;
 use support::daemon::{config_text, start, traffic};
 use support::raw_backend::{OK, RawBackend, Reply};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -121,6 +124,82 @@ async fn idle_backend_connections_close_after_the_idle_timeout() {
         2,
         "a new connection after the idle one closed"
     );
+}
+
+#[tokio::test]
+async fn an_idempotent_request_on_a_connection_closed_under_it_goes_again_on_a_new_one() {
+    // The second request reuses the idle connection; the backend reads it and closes without
+    // a byte of answer, as a backend closing an idle connection at that moment does. A GET
+    // is sent again on a new connection: the client never sees the pool's race.
+    let (backend, app) = idle_connection_closed_at_next_request().await;
+    let reply = client::get(traffic(&app), "/again").await;
+    assert_eq!(reply.status, 200, "sent again, not a 502");
+    assert_eq!(reply.body, "ok");
+    assert_eq!(backend.heads(), 3, "the GET reached the backend twice");
+    assert_eq!(backend.accepted(), 2, "the second time on a new connection");
+}
+
+#[tokio::test]
+async fn a_post_on_a_connection_closed_under_it_is_not_sent_twice() {
+    // The same race for a POST: the backend may have acted on it before closing, so it is
+    // not repeated (Go's and nginx's rule); the client gets a 502.
+    let (backend, app) = idle_connection_closed_at_next_request().await;
+    let request = Request::post(format!("http://{}/order", traffic(&app)))
+        .body(http_body_util::Full::new(Bytes::from_static(b"buy")))
+        .unwrap();
+    let response = tokio::time::timeout(WAIT, client::http1().request(request))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(response.status(), 502);
+    assert_eq!(backend.heads(), 2, "the POST reached the backend once");
+}
+
+#[tokio::test]
+async fn bytes_right_behind_a_101_reach_the_client_and_the_tunnel_carries_both_ways() {
+    // The backend's first bytes of the new protocol come in the same read as its 101 head:
+    // they belong to the tunnel, not to a next response.
+    let backend = RawBackend::start(vec![Reply::Keep(
+        b"HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\nHELLO"
+            .to_vec(),
+    )])
+    .await;
+    let app = start(&config_text(&[(backend.addr, 1)], "")).await;
+    let mut stream = tokio::net::TcpStream::connect(traffic(&app)).await.unwrap();
+    stream
+        .write_all(b"GET /chat HTTP/1.1\r\nhost: a\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\n")
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !seen.ends_with(b"HELLO") {
+        let n = tokio::time::timeout(WAIT, stream.read(&mut buf))
+            .await
+            .expect("the 101 and HELLO arrive")
+            .unwrap();
+        assert!(n > 0, "closed early: {:?}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buf[..n]);
+    }
+    assert!(seen.starts_with(b"HTTP/1.1 101 "), "{seen:?}");
+    stream.write_all(b"ping").await.unwrap();
+    support::wait_until("the client's bytes crossed the tunnel", WAIT, || {
+        backend.bytes(0).ends_with(b"ping")
+    })
+    .await;
+}
+
+/// A backend whose first connection goes idle after one request, then reads the next request
+/// and closes without answering; later connections answer.
+async fn idle_connection_closed_at_next_request() -> (RawBackend, std::sync::Arc<portero::App>) {
+    let backend = RawBackend::start(vec![
+        Reply::Keep(OK.to_vec()),
+        Reply::Close(Vec::new()),
+        Reply::Keep(OK.to_vec()),
+    ])
+    .await;
+    let app = start(&config_text(&[(backend.addr, 1)], "")).await;
+    assert_eq!(client::get(traffic(&app), "/").await.status, 200);
+    (backend, app)
 }
 
 /// The receiving half of a channel as a stream of body frames.

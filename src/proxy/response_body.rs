@@ -6,10 +6,9 @@
 
 use super::exchange::{Exchange, Outcome};
 use crate::body::{Pace, remove_forbidden_trailers};
-use crate::upstream::Lease;
+use crate::upstream::{UpstreamBody, UpstreamBodyError};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
 use pin_project_lite::pin_project;
 use std::future::Future;
 use std::pin::Pin;
@@ -23,8 +22,7 @@ pin_project! {
     #[project = KindProj]
     enum Kind {
         Upstream {
-            #[pin] body: Incoming,
-            lease: Lease,
+            body: UpstreamBody,
             #[pin] cut: WaitForCancellationFutureOwned,
             stall: Stall,
             pace: Pace,
@@ -68,10 +66,6 @@ pin_project! {
         fn drop(this: Pin<&mut Self>) {
             let complete = this.kind.is_end();
             let this = this.project();
-            if let (true, KindProj::Upstream { lease, .. }) = (complete, this.kind.project()) {
-                // hyper stops polling a body that says it has ended.
-                lease.release();
-            }
             if let Some(exchange) = this.exchange.take() {
                 // Dropped before its end: the client went away, or hyper gave up on the connection.
                 exchange.finish(if complete { Outcome::Complete } else { Outcome::ClientAborted });
@@ -85,7 +79,7 @@ pin_project! {
 pub enum BodyError {
     /// The backend failed in the middle of it.
     #[error("upstream body failed: {0}")]
-    Upstream(#[from] hyper::Error),
+    Upstream(#[from] UpstreamBodyError),
     /// Its backend was removed from the pool and the drain deadline passed.
     #[error("backend removed and drained: response cut")]
     Drained,
@@ -149,19 +143,17 @@ impl Kind {
 }
 
 impl ResponseBody {
-    /// A body streamed from a backend; `lease` is released at its end, `cut` ends it early
-    /// (the backend's drain deadline), and so does `idle` (`timeouts.upstream_idle`) passing
-    /// while the backend sends nothing.
+    /// A body streamed from a backend (which gives its connection back at its end); `cut`
+    /// ends it early (the backend's drain deadline), and so does `idle`
+    /// (`timeouts.upstream_idle`) passing while the backend sends nothing.
     pub fn upstream(
-        body: Incoming,
-        lease: Lease,
+        body: UpstreamBody,
         cut: WaitForCancellationFutureOwned,
         idle: Duration,
     ) -> Self {
         Self {
             kind: Kind::Upstream {
                 body,
-                lease,
                 cut,
                 stall: Stall::new(idle),
                 pace: Pace::default(),
@@ -221,8 +213,7 @@ impl<W: Watch> Body for ResponseBody<W> {
         let this = self.project();
         let frame = match this.kind.project() {
             KindProj::Upstream {
-                mut body,
-                lease,
+                body,
                 cut,
                 stall,
                 pace,
@@ -232,14 +223,11 @@ impl<W: Watch> Body for ResponseBody<W> {
                 } else if pace.must_wait(cx) {
                     return Poll::Pending;
                 } else {
-                    match body.as_mut().poll_frame(cx) {
+                    match Pin::new(body).poll_frame(cx) {
                         Poll::Pending if stall.expired(cx) => Some(Err(BodyError::UpstreamIdle)),
                         Poll::Pending => return Poll::Pending,
                         Poll::Ready(frame) => {
                             stall.progressed();
-                            if frame.is_none() || body.is_end_stream() {
-                                lease.release();
-                            }
                             if let Some(Ok(frame)) = &frame
                                 && let Some(data) = frame.data_ref()
                             {

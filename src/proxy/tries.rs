@@ -11,12 +11,11 @@ use crate::backend::Backend;
 use crate::body::{BodySlot, ClientBody, RequestBody, Upload, UploadState};
 use crate::clock::now_us;
 use crate::pool::{PickRequest, Pool};
-use crate::upstream::{Lease, PoolClients, Upstream, UpstreamError};
+use crate::upstream::{PoolClients, Upstream, UpstreamBody, UpstreamError};
 use bytes::Bytes;
 use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, header};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -98,12 +97,12 @@ pub struct Tries<'a> {
 }
 
 impl Tries<'_> {
-    /// Sends the request, retrying when safe; the response of the last try and the lease on
-    /// its connection, or its error.
+    /// Sends the request, retrying when safe; the response of the last try (whose body holds
+    /// its connection), or its error.
     pub async fn send(
         mut self,
         exchange: &mut Exchange,
-    ) -> Result<(Response<Incoming>, Lease), ProxyError> {
+    ) -> Result<Response<UpstreamBody>, ProxyError> {
         let config = self.pool.config();
         let budget = self.pool.retry_budget();
         budget.on_request();
@@ -160,7 +159,7 @@ impl Tries<'_> {
                 Replay::Unread(slot) => Box::pin(self.streamed_head(send, slot)).await,
             };
             match result {
-                Head::Sent(Ok((response, lease))) => {
+                Head::Sent(Ok(response)) => {
                     exchange.upstream_responded(
                         sent.elapsed(),
                         response.status(),
@@ -172,7 +171,7 @@ impl Tries<'_> {
                         !response.status().is_server_error(),
                         exchange.metrics(),
                     );
-                    return Ok((response, lease));
+                    return Ok(response);
                 }
                 Head::Sent(Err(UpstreamError::ClientBody(error))) => {
                     // The client's fault, not the backend's: not counted against it, no retry.
@@ -260,9 +259,12 @@ impl Tries<'_> {
     }
 }
 
-type Sent = Result<(Response<Incoming>, Lease), UpstreamError>;
+type Sent = Result<Response<UpstreamBody>, UpstreamError>;
 
 /// How the wait for a try's response head ended.
+// Returned once per try and taken apart at once: boxing the response would cost an
+// allocation per request for nothing.
+#[allow(clippy::large_enum_variant)]
 enum Head {
     /// The try ended: a head, or an error.
     Sent(Sent),

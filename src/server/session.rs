@@ -276,7 +276,7 @@ impl Session<'_> {
     async fn tunnel(&self, io: Io, tunnel: Tunnel) {
         Box::pin(tunnel::run(
             io,
-            tunnel.upstream,
+            tunnel.upstream.lock().ok().and_then(|mut io| io.take()),
             tunnel.backend.cut_signal(),
             &self.ctx.hard_stop,
             self.conn.info.peer,

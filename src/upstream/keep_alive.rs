@@ -1,68 +1,34 @@
-//! Plain HTTP/1.1 backends: hyper's connection API with a keep-alive pool of portero's own, in
-//! place of hyper-util's legacy client. The legacy client spent about 12,000 instructions per
-//! request on things a proxy in front of one address does not need (a checkout raced against a
-//! connect, per-request connection metadata, a spawned task to return each connection): about
-//! a fifth of portero's whole request path (BENCHMARKS.md).
+//! Plain HTTP/1.1 backends: a keep-alive pool of portero's own over its own codec
+//! ([`http1`](super::http1)), in place of hyper-util's legacy client and then hyper's client
+//! connection. The legacy client spent about 12,000 instructions per request on things a
+//! proxy in front of one address does not need, and hyper's connection task with its channels
+//! about 14,600 more (BENCHMARKS.md).
 //!
-//! Each connection still runs in a task of its own, as under the legacy client. A request
-//! takes an idle connection that is ready, or connects; the response's [`Lease`] gives the
-//! connection back when the body has ended, so a connection is never shared by two requests.
+//! A request takes an idle connection that is still fit, or connects; the response body holds
+//! the connection and gives it back when it has ended, so a connection is never shared by two
+//! requests.
 
 use super::UpstreamError;
-use super::observed::{ObservedConnector, ObservedIo};
-use crate::body::{ClientBodyError, RequestBody};
+use super::http1::{self, Conn, IdleConns, Upload, exchange, request_framing};
+use super::observed::ObservedConnector;
+use crate::body::RequestBody;
+use crate::h1::{ResponseLimits, encode_request_head};
 use http::{Request, Response, Uri};
-use hyper::body::Incoming;
-use hyper::client::conn::http1::{Builder, SendRequest};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 use tower_service::Service;
+
+/// Response heads may have this many fields (hyper's client allowed 100).
+const MAX_RESPONSE_FIELDS: usize = 100;
 
 /// The keep-alive connections to one backend.
 #[derive(Clone, Debug)]
 pub struct KeepAlive {
-    shared: Arc<Shared>,
-}
-
-#[derive(Debug)]
-struct Shared {
     connector: ObservedConnector,
     /// `http://address/`: what the connector connects to.
     target: Uri,
-    builder: Builder,
-    /// Idle connections, the most recently used last (taken first: its socket is warm).
-    idle: Mutex<Vec<Idle>>,
-    idle_timeout: Duration,
-    /// Whether a task is closing expired idle connections (guarded by `idle`'s lock).
-    reaping: AtomicBool,
-}
-
-#[derive(Debug)]
-struct Idle {
-    sender: SendRequest<RequestBody>,
-    since: Instant,
-}
-
-/// A response's hold on its connection: [`Lease::release`] returns it to the pool once the
-/// response body has ended. Dropped unreleased, the connection closes.
-#[derive(Debug, Default)]
-pub struct Lease {
-    held: Option<(SendRequest<RequestBody>, Arc<Shared>)>,
-}
-
-impl Lease {
-    /// A lease on nothing (responses from hyper-util's clients, which pool on their own).
-    pub fn none() -> Self {
-        Self::default()
-    }
-
-    /// The response has ended: its connection may serve another request.
-    pub fn release(&mut self) {
-        if let Some((sender, shared)) = self.held.take() {
-            Shared::put(&shared, sender);
-        }
-    }
+    idle: Arc<IdleConns>,
+    limits: ResponseLimits,
 }
 
 impl KeepAlive {
@@ -73,58 +39,60 @@ impl KeepAlive {
         idle_timeout: Duration,
         max_response_head: usize,
     ) -> Self {
-        let mut builder = Builder::new();
-        // Bounds the memory a backend's response head can take; `invalid_head` enforces the
-        // exact limit. hyper reads the body into the same buffer, in pieces of up to this
-        // size, and each piece holds its buffer until the client has taken it: for a slow
-        // reader this is most of what a connection holds (README, "Resource budget").
-        builder.max_buf_size(max_response_head);
         Self {
-            shared: Arc::new(Shared {
-                connector,
-                target,
-                builder,
-                idle: Mutex::new(Vec::new()),
-                idle_timeout,
-                reaping: AtomicBool::new(false),
-            }),
+            connector,
+            target,
+            idle: IdleConns::new(idle_timeout),
+            limits: ResponseLimits {
+                max_bytes: max_response_head,
+                max_headers: MAX_RESPONSE_FIELDS,
+            },
         }
     }
 
     /// Sends `request` (origin-form URI, Host set) and waits for the response head.
+    ///
+    /// A reused connection the backend closed as the request went out (nothing came back) is
+    /// the pool's race, not the backend's failure: an idempotent request whose body can be
+    /// sent again goes once more on a new connection, as Go's and hyper's clients do.
     pub async fn send(
         &self,
-        mut request: Request<RequestBody>,
-    ) -> Result<(Response<Incoming>, Lease), UpstreamError> {
+        request: Request<RequestBody>,
+    ) -> Result<Response<http1::Body>, UpstreamError> {
+        let (parts, mut body) = request.into_parts();
+        let target = match parts.uri.path_and_query().map(|p| p.as_str()) {
+            Some(target) if !target.is_empty() => target,
+            _ => "/",
+        };
+        let mut spare = parts.method.is_idempotent().then(|| body.spare());
         loop {
-            let (mut sender, reused) = match self.shared.checkout() {
-                Some(sender) => (sender, true),
+            let (conn, reused) = match self.idle.checkout() {
+                Some(conn) => (conn, true),
                 None => (self.connect().await?, false),
             };
-            match sender.try_send_request(request).await {
-                Ok(response) => {
-                    let lease = Lease {
-                        held: Some((sender, Arc::clone(&self.shared))),
-                    };
-                    return Ok((response, lease));
-                }
-                Err(mut failed) => match failed.take_message() {
-                    // The backend closed an idle connection as the request went out, before
-                    // a byte of it was written: safe to send on a fresh one, whatever the
-                    // method (the legacy client did the same).
-                    Some(unsent) if reused => request = unsent,
-                    _ => return Err(request_failed(&failed.into_error())),
+            let framing = request_framing(&parts.headers, &body);
+            let mut head = Vec::with_capacity(256 + parts.headers.len() * 48);
+            encode_request_head(&mut head, &parts.method, target, &parts.headers, framing);
+            let upload = Upload::new(head, body, framing);
+            match exchange(conn, upload, &parts.method, self.limits, &self.idle).await {
+                Ok(response) => return Ok(response),
+                Err(failed) => match spare.take() {
+                    Some(again) if reused && failed.closed_unanswered && again.is_resendable() => {
+                        tracing::debug!(error = %failed.error, "idle backend connection closed under a request: sending it again");
+                        spare = Some(again.spare());
+                        body = again;
+                    }
+                    _ => return Err(failed.error),
                 },
             }
         }
     }
 
-    async fn connect(&self) -> Result<SendRequest<RequestBody>, UpstreamError> {
-        let io: ObservedIo = self
-            .shared
+    async fn connect(&self) -> Result<Conn, UpstreamError> {
+        let io = self
             .connector
             .clone()
-            .call(self.shared.target.clone())
+            .call(self.target.clone())
             .await
             .map_err(|e| {
                 if super::is_timeout(&e) {
@@ -133,89 +101,7 @@ impl KeepAlive {
                     UpstreamError::Connect(super::root_cause(&e))
                 }
             })?;
-        let (mut sender, connection) = self
-            .shared
-            .builder
-            .handshake(io)
-            .await
-            .map_err(|e| request_failed(&e))?;
-        tokio::spawn(async move {
-            if let Err(error) = connection.with_upgrades().await {
-                tracing::debug!(%error, "upstream connection closed with an error");
-            }
-        });
-        sender.ready().await.map_err(|e| request_failed(&e))?;
-        Ok(sender)
-    }
-}
-
-impl Shared {
-    fn checkout(&self) -> Option<SendRequest<RequestBody>> {
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        while let Some(conn) = idle.pop() {
-            if conn.sender.is_ready() && conn.since.elapsed() < self.idle_timeout {
-                return Some(conn.sender);
-            }
-        }
-        None
-    }
-
-    fn put(this: &Arc<Shared>, mut sender: SendRequest<RequestBody>) {
-        if sender.is_closed() {
-            return;
-        }
-        if !sender.is_ready() {
-            // Still finishing: the request body may still be going out after an early
-            // response. It rejoins the pool when hyper is done with it, or closes.
-            let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-                return;
-            };
-            let shared = Arc::clone(this);
-            runtime.spawn(async move {
-                if sender.ready().await.is_ok() {
-                    Shared::put(&shared, sender);
-                }
-            });
-            return;
-        }
-        let mut idle = this.idle.lock().unwrap_or_else(|e| e.into_inner());
-        idle.push(Idle {
-            sender,
-            since: Instant::now(),
-        });
-        let start_reaper = !this.reaping.swap(true, Ordering::Relaxed);
-        drop(idle);
-        if start_reaper && let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(reap(Arc::downgrade(this)));
-        } else if start_reaper {
-            this.reaping.store(false, Ordering::Relaxed);
-        }
-    }
-}
-
-/// Closes connections idle longer than the idle timeout, until none is left idle or the pool
-/// is gone. Holds the pool weakly: a removed backend's connections close with it.
-async fn reap(pool: Weak<Shared>) {
-    loop {
-        let Some(timeout) = pool.upgrade().map(|shared| shared.idle_timeout) else {
-            return;
-        };
-        tokio::time::sleep(timeout.max(Duration::from_millis(100)) / 2).await;
-        let Some(shared) = pool.upgrade() else {
-            return;
-        };
-        let mut idle = shared.idle.lock().unwrap_or_else(|e| e.into_inner());
-        idle.retain(|conn| !conn.sender.is_closed() && conn.since.elapsed() < shared.idle_timeout);
-        if idle.is_empty() {
-            shared.reaping.store(false, Ordering::Relaxed);
-            return;
-        }
-    }
-}
-
-fn request_failed(error: &hyper::Error) -> UpstreamError {
-    match ClientBodyError::find(error) {
-        Some(body) => UpstreamError::ClientBody(body),
-        None => UpstreamError::Request(super::root_cause(error)),
+        let (stream, open) = io.into_parts();
+        Ok(Conn::new(stream, open))
     }
 }

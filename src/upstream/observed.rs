@@ -84,7 +84,10 @@ impl Service<http::Uri> for ObservedConnector {
                 histogram.observe(started.elapsed().as_secs_f64());
             }
             open.fetch_add(1, Ordering::Relaxed);
-            Ok(ObservedIo { io, open })
+            Ok(ObservedIo {
+                io,
+                open: Open(open),
+            })
         })
     }
 }
@@ -92,12 +95,23 @@ impl Service<http::Uri> for ObservedConnector {
 /// A backend connection, counted while it lives.
 pub struct ObservedIo {
     io: TokioIo<TcpStream>,
-    open: Arc<AtomicI64>,
+    open: Open,
 }
 
-impl Drop for ObservedIo {
+impl ObservedIo {
+    /// The socket, and what counts it open until it is dropped.
+    pub fn into_parts(self) -> (TcpStream, Open) {
+        (self.io.into_inner(), self.open)
+    }
+}
+
+/// One count in a backend's open connections, taken back when dropped.
+#[derive(Debug)]
+pub struct Open(Arc<AtomicI64>);
+
+impl Drop for Open {
     fn drop(&mut self) {
-        self.open.fetch_sub(1, Ordering::Relaxed);
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

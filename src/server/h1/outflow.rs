@@ -1,24 +1,17 @@
 //! A response on its way to an HTTP/1.1 client: the head with the framing this connection
-//! needs, then the body frame by frame as the proxy yields it. Small frames are copied behind
-//! the head or the chunk-size line so one write carries them; large ones go out from their
-//! own bytes in the same vectored write.
+//! needs, then the body frame by frame as the proxy yields it, through a [`Wire`].
 
 use super::Io;
-use crate::h1::{ResponseFraming, chunk_size_line, encode_response_head, encode_trailers};
+use crate::h1::{Coding, ResponseFraming, SendError, Wire, encode_response_head};
 use crate::proxy::ResponseBody;
 use crate::server::served::Active;
-use bytes::{Buf, Bytes};
 use http::{HeaderMap, Response, StatusCode, Version, header};
 use http_body::{Body, SizeHint};
 use pin_project_lite::pin_project;
-use std::io::{self, IoSlice};
+use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use tokio::io::AsyncWrite;
-
-/// Frames up to this size are copied into the output buffer rather than written from their
-/// own bytes.
-const COPY_UP_TO: usize = 4096;
 
 pin_project! {
     /// A response being sent.
@@ -29,20 +22,6 @@ pin_project! {
         closes: bool,
         wire: Wire,
     }
-}
-
-/// The bytes of a response on their way out.
-struct Wire {
-    framing: ResponseFraming,
-    /// Head, chunk-size lines, small frames, trailers: written from `written` on.
-    out: Vec<u8>,
-    written: usize,
-    /// A large frame, after `out`.
-    data: Bytes,
-    /// What follows `data` (a chunk's CRLF).
-    tail: &'static [u8],
-    /// The body has ended and its last bytes are queued.
-    ended: bool,
 }
 
 impl Outflow {
@@ -96,14 +75,7 @@ impl Outflow {
         Self {
             body,
             closes,
-            wire: Wire {
-                framing,
-                out,
-                written: 0,
-                data: Bytes::new(),
-                tail: b"",
-                ended: false,
-            },
+            wire: Wire::new(out, coding(framing)),
         }
     }
 
@@ -121,100 +93,31 @@ impl Outflow {
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<()>> {
         let mut this = self.project();
-        let wire = this.wire;
-        loop {
-            ready!(wire.poll_write_out(io, cx))?;
-            if wire.ended {
-                return Pin::new(&mut *io).poll_flush(cx);
+        match this.wire.poll_send(this.body.as_mut(), io, cx) {
+            Poll::Ready(Ok(())) => Pin::new(&mut *io).poll_flush(cx),
+            Poll::Ready(Err(SendError::Io(error))) => Poll::Ready(Err(error)),
+            Poll::Ready(Err(SendError::Body(error))) => {
+                // What is queued (the head, if nothing went out yet) is offered to the socket
+                // first: the client sees the response begin, then cut.
+                let _ = this.wire.poll_write_out(io, cx);
+                Poll::Ready(Err(io::Error::other(error)))
             }
-            let frame = match this.body.as_mut().poll_frame(cx) {
-                Poll::Pending => {
-                    // What is written so far goes out while the backend is waited on.
-                    ready!(Pin::new(&mut *io).poll_flush(cx))?;
-                    return Poll::Pending;
-                }
-                Poll::Ready(None) => {
-                    wire.end(None);
-                    continue;
-                }
-                Poll::Ready(Some(Err(error))) => {
-                    return Poll::Ready(Err(io::Error::other(error)));
-                }
-                Poll::Ready(Some(Ok(frame))) => frame,
-            };
-            match frame.into_data() {
-                Ok(data) => wire.queue(data),
-                Err(frame) => {
-                    if let Ok(trailers) = frame.into_trailers() {
-                        wire.end(Some(&trailers));
-                    }
-                }
+            Poll::Pending if this.wire.is_written() => {
+                // What is written so far goes out while the backend is waited on.
+                ready!(Pin::new(&mut *io).poll_flush(cx))?;
+                Poll::Pending
             }
+            Poll::Pending => Poll::Pending,
         }
     }
 }
 
-impl Wire {
-    fn queue(&mut self, data: Bytes) {
-        if data.is_empty() {
-            return;
-        }
-        match self.framing {
-            ResponseFraming::Empty => {}
-            ResponseFraming::Chunked => {
-                chunk_size_line(data.len(), &mut self.out);
-                if data.len() <= COPY_UP_TO {
-                    self.out.extend_from_slice(&data);
-                    self.out.extend_from_slice(b"\r\n");
-                } else {
-                    self.data = data;
-                    self.tail = b"\r\n";
-                }
-            }
-            ResponseFraming::Length { .. } | ResponseFraming::UntilClose => {
-                if data.len() <= COPY_UP_TO {
-                    self.out.extend_from_slice(&data);
-                } else {
-                    self.data = data;
-                }
-            }
-        }
-    }
-
-    fn end(&mut self, trailers: Option<&HeaderMap>) {
-        if self.framing == ResponseFraming::Chunked {
-            encode_trailers(&mut self.out, trailers);
-        }
-        self.ended = true;
-    }
-
-    /// Writes what is queued, in as few writes as the socket takes.
-    fn poll_write_out(&mut self, io: &mut Io, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        while self.written < self.out.len() || !self.data.is_empty() || !self.tail.is_empty() {
-            let slices = [
-                IoSlice::new(&self.out[self.written..]),
-                IoSlice::new(&self.data),
-                IoSlice::new(self.tail),
-            ];
-            let n = ready!(Pin::new(&mut *io).poll_write_vectored(cx, &slices))?;
-            if n == 0 {
-                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
-            }
-            self.advance(n);
-        }
-        self.out.clear();
-        self.written = 0;
-        Poll::Ready(Ok(()))
-    }
-
-    fn advance(&mut self, mut n: usize) {
-        let from_out = n.min(self.out.len() - self.written);
-        self.written += from_out;
-        n -= from_out;
-        let from_data = n.min(self.data.len());
-        self.data.advance(from_data);
-        n -= from_data;
-        self.tail = &self.tail[n.min(self.tail.len())..];
+/// How the body's bytes go out under `framing`.
+fn coding(framing: ResponseFraming) -> Coding {
+    match framing {
+        ResponseFraming::Empty => Coding::Discard,
+        ResponseFraming::Length { .. } | ResponseFraming::UntilClose => Coding::Raw,
+        ResponseFraming::Chunked => Coding::Chunked,
     }
 }
 
