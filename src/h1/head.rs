@@ -16,29 +16,38 @@ pub(super) trait Parsed {
 /// slots. `Ok(None)`: not complete yet, `buf` is left as it was; a partial head already
 /// `max_bytes` long is `too_large` (as hyper: it cannot end within the limit). On success the
 /// head's bytes are taken from `buf` (what follows, a body or the next message, stays) and
-/// the head's fields point into them, uncopied.
+/// the head's fields point into them, uncopied. On error `buf` is emptied.
 pub(super) fn parse_head<T: Parsed, E>(
     buf: &mut BytesMut,
     max_bytes: usize,
     max_headers: usize,
     too_large: E,
-    parse: impl for<'b> FnOnce(
-        &'b Bytes,
-        &mut [MaybeUninit<httparse::Header<'b>>],
-    ) -> Result<Option<T>, E>,
+    parse: impl for<'b> Fn(&'b Bytes, &mut [MaybeUninit<httparse::Header<'b>>]) -> Result<Option<T>, E>,
 ) -> Result<Option<T>, E> {
+    // Usually the head's end is found first, and only the head is taken: what follows stays
+    // in `buf`, in the same allocation, which the next read reuses once the message is gone.
+    if let Some(end) = head_end(buf).filter(|&end| end <= max_bytes) {
+        let head = buf.split_to(end).freeze();
+        match with_slots(max_headers, |slots| parse(&head, slots)) {
+            Ok(Some(parsed)) if parsed.len() == end => return Ok(Some(parsed)),
+            Err(error) => {
+                // As below: a refused head leaves nothing behind to read on.
+                buf.clear();
+                return Err(error);
+            }
+            // Not where the parser ends it (blank lines before a request line): put back.
+            _ => {
+                let mut whole = BytesMut::with_capacity(head.len() + buf.len());
+                whole.extend_from_slice(&head);
+                whole.extend_from_slice(buf);
+                *buf = whole;
+            }
+        }
+    }
     // Taken whole (capacity too), the bytes stay unique, so an incomplete head goes back
     // into `buf` without a copy.
     let bytes = std::mem::take(buf).freeze();
-    let parsed = if max_headers <= STACK_HEADERS {
-        let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_HEADERS];
-        parse(&bytes, &mut slots[..max_headers])
-    } else {
-        let mut slots = Vec::with_capacity(max_headers);
-        slots.resize_with(max_headers, MaybeUninit::uninit);
-        parse(&bytes, &mut slots)
-    };
-    match parsed? {
+    match with_slots(max_headers, |slots| parse(&bytes, slots))? {
         None if bytes.len() >= max_bytes => Err(too_large),
         None => {
             *buf = BytesMut::from(bytes);
@@ -52,5 +61,48 @@ pub(super) fn parse_head<T: Parsed, E>(
             }
             Ok(Some(parsed))
         }
+    }
+}
+
+/// Runs `parse` with `max_headers` header slots: on the stack up to [`STACK_HEADERS`].
+fn with_slots<'b, R>(
+    max_headers: usize,
+    parse: impl FnOnce(&mut [MaybeUninit<httparse::Header<'b>>]) -> R,
+) -> R {
+    if max_headers <= STACK_HEADERS {
+        let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_HEADERS];
+        parse(&mut slots[..max_headers])
+    } else {
+        let mut slots = Vec::with_capacity(max_headers);
+        slots.resize_with(max_headers, MaybeUninit::uninit);
+        parse(&mut slots)
+    }
+}
+
+/// Where the first empty line ends (`\n\n` or `\n\r\n`, as httparse reads line ends), if
+/// one has arrived.
+fn head_end(buf: &[u8]) -> Option<usize> {
+    memchr::memchr_iter(b'\n', buf).find_map(|at| match buf.get(at + 1..at + 3) {
+        Some([b'\n', _]) => Some(at + 2),
+        Some([b'\r', b'\n']) => Some(at + 3),
+        None if buf.get(at + 1) == Some(&b'\n') => Some(at + 2),
+        _ => None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::head_end;
+
+    #[test]
+    fn the_head_ends_at_the_first_empty_line_whatever_its_line_ends() {
+        assert_eq!(head_end(b"GET / HTTP/1.1\r\nhost: a\r\n\r\nbody"), Some(27));
+        assert_eq!(head_end(b"GET / HTTP/1.1\nhost: a\n\nbody"), Some(24));
+        assert_eq!(head_end(b"GET / HTTP/1.1\r\nhost: a\n\r\n"), Some(26));
+        assert_eq!(head_end(b"GET / HTTP/1.1\r\nhost: a\n\n"), Some(25));
+        // Blank lines before the request line end no head: the parser finds it partial.
+        assert_eq!(head_end(b"\r\n\r\nGET / HTTP/1.1\r\n\r\n"), Some(4));
+        assert_eq!(head_end(b"GET / HTTP/1.1\r\nhost: a\r\n"), None);
+        assert_eq!(head_end(b"GET / HTTP/1.1\r\nhost: a\r\n\r"), None);
     }
 }

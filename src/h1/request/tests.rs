@@ -667,3 +667,26 @@ fn a_partial_head_of_exactly_max_bytes_is_too_large_as_in_hyper() {
         HeadError::TooLarge
     );
 }
+
+#[test]
+fn blank_lines_before_the_request_line_are_skipped_and_nothing_is_lost() {
+    // The head's end is looked for first; here the first empty line is not it, and the
+    // buffer is put back whole for the parser, which skips the blank lines as hyper's did.
+    let head = b"\r\n\r\nGET /a HTTP/1.1\r\nHost: x\r\n\r\n";
+    let mut buf = BytesMut::from(&[&head[..], b"rest"].concat()[..]);
+    let parsed = parse_request(&mut buf, LIMITS).unwrap().unwrap();
+    assert_eq!(parsed.request.uri(), "/a");
+    assert_eq!(parsed.len, head.len());
+    assert_eq!(&buf[..], b"rest");
+}
+
+#[test]
+fn the_head_taken_leaves_the_rest_in_the_same_allocation() {
+    // The next read reuses the buffer once the message is gone: no copy of what follows.
+    let mut buf = BytesMut::with_capacity(4096);
+    buf.extend_from_slice(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nbody");
+    let before = buf.as_ptr();
+    let parsed = parse_request(&mut buf, LIMITS).unwrap().unwrap();
+    assert_eq!(&buf[..], b"body");
+    assert_eq!(buf.as_ptr(), before.wrapping_add(parsed.len));
+}
