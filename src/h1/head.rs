@@ -28,6 +28,11 @@ pub(super) fn parse_head<T: Parsed, E>(
     // in `buf`, in the same allocation, which the next read reuses once the message is gone.
     if let Some(end) = head_end(buf).filter(|&end| end <= max_bytes) {
         let head = buf.split_to(end).freeze();
+        if buf.is_empty() {
+            // Nothing follows: the buffer is let go with the head, as below, so a connection
+            // between messages holds none.
+            *buf = BytesMut::new();
+        }
         match with_slots(max_headers, |slots| parse(&head, slots)) {
             Ok(Some(parsed)) if parsed.len() == end => return Ok(Some(parsed)),
             Err(error) => {

@@ -690,3 +690,12 @@ fn the_head_taken_leaves_the_rest_in_the_same_allocation() {
     assert_eq!(&buf[..], b"body");
     assert_eq!(buf.as_ptr(), before.wrapping_add(parsed.len));
 }
+
+#[test]
+fn a_head_with_nothing_behind_it_leaves_no_buffer_held() {
+    // Between requests a keep-alive connection holds no buffer (README, "Resource budget").
+    let mut buf = BytesMut::with_capacity(4096);
+    buf.extend_from_slice(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n");
+    parse_request(&mut buf, LIMITS).unwrap().unwrap();
+    assert_eq!(buf.capacity(), 0);
+}

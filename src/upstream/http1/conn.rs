@@ -12,9 +12,12 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use tokio::net::TcpStream;
 
-/// Bytes asked of the socket per read: a response head usually fits in one, and a body is
-/// passed on in pieces no larger, so a slow client holds at most one per response.
+/// Bytes asked of the socket per read: a body is passed on in pieces no larger, so a slow
+/// client holds at most one per response.
 const READ_SIZE: usize = 16 * 1024;
+/// The first read of a response, into a connection that holds no buffer: a usual head (and
+/// a small body) fits, and a buffer this size is cheap to make.
+const FIRST_READ: usize = 4 * 1024;
 
 /// A connection to a backend, with what has been read from it and not yet used.
 #[derive(Debug)]
@@ -33,6 +36,13 @@ impl Conn {
             buf: BytesMut::new(),
             _open: open,
         }
+    }
+
+    /// Lets the read buffer go: an idle connection holds none (it would pin up to
+    /// [`READ_SIZE`] per pooled connection). Only for a connection with nothing unread.
+    pub(super) fn park(&mut self) {
+        debug_assert!(self.buf.is_empty());
+        self.buf = BytesMut::new();
     }
 
     /// The socket, the bytes read and not used, and the open count.
@@ -57,7 +67,9 @@ impl Conn {
 
     /// Reads more of the response into `buf`; `Ok(0)` when the backend has closed.
     pub(super) fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        if self.buf.capacity() - self.buf.len() < READ_SIZE / 4 {
+        if self.buf.capacity() == 0 {
+            self.buf.reserve(FIRST_READ);
+        } else if self.buf.capacity() - self.buf.len() < READ_SIZE / 4 {
             self.buf.reserve(READ_SIZE);
         }
         tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.buf)

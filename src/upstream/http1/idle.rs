@@ -63,7 +63,8 @@ impl IdleConns {
         });
     }
 
-    fn keep(self: &Arc<Self>, conn: Conn) {
+    fn keep(self: &Arc<Self>, mut conn: Conn) {
+        conn.park();
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         idle.push(Idle {
             conn,
