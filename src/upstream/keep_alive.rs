@@ -102,6 +102,6 @@ impl KeepAlive {
                 }
             })?;
         let (stream, open) = io.into_parts();
-        Ok(Conn::new(stream, open))
+        Ok(Conn::new(stream, open, self.limits.max_bytes))
     }
 }

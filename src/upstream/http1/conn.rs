@@ -12,9 +12,6 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use tokio::net::TcpStream;
 
-/// Bytes asked of the socket per read: a body is passed on in pieces no larger, so a slow
-/// client holds at most one per response.
-const READ_SIZE: usize = 16 * 1024;
 /// The first read of a response, into a connection that holds no buffer: a usual head (and
 /// a small body) fits, and a buffer this size is cheap to make.
 const FIRST_READ: usize = 4 * 1024;
@@ -24,22 +21,26 @@ const FIRST_READ: usize = 4 * 1024;
 pub struct Conn {
     pub(super) io: TcpStream,
     pub(super) buf: BytesMut,
+    /// Bytes asked of the socket per read (`limits.max_response_header_bytes`): a body is
+    /// passed on in pieces no larger, so a slow client holds about one per response.
+    read_size: usize,
     /// Counts the connection open until it is dropped.
     _open: Open,
 }
 
 impl Conn {
-    /// A new connection.
-    pub fn new(io: TcpStream, open: Open) -> Self {
+    /// A new connection, read `read_size` bytes at a time.
+    pub fn new(io: TcpStream, open: Open, read_size: usize) -> Self {
         Self {
             io,
             buf: BytesMut::new(),
+            read_size: read_size.max(FIRST_READ),
             _open: open,
         }
     }
 
-    /// Lets the read buffer go: an idle connection holds none (it would pin up to
-    /// [`READ_SIZE`] per pooled connection). Only for a connection with nothing unread.
+    /// Lets the read buffer go: an idle connection holds none (it would pin up to a read's
+    /// size per pooled connection). Only for a connection with nothing unread.
     pub(super) fn park(&mut self) {
         debug_assert!(self.buf.is_empty());
         self.buf = BytesMut::new();
@@ -69,8 +70,8 @@ impl Conn {
     pub(super) fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         if self.buf.capacity() == 0 {
             self.buf.reserve(FIRST_READ);
-        } else if self.buf.capacity() - self.buf.len() < READ_SIZE / 4 {
-            self.buf.reserve(READ_SIZE);
+        } else if self.buf.capacity() - self.buf.len() < self.read_size / 4 {
+            self.buf.reserve(self.read_size);
         }
         tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.buf)
     }
