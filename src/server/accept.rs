@@ -109,13 +109,13 @@ impl Acceptor {
             .accepted
             .with_label_values(&[&self.name])
             .inc();
-        let task = session::serve(
+        let task = session::serve(Box::new(session::Accepted {
             stream,
             peer,
             permit,
-            Arc::clone(&self.listener_ctx),
-            Arc::clone(&self.ctx),
-        );
+            listener: Arc::clone(&self.listener_ctx),
+            ctx: Arc::clone(&self.ctx),
+        }));
         self.ctx.connections.spawn(task);
     }
 

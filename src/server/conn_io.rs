@@ -81,7 +81,9 @@ pub struct ConnIo<S> {
     // One timer per connection, as hyper's own; moved later lazily (see `Deadline`).
     deadline: Deadline,
     conn: Arc<ClientConn>,
-    timeouts: IoTimeouts,
+    // Only the two deadlines this wrapper sets itself; `send_rate` keeps the write ones.
+    request_header: Duration,
+    idle: Duration,
     phase: Phase,
     protocol: Option<Protocol>,
     seen_epoch: u32,
@@ -101,7 +103,8 @@ impl<S: AsyncRead + AsyncWrite + ResetOnClose + Unpin> ConnIo<S> {
             prefix: BytesMut::new(),
             deadline: Deadline::at(Instant::now() + timeouts.request_header),
             conn,
-            timeouts,
+            request_header: timeouts.request_header,
+            idle: timeouts.idle,
             phase: Phase::Fresh,
             protocol: None,
             seen_epoch,
@@ -128,8 +131,7 @@ impl<S: AsyncRead + AsyncWrite + ResetOnClose + Unpin> ConnIo<S> {
     /// server's preface and a GOAWAY are written here, and `None` is returned, as it is when
     /// the client closed or stayed silent.
     pub async fn preface(&mut self) -> io::Result<Option<Protocol>> {
-        self.deadline
-            .set(Instant::now() + self.timeouts.request_header);
+        self.deadline.set(Instant::now() + self.request_header);
         match self.read_preface().await? {
             Some(true) => Ok(Some(self.decided(Protocol::Http2))),
             Some(false) => {
@@ -162,8 +164,7 @@ impl<S: AsyncRead + AsyncWrite + ResetOnClose + Unpin> ConnIo<S> {
     /// The protocol was settled elsewhere (TLS ALPN): the first head (or stream) is due within
     /// its deadline from now.
     pub fn known(&mut self, protocol: Protocol) -> Protocol {
-        self.deadline
-            .set(Instant::now() + self.timeouts.request_header);
+        self.deadline.set(Instant::now() + self.request_header);
         self.decided(protocol)
     }
 
@@ -206,13 +207,12 @@ impl<S: AsyncRead + AsyncWrite + ResetOnClose + Unpin> ConnIo<S> {
 
     fn start_head(&mut self) {
         self.phase = Phase::Head;
-        self.deadline
-            .set(Instant::now() + self.timeouts.request_header);
+        self.deadline.set(Instant::now() + self.request_header);
     }
 
     fn set_idle(&mut self) {
         self.phase = Phase::Idle;
-        self.deadline.set(Instant::now() + self.timeouts.idle);
+        self.deadline.set(Instant::now() + self.idle);
     }
 
     /// Brings the phase up to date with the requests on the connection.

@@ -53,14 +53,17 @@ type Responding =
     clippy::manual_async_fn,
     reason = "an async fn keeps its arguments twice"
 )]
-pub fn serve(
-    stream: TcpStream,
-    peer: SocketAddr,
-    mut permit: Permit,
-    listener: Arc<ListenerCtx>,
-    ctx: Arc<ServerCtx>,
-) -> impl Future<Output = ()> + Send {
+pub fn serve(accepted: Box<Accepted>) -> impl Future<Output = ()> + Send {
     async move {
+        // Taken apart inside: a captured argument keeps its place in every state of the task,
+        // so one box pointer is captured rather than the five of them.
+        let Accepted {
+            stream,
+            peer,
+            mut permit,
+            listener,
+            ctx,
+        } = *accepted;
         permit.accepted();
         let open = ctx
             .metrics
@@ -69,27 +72,24 @@ pub fn serve(
             .with_label_values(&[&listener.name]);
         open.inc();
         let settings = listener.settings.load_full();
-        let Some((stream, admitted)) =
+        // let-else, not if-let: the scrutinee of an if-let would stay in the task's state;
+        // and taken apart in the pattern, as a whole local would keep its room to the end.
+        let Some((stream, gate::Admitted { client, slot })) =
             Box::pin(gate::pass(stream, peer, &listener, &settings, &ctx)).await
         else {
             open.dec();
             return;
         };
-        // let-else, not if-let: the scrutinee of an if-let would stay in the task's state.
         let Some((stream, scheme, protocol)) =
             Box::pin(open_stream(stream, &settings, &listener.name, &ctx)).await
         else {
             open.dec();
             return;
         };
+        drop(settings);
         // Scoped: the connection's state is gone before its slot and permit are given back.
         {
-            let conn = ClientConn::new(
-                Arc::clone(&listener.name),
-                admitted.client,
-                scheme,
-                permit.tier(),
-            );
+            let conn = ClientConn::new(Arc::clone(&listener.name), client, scheme, permit.tier());
             let conn = Arc::new(match permit.tier() {
                 Tier::Baseline => conn,
                 Tier::Burst => conn.in_burst_of(Arc::clone(&ctx.admission)),
@@ -99,8 +99,9 @@ pub fn serve(
                 ctx: &ctx,
                 conn: &conn,
             };
-            if let Err(e) = session.run(stream, protocol).await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            let io = ConnIo::new(stream, Arc::clone(&conn), ctx.settings.load().timeouts);
+            if let Err(e) = session.run(io, protocol).await {
+                tracing::debug!(peer = %conn.info.peer, error = %e, "connection ended with an error");
             }
             if let Some(reason) = conn.slow_reader() {
                 ctx.metrics
@@ -112,9 +113,23 @@ pub fn serve(
             ctx.unregister(id);
         }
         open.dec();
-        drop(admitted.slot);
+        drop(slot);
         drop(permit);
     }
+}
+
+/// An accepted connection, handed to its task in one box (see [`serve`]).
+pub struct Accepted {
+    /// The socket.
+    pub stream: TcpStream,
+    /// The client's address as the socket has it.
+    pub peer: SocketAddr,
+    /// Its admission permit, released when the task ends.
+    pub permit: Permit,
+    /// The listener it came in on.
+    pub listener: Arc<ListenerCtx>,
+    /// The server.
+    pub ctx: Arc<ServerCtx>,
 }
 
 /// The plain stream, or the TLS one after a handshake within `timeouts.tls_handshake` (a
@@ -201,13 +216,11 @@ impl Session<'_> {
     )]
     fn run(
         &self,
-        stream: ClientStream,
+        mut io: Io,
         known: Option<Protocol>,
     ) -> impl Future<Output = Result<(), Box<dyn std::error::Error + Send + Sync>>> + Send + '_
     {
         async move {
-            let settings = self.ctx.settings.load_full();
-            let mut io = ConnIo::new(stream, Arc::clone(self.conn), settings.timeouts);
             let protocol = match known {
                 Some(Protocol::Http1) => Some(io.known(Protocol::Http1)),
                 // portero checks the preface itself: h2 closes on a bad one without a GOAWAY.
