@@ -18,6 +18,9 @@
 //!                      │ headers: hop-by-hop out, X-Forwarded-* in; body: ClientBody bounds
 //!                      ▼
 //!                upstream::PoolClients[index].send ──pooled keep-alive──► backend
+//!                      │ plain HTTP/1.1: upstream::http1, portero's own connection over
+//!                      │ the h1 codec (one writev out, the head parsed from the first
+//!                      │ read); TLS and h2c backends: hyper-util's client
 //!                      │ response head
 //!                      ▼
 //!                proxy::ResponseBody (streams; records the Exchange at its end) ──► client

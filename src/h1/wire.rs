@@ -75,7 +75,7 @@ impl Wire {
     }
 
     /// Whether another frame may be queued before what is queued is written: a large frame
-    /// is held by its own bytes, one at a time, and copies stop at [`QUEUE_UP_TO`].
+    /// is held by its own bytes, one at a time, and copies stop at 16 KiB queued.
     pub fn has_room(&self) -> bool {
         self.data.is_empty() && self.out.len() - self.written < QUEUE_UP_TO
     }
