@@ -22,6 +22,7 @@ mod wire;
 
 pub use chunked::{ChunkError, Chunked, Decoded};
 pub use date::http_date;
+pub use head::has_token;
 pub use request::{BodyFraming, HeadError, HeadLimits, ParsedRequest, parse_request};
 pub use response::{ResponseFraming, chunk_size_line, encode_response_head, encode_trailers};
 pub use upstream::{

@@ -2,6 +2,7 @@
 //! httparse, and where the header slots live.
 
 use bytes::{Bytes, BytesMut};
+use http::HeaderValue;
 use std::mem::MaybeUninit;
 
 /// Header slots kept on the stack; a limit allowing more parses into a heap array.
@@ -67,6 +68,23 @@ pub(super) fn parse_head<T: Parsed, E>(
             Ok(Some(parsed))
         }
     }
+}
+
+/// Whether a `Transfer-Encoding` field's last coding is `chunked` (RFC 9112 §6.3), the only
+/// way a body framed by codings has an end before the connection's.
+pub(super) fn last_coding_is_chunked(value: &HeaderValue) -> bool {
+    value
+        .to_str()
+        .ok()
+        .and_then(|s| s.rsplit(',').next())
+        .is_some_and(|coding| coding.trim().eq_ignore_ascii_case("chunked"))
+}
+
+/// Whether a comma-separated field (`Connection`, `Expect`...) lists `token`, in any case.
+pub fn has_token(value: &HeaderValue, token: &str) -> bool {
+    value
+        .to_str()
+        .is_ok_and(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
 }
 
 /// Runs `parse` with `max_headers` header slots: on the stack up to [`STACK_HEADERS`].

@@ -1,7 +1,7 @@
 //! A request head: bytes to an [`http::Request`], its body framing and its connection
 //! semantics, in one pass over the fields.
 
-use super::head::{Parsed, parse_head};
+use super::head::{Parsed, has_token, last_coding_is_chunked, parse_head};
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri, Version, header};
 use std::mem::MaybeUninit;
@@ -283,20 +283,6 @@ fn content_length(bytes: &[u8]) -> Result<u64, HeadError> {
         return Err(HeadError::TooLarge);
     }
     Ok(n)
-}
-
-fn last_coding_is_chunked(value: &HeaderValue) -> bool {
-    value
-        .to_str()
-        .ok()
-        .and_then(|s| s.rsplit(',').next())
-        .is_some_and(|coding| coding.trim().eq_ignore_ascii_case("chunked"))
-}
-
-fn has_token(value: &HeaderValue, token: &str) -> bool {
-    value
-        .to_str()
-        .is_ok_and(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
 }
 
 #[cfg(test)]

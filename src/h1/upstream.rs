@@ -3,7 +3,7 @@
 //! the request was sent with. The mirror of `request` and `response`, for the upstream
 //! connection; a chunked response body is decoded with the same [`Chunked`](super::Chunked).
 
-use super::head::{Parsed, parse_head};
+use super::head::{Parsed, has_token, last_coding_is_chunked, parse_head};
 use super::response::field;
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, Version, header};
@@ -362,20 +362,6 @@ fn digits(bytes: &[u8]) -> Option<u64> {
         let digit = b.is_ascii_digit().then(|| u64::from(b - b'0'))?;
         n.checked_mul(10)?.checked_add(digit)
     })
-}
-
-fn last_coding_is_chunked(value: &HeaderValue) -> bool {
-    value
-        .to_str()
-        .ok()
-        .and_then(|s| s.rsplit(',').next())
-        .is_some_and(|coding| coding.trim().eq_ignore_ascii_case("chunked"))
-}
-
-fn has_token(value: &HeaderValue, token: &str) -> bool {
-    value
-        .to_str()
-        .is_ok_and(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! needs, then the body frame by frame as the proxy yields it, through a [`Wire`].
 
 use super::Io;
-use crate::h1::{Coding, ResponseFraming, SendError, Wire, encode_response_head};
+use crate::h1::{Coding, ResponseFraming, SendError, Wire, encode_response_head, has_token};
 use crate::proxy::ResponseBody;
 use crate::server::served::Active;
 use http::{HeaderMap, Response, StatusCode, Version, header};
@@ -112,6 +112,10 @@ impl Outflow {
     }
 }
 
+fn has_close(value: &http::HeaderValue) -> bool {
+    has_token(value, "close")
+}
+
 /// How the body's bytes go out under `framing`.
 fn coding(framing: ResponseFraming) -> Coding {
     match framing {
@@ -119,12 +123,6 @@ fn coding(framing: ResponseFraming) -> Coding {
         ResponseFraming::Length { .. } | ResponseFraming::UntilClose => Coding::Raw,
         ResponseFraming::Chunked => Coding::Chunked,
     }
-}
-
-fn has_close(value: &http::HeaderValue) -> bool {
-    value
-        .to_str()
-        .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")))
 }
 
 /// How a response's body goes on the wire (RFC 9112 §6.3): none after HEAD, 1xx, 204 and
