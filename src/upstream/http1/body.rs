@@ -164,7 +164,7 @@ impl http_body::Body for Body {
         if let Some(upload) = &mut this.upload {
             match upload.poll(&mut conn.io, cx) {
                 Poll::Ready(Ok(())) => this.upload = None,
-                Poll::Ready(Err(UploadError::Client(error))) => {
+                Poll::Ready(Err(UploadError::Body(error))) => {
                     return this.fail(BodyError::Upload(error), cx);
                 }
                 // The backend stopped reading the upload; what it sends is still read.

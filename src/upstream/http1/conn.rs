@@ -84,14 +84,8 @@ pub struct Upload {
     body: RequestBody,
 }
 
-/// Why an upload stopped.
-#[derive(Debug)]
-pub(super) enum UploadError {
-    /// The backend's socket failed.
-    Io(io::Error),
-    /// The client's body failed.
-    Client(ClientBodyError),
-}
+/// Why an upload stopped: the backend's socket (`Io`) or the client's body (`Body`).
+pub(super) type UploadError = SendError<ClientBodyError>;
 
 impl Upload {
     /// The encoded `head`, then `body` framed as `framing` says.
@@ -113,12 +107,7 @@ impl Upload {
         io: &mut TcpStream,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), UploadError>> {
-        self.wire
-            .poll_send(Pin::new(&mut self.body), io, cx)
-            .map_err(|error| match error {
-                SendError::Io(error) => UploadError::Io(error),
-                SendError::Body(error) => UploadError::Client(error),
-            })
+        self.wire.poll_send(Pin::new(&mut self.body), io, cx)
     }
 
     /// Drives the upload to its end, after the response: the connection is fit for another

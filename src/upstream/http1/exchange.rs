@@ -37,7 +37,7 @@ pub async fn exchange(
         if let Some(sending) = &mut upload {
             match sending.poll(&mut conn.io, cx) {
                 Poll::Ready(Ok(())) => upload = None,
-                Poll::Ready(Err(UploadError::Client(error))) => {
+                Poll::Ready(Err(UploadError::Body(error))) => {
                     return Poll::Ready(Err(failed(crate::upstream::UpstreamError::ClientBody(
                         error,
                     ))));
