@@ -47,9 +47,9 @@
 mod hyper_io;
 
 use bytes::BytesMut;
-use http::{HeaderMap, Request, Response, StatusCode, Version};
+use http::{HeaderMap, Request, StatusCode, Version};
 use hyper::body::{Body, Incoming};
-use hyper_io::{Io, Wakes, Wire, escaped, run};
+use hyper_io::{Io, Wakes, Wire, escaped, not_found, run, server};
 use portero::h1::{BodyFraming, HeadError, HeadLimits, ParsedRequest, parse_request};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -274,18 +274,10 @@ fn hyper_verdict(data: &[u8]) -> HyperRun {
                 served.first = Some((hyper_head(&request), wire.borrow().reads.len()));
             }
             served.kept.push(request);
-            // Not 2xx, so that a CONNECT is not turned into a tunnel.
-            let mut response = Response::new(String::new());
-            *response.status_mut() = StatusCode::NOT_FOUND;
-            std::future::ready(Ok::<_, Infallible>(response))
+            std::future::ready(Ok::<_, Infallible>(not_found()))
         }
     });
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .max_header_size(MAX_HEADER_BYTES)
-        .header_read_timeout(None)
-        .auto_date_header(false);
-    let mut conn = pin!(builder.serve_connection(Io(wire.clone()), service));
+    let mut conn = pin!(server(MAX_HEADER_BYTES).serve_connection(Io(wire.clone()), service));
     let wakes = Arc::new(Wakes::default());
 
     let waiting = run(conn.as_mut(), &wakes);

@@ -39,9 +39,9 @@ mod hyper_io;
 mod response;
 
 use bytes::{Bytes, BytesMut};
-use http::{HeaderMap, Method, Request, Response, StatusCode, Version, header};
+use http::{HeaderMap, Method, Request, Version, header};
 use hyper::body::{Body, Incoming};
-use hyper_io::{Io, Wakes, Wire, escaped, run};
+use hyper_io::{Io, Wakes, Wire, escaped, not_found, run, server};
 use portero::h1::{
     BodyFraming, ChunkError, Chunked, Decoded, HeadLimits, ParsedRequest, RequestFraming,
     chunk_size_line, encode_request_head, encode_trailers, parse_request,
@@ -323,18 +323,11 @@ fn hyper_reading(wire: &[u8]) -> Result<Vec<Seen>, String> {
             async move {
                 let seen = hyper_request(request).await;
                 served.borrow_mut().push(seen);
-                let mut response = Response::new(String::new());
-                *response.status_mut() = StatusCode::NOT_FOUND;
-                Ok::<_, Infallible>(response)
+                Ok::<_, Infallible>(not_found())
             }
         }
     });
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .max_header_size(REENCODED_BYTES)
-        .header_read_timeout(None)
-        .auto_date_header(false);
-    let mut conn = pin!(builder.serve_connection(Io(io.clone()), service));
+    let mut conn = pin!(server(REENCODED_BYTES).serve_connection(Io(io.clone()), service));
     let wakes = Arc::new(Wakes::default());
     let outcome = match run(conn.as_mut(), &wakes) {
         Some(outcome) => outcome,

@@ -13,6 +13,25 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 
+/// hyper's HTTP/1 server as both harnesses run it: heads up to `max_header_bytes`, no read
+/// timeout (there is no clock here) and no `Date` (the output must not vary).
+pub fn server(max_header_bytes: usize) -> hyper::server::conn::http1::Builder {
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .max_header_size(max_header_bytes)
+        .header_read_timeout(None)
+        .auto_date_header(false);
+    builder
+}
+
+/// What both services answer: 404 with no body (not 2xx, so that a CONNECT is not turned
+/// into a tunnel).
+pub fn not_found() -> http::Response<String> {
+    let mut response = http::Response::new(String::new());
+    *response.status_mut() = http::StatusCode::NOT_FOUND;
+    response
+}
+
 /// Polls of hyper's connection per phase before it is declared stuck (it yields every 16
 /// turns of its loop; a pipelined input of a few KiB takes a few dozen).
 const MAX_POLLS: usize = 100_000;

@@ -45,6 +45,18 @@ fn refused(input: &[u8]) -> ResponseHeadError {
     refused_to(&Method::GET, input)
 }
 
+/// Every one of `inputs` is refused with `expected`.
+fn all_refused_as(inputs: &[&[u8]], expected: ResponseHeadError) {
+    for input in inputs {
+        assert_eq!(
+            refused(input),
+            expected,
+            "{:?}",
+            String::from_utf8_lossy(input)
+        );
+    }
+}
+
 /// A 200 with `lines` as its fields.
 fn ok_with(lines: &str) -> Vec<u8> {
     format!("HTTP/1.1 200 OK\r\n{lines}\r\n").into_bytes()
@@ -396,19 +408,15 @@ fn transfer_encoding_not_ending_in_chunked_reads_until_close() {
 
 #[test]
 fn transfer_encoding_with_content_length_is_refused_whatever_the_status() {
-    for input in [
-        &ok_with("Transfer-Encoding: chunked\r\nContent-Length: 5\r\n")[..],
-        &ok_with("Content-Length: 5\r\nTransfer-Encoding: chunked\r\n"),
-        &ok_with("Content-Length: nonsense\r\nTransfer-Encoding: gzip\r\n"),
-        b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nTransfer-Encoding: chunked\r\n\r\n",
-    ] {
-        assert_eq!(
-            refused(input),
-            ResponseHeadError::TransferEncodingWithContentLength,
-            "{:?}",
-            String::from_utf8_lossy(input)
-        );
-    }
+    all_refused_as(
+        &[
+            &ok_with("Transfer-Encoding: chunked\r\nContent-Length: 5\r\n")[..],
+            &ok_with("Content-Length: 5\r\nTransfer-Encoding: chunked\r\n"),
+            &ok_with("Content-Length: nonsense\r\nTransfer-Encoding: gzip\r\n"),
+            b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nTransfer-Encoding: chunked\r\n\r\n",
+        ],
+        ResponseHeadError::TransferEncodingWithContentLength,
+    );
     assert_eq!(
         refused_to(
             &Method::HEAD,
@@ -632,65 +640,53 @@ fn obs_fold_is_refused() {
 
 #[test]
 fn bad_fields_are_refused() {
-    for input in [
-        &ok_with("X-A : 1\r\n")[..],
-        &ok_with("X A: 1\r\n"),
-        &ok_with(": 1\r\n"),
-        &ok_with("no colon\r\n"),
-        &ok_with("X-A: a\x00b\r\n"),
-        &ok_with("X-A: a\rb\r\n"),
-        &ok_with("X-A: a\x7fb\r\n"),
-        &ok_with("X-\u{e9}: 1\r\n"),
-        b"HTTP/1.1 200 OK\r\n X-A: 1\r\n\r\n",
-        b"HTTP/1.1 200 OK\r\nX-A: 1\r\r\n",
-    ] {
-        assert_eq!(
-            refused(input),
-            ResponseHeadError::Field,
-            "{:?}",
-            String::from_utf8_lossy(input)
-        );
-    }
+    all_refused_as(
+        &[
+            &ok_with("X-A : 1\r\n")[..],
+            &ok_with("X A: 1\r\n"),
+            &ok_with(": 1\r\n"),
+            &ok_with("no colon\r\n"),
+            &ok_with("X-A: a\x00b\r\n"),
+            &ok_with("X-A: a\rb\r\n"),
+            &ok_with("X-A: a\x7fb\r\n"),
+            &ok_with("X-\u{e9}: 1\r\n"),
+            b"HTTP/1.1 200 OK\r\n X-A: 1\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nX-A: 1\r\r\n",
+        ],
+        ResponseHeadError::Field,
+    );
 }
 
 #[test]
 fn bad_versions_are_refused() {
-    for input in [
-        &b"HTTP/2.0 200 OK\r\n\r\n"[..],
-        b"HTTP/1.2 200 OK\r\n\r\n",
-        b"HTTP/0.9 200 OK\r\n\r\n",
-        b"http/1.1 200 OK\r\n\r\n",
-        b"ICY 200 OK\r\n\r\n",
-        b"<html>\r\n\r\n",
-    ] {
-        assert_eq!(
-            refused(input),
-            ResponseHeadError::Version,
-            "{:?}",
-            String::from_utf8_lossy(input)
-        );
-    }
+    all_refused_as(
+        &[
+            &b"HTTP/2.0 200 OK\r\n\r\n"[..],
+            b"HTTP/1.2 200 OK\r\n\r\n",
+            b"HTTP/0.9 200 OK\r\n\r\n",
+            b"http/1.1 200 OK\r\n\r\n",
+            b"ICY 200 OK\r\n\r\n",
+            b"<html>\r\n\r\n",
+        ],
+        ResponseHeadError::Version,
+    );
 }
 
 #[test]
 fn bad_status_lines_are_refused() {
-    for input in [
-        &b"HTTP/1.1 20 OK\r\n\r\n"[..],
-        b"HTTP/1.1 2000 OK\r\n\r\n",
-        b"HTTP/1.1 abc OK\r\n\r\n",
-        b"HTTP/1.1 099 Too Low\r\n\r\n",
-        b"HTTP/1.1 000\r\n\r\n",
-        b"HTTP/1.1  200 OK\r\n\r\n",
-        b"HTTP/1.1 200 O\x00K\r\n\r\n",
-        b"HTTP/1.1 200 OK\rX\r\n\r\n",
-    ] {
-        assert_eq!(
-            refused(input),
-            ResponseHeadError::StatusLine,
-            "{:?}",
-            String::from_utf8_lossy(input)
-        );
-    }
+    all_refused_as(
+        &[
+            &b"HTTP/1.1 20 OK\r\n\r\n"[..],
+            b"HTTP/1.1 2000 OK\r\n\r\n",
+            b"HTTP/1.1 abc OK\r\n\r\n",
+            b"HTTP/1.1 099 Too Low\r\n\r\n",
+            b"HTTP/1.1 000\r\n\r\n",
+            b"HTTP/1.1  200 OK\r\n\r\n",
+            b"HTTP/1.1 200 O\x00K\r\n\r\n",
+            b"HTTP/1.1 200 OK\rX\r\n\r\n",
+        ],
+        ResponseHeadError::StatusLine,
+    );
 }
 
 #[test]
