@@ -7,7 +7,9 @@ use http::{HeaderMap, HeaderValue};
 use portero::admission::Admission;
 use portero::backend::BackendSpec;
 use portero::clock::now_us;
-use portero::config::{Balance, HashKey, OutlierConfig, PoolConfig, UpstreamProtocol};
+use portero::config::{
+    Balance, HashKey, OnMarkedDown, OutlierConfig, PoolConfig, Serves, UpstreamProtocol,
+};
 use portero::pool::{PickRequest, Pool};
 use portero::proxy::headers::{self, Hop};
 use portero::route::{HostMatch, Router, normalize_host};
@@ -67,6 +69,9 @@ fn picking(c: &mut Criterion) {
             retry_budget: 0.2,
             discovery: None,
             tls: None,
+            serves: Serves::Http,
+            send_proxy_protocol: None,
+            on_marked_down: OnMarkedDown::Close,
         };
         let pool = Pool::build(&config, &config.backends, None, now_us());
         let now = now_us();

@@ -1,4 +1,5 @@
-//! The access log: one JSON object per request, written by its own task. The request path
+//! The access log: one JSON object per request (and per session of a tcp listener, with
+//! `"protocol": "tcp"`), written by its own task. The request path
 //! only formats the line and hands it over with `try_send`: if the writer falls behind (slow
 //! disk, blocked stdout), lines are dropped and counted, and requests never wait for a log.
 
@@ -75,6 +76,32 @@ pub struct Record<'a> {
     pub tls: Option<&'a str>,
 }
 
+/// One access-log line for a session of a `protocol = "tcp"` listener.
+#[derive(Debug, Serialize)]
+pub struct SessionRecord<'a> {
+    /// RFC 3339 time the session was accepted.
+    pub time: String,
+    /// Traffic listener name.
+    pub listener: &'a str,
+    /// Client address (ip:port).
+    pub client: String,
+    /// Always `tcp`: what tells a session's line from a request's.
+    pub protocol: &'static str,
+    /// Bytes from the client to the backend.
+    pub bytes_in: u64,
+    /// Bytes from the backend to the client.
+    pub bytes_out: u64,
+    /// Whole session, seconds.
+    pub duration: f64,
+    /// The listener's pool.
+    pub pool: &'a str,
+    /// Backend that served it; absent when none could be reached.
+    pub backend: Option<&'a str>,
+    /// How it ended: `closed`, `error`, `idle`, `shutdown`, `backend_removed`,
+    /// `marked_down`; or why it never reached a backend (`no_backend`, `connect_failed`).
+    pub end: &'a str,
+}
+
 /// What the writer task receives.
 #[derive(Debug)]
 enum Message {
@@ -126,8 +153,9 @@ impl AccessLog {
         self.tx.is_some()
     }
 
-    /// Queues one record; drops it (counted) when the writer is behind.
-    pub fn log(&self, record: &Record<'_>) {
+    /// Queues one record ([`Record`], [`SessionRecord`]); drops it (counted) when the
+    /// writer is behind.
+    pub fn log(&self, record: &impl Serialize) {
         let Some(tx) = &self.tx else { return };
         match serde_json::to_string(record) {
             Ok(mut line) => {

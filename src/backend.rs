@@ -21,6 +21,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::Notify;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 /// A backend as the config or a discovery feed describes it.
@@ -90,6 +91,10 @@ pub struct Backend {
     cut: CancellationToken,
     /// "failing but not ejected" comes once per failed request: logged at most this often.
     failing_warning: Every,
+    /// How many times checks have marked it down; tcp sessions that began before the latest
+    /// may be closed ([`Backend::marked_down_after`]).
+    downs: AtomicU64,
+    marked_down: Notify,
 }
 
 /// How often a backend that keeps failing without being ejected is logged.
@@ -98,14 +103,24 @@ const FAILING_WARNING_PERIOD: Duration = Duration::from_secs(10);
 impl Backend {
     /// A backend able to take traffic since `up_since` (µs on [`now_us`]; 0 = always).
     pub fn new(address: SocketAddr, up_since: u64) -> Self {
+        Self::starting(address, up_since, Hysteresis::up())
+    }
+
+    /// A backend that takes no traffic until its active checks pass `rise` times: one of a
+    /// pool that asks for a role, which no node has until a check has seen it.
+    pub fn unproven(address: SocketAddr) -> Self {
+        Self::starting(address, 0, Hysteresis::down())
+    }
+
+    fn starting(address: SocketAddr, up_since: u64, checks: Hysteresis) -> Self {
         let label: Arc<str> = address.to_string().into();
         Self {
             address,
             authority: Authority::try_from(&*label).expect("a socket address is an authority"),
             label,
             draining: AtomicBool::new(false),
-            checks: Mutex::new(Hysteresis::up()),
-            check_down: AtomicBool::new(false),
+            check_down: AtomicBool::new(!checks.is_up()),
+            checks: Mutex::new(checks),
             checked: AtomicBool::new(false),
             ejected_until: AtomicU64::new(0),
             ejections: AtomicU32::new(0),
@@ -114,6 +129,8 @@ impl Backend {
             in_flight: AtomicU64::new(0),
             cut: CancellationToken::new(),
             failing_warning: Every::new(FAILING_WARNING_PERIOD),
+            downs: AtomicU64::new(0),
+            marked_down: Notify::new(),
         }
     }
 
@@ -189,7 +206,29 @@ impl Backend {
             self.up_since.store(now_us(), Ordering::Release);
             Some(Transition::CheckPassed)
         } else {
+            self.downs.fetch_add(1, Ordering::AcqRel);
+            self.marked_down.notify_waiters();
             Some(Transition::CheckFailed)
+        }
+    }
+
+    /// How many times checks have marked it down so far.
+    pub fn downs(&self) -> u64 {
+        self.downs.load(Ordering::Acquire)
+    }
+
+    /// Resolves once checks mark it down after `seen` (a [`Backend::downs`] read earlier):
+    /// what a tcp session to it waits on, to close when its node loses its role.
+    pub async fn marked_down_after(&self, seen: u64) {
+        loop {
+            let notified = self.marked_down.notified();
+            let mut notified = std::pin::pin!(notified);
+            // Registered before the count is read: a mark in between is not missed.
+            notified.as_mut().enable();
+            if self.downs() != seen {
+                return;
+            }
+            notified.await;
         }
     }
 

@@ -106,6 +106,14 @@ pub fn key_hash(bytes: &[u8]) -> u64 {
     maglev::hash(b"key", bytes)
 }
 
+/// The key hash of a client's IP address (`hash_key = "client_ip"`).
+pub fn client_ip_key(ip: std::net::IpAddr) -> u64 {
+    match ip {
+        std::net::IpAddr::V4(ip) => key_hash(&ip.octets()),
+        std::net::IpAddr::V6(ip) => key_hash(&ip.octets()),
+    }
+}
+
 /// What an algorithm may know about the members of a pool, by index.
 pub trait Candidates {
     /// How many members there are.

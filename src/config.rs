@@ -14,8 +14,13 @@ pub mod units;
 pub use security::{DeniedMethods, RateLimitConfig, RateLimitStore, SecurityConfig};
 pub use tls::{CertificateFile, ListenerTls, UpstreamTls, load_certificates};
 
-pub use health_check::{HealthCheckConfig, StatusRanges};
-pub use pool::{DiscoveryConfig, DiscoverySource, HashKey, OutlierConfig, PoolConfig};
+pub use health_check::{
+    CheckKind, HealthCheckConfig, HttpCheck, Role, Secret, StatusRanges, StoreCheck,
+};
+pub use pool::{
+    DiscoveryConfig, DiscoverySource, HashKey, OnMarkedDown, OutlierConfig, PoolConfig,
+    ProxyVersion, Serves,
+};
 pub use protocols::ListenerProtocols;
 
 pub use file::{
@@ -25,14 +30,15 @@ pub use file::{
 
 use crate::access::AccessList;
 use crate::route::HostMatch;
-use file::{ListenerFile, PoolFile, RouteFile};
+use file::{ListenerFile, PoolFile, ProtocolName, RouteFile};
 use ipnet::IpNet;
 use load::FileConfig;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::Path;
+use toml::Spanned;
 
 /// A validated configuration, ready to run.
 #[derive(Debug, Clone)]
@@ -51,7 +57,8 @@ pub struct Config {
     pub admin: AdminConfig,
     /// Traffic listeners, in file order.
     pub listeners: Vec<ListenerConfig>,
-    /// Routes, first match wins. Never empty: a single pool without routes gets a catch-all.
+    /// Routes, first match wins. A single HTTP pool without routes gets a catch-all; empty
+    /// only when every listener is a tcp one.
     pub routes: Vec<RouteConfig>,
     /// Pools by name.
     pub pools: BTreeMap<String, PoolConfig>,
@@ -75,6 +82,20 @@ pub struct ListenerConfig {
     pub proxy_protocol: Option<Vec<IpNet>>,
     /// HTTP/1, HTTP/2 or both (the default).
     pub protocols: ListenerProtocols,
+    /// HTTP through the proxy, or TCP to one pool.
+    pub mode: ListenerMode,
+}
+
+/// What a listener does with its connections.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenerMode {
+    /// HTTP/1.1 and HTTP/2 through the proxy, routed by `[[route]]`.
+    Http,
+    /// Each connection joined to one backend of `pool`, bytes copied both ways.
+    Tcp {
+        /// The pool's name.
+        pool: String,
+    },
 }
 
 /// One route: requests matching `host` and `path_prefix` go to `pool`.
@@ -120,8 +141,9 @@ fn validate(file: FileConfig) -> Result<Config, Vec<Problem>> {
     check_limits(&file.limits, &mut problems);
     let security = security::security(&file.security, &mut problems);
     let listeners = listeners(&file, &mut problems);
-    let pools = pools(&file.pools, &mut problems);
-    let routes = routes(&file, &pools, &mut problems);
+    let tcp = tcp_pools(&file);
+    let pools = pools(&file.pools, &tcp, &mut problems);
+    let routes = routes(&file, &pools, &tcp, &mut problems);
     if !problems.is_empty() {
         return Err(problems);
     }
@@ -193,6 +215,9 @@ fn listeners(file: &FileConfig, problems: &mut Vec<Problem>) -> Vec<ListenerConf
             tls,
             http_redirect,
             protocols,
+            // Read by `listener_mode`.
+            protocol: _,
+            pool: _,
         } = listener;
         let (name, span) = match name {
             Some(n) => (n.get_ref().clone(), Some(n.span())),
@@ -230,6 +255,7 @@ fn listeners(file: &FileConfig, problems: &mut Vec<Problem>) -> Vec<ListenerConf
             .map_or_else(ListenerProtocols::default, |p| {
                 protocols::listener_protocols(&name, tls.is_some(), p.get_ref(), p.span(), problems)
             });
+        let mode = listener_mode(&name, listener, file, problems);
         out.push(ListenerConfig {
             name,
             address: *address,
@@ -237,18 +263,95 @@ fn listeners(file: &FileConfig, problems: &mut Vec<Problem>) -> Vec<ListenerConf
             http_redirect: *http_redirect,
             proxy_protocol,
             protocols,
+            mode,
         });
     }
     out
 }
 
+/// What `listener` does: HTTP, or TCP to its pool. The keys of the other mode are refused,
+/// so a file never says two things about one listener.
+fn listener_mode(
+    name: &str,
+    listener: &ListenerFile,
+    file: &FileConfig,
+    problems: &mut Vec<Problem>,
+) -> ListenerMode {
+    let protocol = listener.protocol.as_ref();
+    match protocol.map(|p| *p.get_ref()) {
+        None | Some(ProtocolName::Http) => {
+            if let Some(pool) = &listener.pool {
+                problems.push(Problem::at(
+                    pool.span(),
+                    format!("listener `{name}`: `pool` is for protocol = \"tcp\"; HTTP listeners route with [[route]]"),
+                ));
+            }
+            ListenerMode::Http
+        }
+        Some(ProtocolName::TlsPassthrough) => {
+            let span = protocol.map(Spanned::span).unwrap_or_default();
+            problems.push(unsupported(span, "protocol = \"tls-passthrough\""));
+            ListenerMode::Http
+        }
+        Some(ProtocolName::Tcp) => {
+            let http_only = [
+                (listener.tls.is_some(), "tls"),
+                (listener.http_redirect, "http_redirect"),
+                (listener.protocols.is_some(), "protocols"),
+            ];
+            for (_, key) in http_only.iter().filter(|(set, _)| *set) {
+                problems.push(Problem::message(format!(
+                    "listener `{name}`: `{key}` is for HTTP listeners, not protocol = \"tcp\""
+                )));
+            }
+            let Some(pool) = &listener.pool else {
+                problems.push(Problem::message(format!(
+                    "listener `{name}`: protocol = \"tcp\" needs `pool`, the pool its connections go to"
+                )));
+                return ListenerMode::Http;
+            };
+            if !file.pools.contains_key(pool.get_ref()) {
+                problems.push(Problem::at(
+                    pool.span(),
+                    format!(
+                        "listener `{name}` names pool `{}`, which does not exist",
+                        pool.get_ref()
+                    ),
+                ));
+            }
+            ListenerMode::Tcp {
+                pool: pool.get_ref().clone(),
+            }
+        }
+    }
+}
+
+/// The pools `tcp` listeners name.
+fn tcp_pools(file: &FileConfig) -> BTreeSet<&str> {
+    file.listeners
+        .iter()
+        .filter(|l| {
+            l.protocol
+                .as_ref()
+                .is_some_and(|p| *p.get_ref() == ProtocolName::Tcp)
+        })
+        .filter_map(|l| l.pool.as_ref().map(|p| p.get_ref().as_str()))
+        .collect()
+}
+
 fn pools(
     files: &BTreeMap<String, (Range<usize>, PoolFile)>,
+    tcp: &BTreeSet<&str>,
     problems: &mut Vec<Problem>,
 ) -> BTreeMap<String, PoolConfig> {
     let mut out = BTreeMap::new();
     for (name, (name_span, pool)) in files {
-        if let Some(pool) = pool::pool_config(name, name_span, pool, problems) {
+        let serves = if tcp.contains(name.as_str()) {
+            pool::Serves::Tcp
+        } else {
+            pool::Serves::Http
+        };
+        if let Some(pool) = pool::pool_config(name, name_span, pool, serves, problems) {
             out.insert(name.clone(), pool);
         }
     }
@@ -258,10 +361,32 @@ fn pools(
 fn routes(
     file: &FileConfig,
     pools: &BTreeMap<String, PoolConfig>,
+    tcp: &BTreeSet<&str>,
     problems: &mut Vec<Problem>,
 ) -> Vec<RouteConfig> {
     if file.routes.is_empty() {
-        return match (file.pools.len(), pools.keys().next()) {
+        // Without routes, HTTP goes to the one pool that no tcp listener takes; a daemon
+        // with tcp listeners only needs no route at all.
+        let serves_http = |l: &&ListenerFile| {
+            l.protocol
+                .as_ref()
+                .is_none_or(|p| *p.get_ref() != ProtocolName::Tcp)
+        };
+        if file.pools.is_empty() {
+            problems.push(Problem::message("no [pool.NAME]: add at least one pool"));
+            return Vec::new();
+        }
+        if !file.listeners.iter().any(|l| serves_http(&l)) {
+            return Vec::new();
+        }
+        let http_pools = file
+            .pools
+            .keys()
+            .filter(|name| !tcp.contains(name.as_str()));
+        return match (
+            http_pools.count(),
+            pools.keys().find(|n| !tcp.contains(n.as_str())),
+        ) {
             (1, Some(only)) => vec![RouteConfig {
                 host: HostMatch::Any,
                 path_prefix: "/".into(),
@@ -269,7 +394,9 @@ fn routes(
                 access: AccessList::default(),
             }],
             (0, _) => {
-                problems.push(Problem::message("no [pool.NAME]: add at least one pool"));
+                problems.push(Problem::message(
+                    "no pool for the HTTP listeners: every pool serves a tcp listener; add one, or a [[route]]",
+                ));
                 Vec::new()
             }
             // A pool with its own problems was dropped: those problems are reported already.
@@ -284,13 +411,14 @@ fn routes(
     }
     file.routes
         .iter()
-        .filter_map(|route| route_config(route, file, problems))
+        .filter_map(|route| route_config(route, file, tcp, problems))
         .collect()
 }
 
 fn route_config(
     route: &RouteFile,
     file: &FileConfig,
+    tcp: &BTreeSet<&str>,
     problems: &mut Vec<Problem>,
 ) -> Option<RouteConfig> {
     let before = problems.len();
@@ -317,6 +445,12 @@ fn route_config(
                 "route names pool `{pool}`, which does not exist (pools: {})",
                 known.join(", ")
             ),
+        ));
+    }
+    if tcp.contains(pool.as_str()) {
+        problems.push(Problem::at(
+            route.pool.span(),
+            format!("route names pool `{pool}`, which a protocol = \"tcp\" listener uses: give HTTP its own pool"),
         ));
     }
     (problems.len() == before).then(|| RouteConfig {

@@ -6,6 +6,7 @@
 //! [`Backend`], which the swap carries over). Checks never count against client limits.
 
 mod probe;
+mod store;
 
 pub use probe::{CheckError, Probe, Target, check_once};
 

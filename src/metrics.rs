@@ -7,12 +7,14 @@ mod control;
 mod pools;
 mod requests;
 mod series;
+mod sessions;
 
 pub use connections::Connections;
 pub use control::Control;
 pub use pools::Pools;
 pub use requests::Requests;
 pub use series::{ByClass, ByListener, OneHistogram, PoolSeries};
+pub use sessions::Sessions;
 
 use prometheus::{Encoder, IntCounterVec, Registry, TextEncoder};
 
@@ -31,6 +33,8 @@ pub struct Metrics {
     pub requests: Requests,
     /// Pools and backends (health checks, discovery, `/metrics` gauges).
     pub pools: Pools,
+    /// Sessions of tcp listeners.
+    pub sessions: Sessions,
     /// The daemon itself (reloads, certificates, overload, helpers).
     pub control: Control,
 }
@@ -51,6 +55,7 @@ impl Metrics {
             connections: Connections::register(&registry).expect(unique),
             requests: Requests::register(&registry).expect(unique),
             pools: Pools::register(&registry).expect(unique),
+            sessions: Sessions::register(&registry).expect(unique),
             control: Control::register(&registry).expect(unique),
             registry,
         }
@@ -112,6 +117,9 @@ impl Metrics {
             &self.requests.upstream_errors,
             &self.pools.health_checks,
             &self.pools.backend_transitions,
+            &self.sessions.total,
+            &self.sessions.connect_errors,
+            &self.sessions.bytes,
         ] {
             forget(vec, pool, backend);
         }

@@ -76,6 +76,7 @@ impl Pool {
         now: u64,
     ) -> Pool {
         let up_since = if previous.is_some() { now } else { 0 };
+        let unproven = !config.allows_panic();
         let members = specs
             .iter()
             .map(|spec| match previous.and_then(|p| p.member(spec.address)) {
@@ -84,7 +85,11 @@ impl Pool {
                     ..old.clone()
                 },
                 None => Member {
-                    backend: Arc::new(Backend::new(spec.address, up_since)),
+                    backend: Arc::new(if unproven {
+                        Backend::unproven(spec.address)
+                    } else {
+                        Backend::new(spec.address, up_since)
+                    }),
                     weight: spec.weight,
                     requests: Arc::default(),
                 },
@@ -160,7 +165,7 @@ impl Pool {
         if healthy == 0 {
             return None;
         }
-        let panic = healthy * 2 < usable;
+        let panic = healthy * 2 < usable && self.config.allows_panic();
         let view = View {
             pool: self,
             request,

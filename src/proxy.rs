@@ -8,7 +8,7 @@ mod error;
 pub mod exchange;
 mod grpc;
 pub mod headers;
-mod outlier;
+pub(crate) mod outlier;
 mod response_body;
 pub mod sanitize;
 mod tries;

@@ -1,6 +1,7 @@
 //! Traffic listeners: [`bind`], then [`accept::run`] per listener, which takes an admission
 //! permit *before* `accept`, and [`session::serve`] per connection, serving HTTP/1.1 and
-//! HTTP/2 (h2c prior knowledge, detected per connection) through the proxy.
+//! HTTP/2 (h2c prior knowledge, detected per connection) through the proxy, or, on a
+//! `protocol = "tcp"` listener, joining the connection to a backend of its pool (`tcp`).
 
 pub mod accept;
 pub mod conn_io;
@@ -16,15 +17,18 @@ mod send_rate;
 mod served;
 pub mod session;
 pub mod stream;
+mod tcp;
 pub mod tunnel;
 
 use crate::access::AccessList;
+use crate::access_log::AccessLog;
 use crate::admission::Admission;
 use crate::config::{AtLimit, Config, ListenerConfig};
 use crate::conn::ClientConn;
 use crate::h1::HeadLimits;
 use crate::metrics::Metrics;
 use crate::proxy::Proxy;
+use crate::snapshot::SharedSnapshot;
 use arc_swap::ArcSwap;
 use conn_io::IoTimeouts;
 use dashmap::DashMap;
@@ -91,6 +95,10 @@ pub struct ServerCtx {
     drain_started: AtomicBool,
     /// Cancelled when whatever is left must stop now.
     pub hard_stop: CancellationToken,
+    /// The live snapshot, for tcp listeners' pools (HTTP requests reach it through the proxy).
+    snapshot: SharedSnapshot,
+    /// The access log, for tcp listeners' sessions.
+    access_log: AccessLog,
     settings: ArcSwap<ConnSettings>,
     /// Open connections per client address.
     per_ip: Arc<per_ip::PerIp>,
@@ -113,6 +121,10 @@ struct ConnSettings {
     max_connections_per_ip: u32,
     /// `limits.stream_buffer`: the unsent bytes a client socket's kernel queue may hold.
     stream_buffer: u32,
+    /// tcp listeners: the connect to a backend.
+    upstream_connect: Duration,
+    /// tcp listeners: a session's longest quiet spell.
+    tcp_idle: Duration,
 }
 
 impl ServerCtx {
@@ -123,8 +135,12 @@ impl ServerCtx {
         admission: Arc<Admission>,
         metrics: Arc<Metrics>,
         hard_stop: CancellationToken,
+        snapshot: SharedSnapshot,
+        access_log: AccessLog,
     ) -> Self {
         Self {
+            snapshot,
+            access_log,
             proxy,
             admission,
             metrics,
@@ -217,6 +233,8 @@ impl ConnSettings {
             access: config.security.access.clone(),
             max_connections_per_ip: config.security.max_connections_per_ip,
             stream_buffer: config.limits.stream_buffer_u32(),
+            upstream_connect: config.timeouts.upstream_connect,
+            tcp_idle: config.timeouts.tcp_idle,
         }
     }
 }

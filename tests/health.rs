@@ -246,5 +246,5 @@ fn health_check_keys_are_validated_with_their_position() {
     let error = bad("path = \"http://a/healthz\"\n");
     assert!(error.contains("origin-form"), "{error}");
     let error = bad("expect_body = \"ok\"\n");
-    assert!(error.contains("need `path`"), "{error}");
+    assert!(error.contains("needs `path`"), "{error}");
 }

@@ -123,6 +123,8 @@ impl Bound {
             Arc::clone(&admission),
             Arc::clone(&metrics),
             CancellationToken::new(),
+            Arc::clone(&snapshot),
+            access_log.clone(),
         ));
         self.listeners.switch(&config, self.traffic, &server);
 

@@ -18,6 +18,15 @@ impl Hysteresis {
         }
     }
 
+    /// Starting down: a backend that must prove itself first (a role-aware check's node,
+    /// whose role is unknown until asked).
+    pub fn down() -> Self {
+        Self {
+            up: false,
+            streak: 0,
+        }
+    }
+
     /// Whether checks currently say up.
     pub fn is_up(&self) -> bool {
         self.up

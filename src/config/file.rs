@@ -83,6 +83,11 @@ pub struct Timeouts {
     /// for minutes. `0s` = the deadline only ever shortens them.
     #[serde(deserialize_with = "units::duration")]
     pub grpc_timeout_max: Duration,
+    /// Longest a `tcp` listener's session may carry no byte either way before it is closed.
+    /// `0s` = no limit. Long, as HAProxy's `timeout client`/`server` are set for databases:
+    /// an application's pooled connection may rightly sit quiet for minutes.
+    #[serde(deserialize_with = "units::duration")]
+    pub tcp_idle: Duration,
     /// Graceful shutdown and backend-removal deadline.
     #[serde(deserialize_with = "units::duration")]
     pub drain: Duration,
@@ -103,6 +108,7 @@ impl Default for Timeouts {
             upstream_response: Duration::from_secs(30),
             upstream_idle: Duration::from_secs(60),
             grpc_timeout_max: Duration::from_secs(300),
+            tcp_idle: Duration::from_secs(30 * 60),
             drain: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(5),
         }
@@ -236,6 +242,25 @@ pub struct ListenerFile {
     /// What the listener speaks (see [`ListenerProtocols`](super::ListenerProtocols)).
     #[serde(default)]
     pub protocols: Option<Spanned<Vec<String>>>,
+    /// `"http"` (the default), `"tcp"` or `"tls-passthrough"`.
+    #[serde(default)]
+    pub protocol: Option<Spanned<ProtocolName>>,
+    /// A `tcp` listener's pool.
+    #[serde(default)]
+    pub pool: Option<Spanned<String>>,
+}
+
+/// `[[listener]] protocol`: what a listener does with its connections.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProtocolName {
+    /// HTTP/1.1 and HTTP/2, through the proxy.
+    #[default]
+    Http,
+    /// Bytes both ways between the client and one backend of the listener's pool.
+    Tcp,
+    /// TLS forwarded untouched, routed on the ClientHello's SNI.
+    TlsPassthrough,
 }
 
 /// One `[[route]]`.
@@ -281,6 +306,35 @@ pub struct PoolFile {
     pub tls: Option<Spanned<super::tls::UpstreamTlsFile>>,
     #[serde(default)]
     pub discovery: Option<Spanned<DiscoveryFile>>,
+    /// `tcp` listeners: a PROXY header (`"v1"` or `"v2"`) opening each connection to a
+    /// backend, so it sees the client's address.
+    #[serde(default)]
+    pub send_proxy_protocol: Option<ProxyVersion>,
+    /// `tcp` listeners: what happens to a backend's open sessions when its active checks mark
+    /// it down (a primary demoted to replica, say).
+    #[serde(default)]
+    pub on_marked_down: OnMarkedDown,
+}
+
+/// `pool.*.send_proxy_protocol`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProxyVersion {
+    /// The text header.
+    V1,
+    /// The binary header.
+    V2,
+}
+
+/// `pool.*.on_marked_down`, after HAProxy's `on-marked-down`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnMarkedDown {
+    /// Close them: a session to a node that lost its role must not write on (the default).
+    #[default]
+    Close,
+    /// Let them run until either side closes.
+    Keep,
 }
 
 /// `[pool.NAME.discovery]`: exactly one source.
@@ -323,6 +377,23 @@ fn default_retry_budget() -> Spanned<f64> {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HealthCheckFile {
+    /// `"http"`, `"tcp"`, `"redis"` or `"mysql"`; without it, `http` when `path` is set and
+    /// `tcp` otherwise.
+    #[serde(default)]
+    pub kind: Option<Spanned<CheckKindName>>,
+    /// `redis`, `mysql`: the role a backend must have to pass.
+    #[serde(default)]
+    pub role: Option<Spanned<Role>>,
+    /// `redis` (ACL user), `mysql`: who the check logs in as.
+    #[serde(default)]
+    pub user: Option<Spanned<String>>,
+    /// `redis`, `mysql`: the environment variable holding the check's password (read when the
+    /// config loads, never written in the file).
+    #[serde(default)]
+    pub password_env: Option<Spanned<String>>,
+    /// `role = "replica"`: the most a replica may lag behind its primary and still pass.
+    #[serde(default, deserialize_with = "units::optional_duration")]
+    pub max_lag: Option<Duration>,
     /// HTTP GET this path; without it, a TCP connect check.
     #[serde(default)]
     pub path: Option<Spanned<String>>,
@@ -346,6 +417,33 @@ pub struct HealthCheckFile {
     pub rise: u32,
     #[serde(default = "default_fall")]
     pub fall: u32,
+}
+
+/// `health_check.kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckKindName {
+    /// An HTTP GET of `path`.
+    Http,
+    /// A TCP connect.
+    Tcp,
+    /// A Redis login and `INFO replication`.
+    Redis,
+    /// A MySQL/MariaDB login and `@@read_only`.
+    Mysql,
+}
+
+/// `health_check.role`: which nodes of a replicated data store a pool wants.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// The one node that takes writes.
+    Primary,
+    /// A node that follows a primary, with its link up (and within `max_lag`).
+    Replica,
+    /// Any node that answers (the default).
+    #[default]
+    Any,
 }
 
 fn default_interval() -> Duration {

@@ -1,8 +1,9 @@
 //! `[pool.NAME.health_check]`: validation of the active check's file entry into a
 //! [`HealthCheckConfig`], and the status ranges a check accepts.
 
-use super::Problem;
 use super::file::HealthCheckFile;
+pub use super::file::{CheckKindName, Role};
+use super::{Problem, unsupported};
 use crate::route::is_valid_authority;
 use std::ops::{Range, RangeInclusive};
 use std::time::Duration;
@@ -10,14 +11,8 @@ use std::time::Duration;
 /// Active health checks of a pool.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HealthCheckConfig {
-    /// HTTP GET this path (origin-form); `None` = TCP connect.
-    pub path: Option<String>,
-    /// Host header (`:authority` on HTTP/2) of HTTP checks; `None` = the backend's address.
-    pub host: Option<String>,
-    /// Statuses that pass.
-    pub expect_status: StatusRanges,
-    /// Text the response body must contain, if any.
-    pub expect_body: Option<String>,
+    /// What one check does.
+    pub kind: CheckKind,
     /// Time between checks of one backend (with ±10% jitter).
     pub interval: Duration,
     /// One check's deadline.
@@ -26,6 +21,63 @@ pub struct HealthCheckConfig {
     pub rise: u32,
     /// Failures in a row to become unhealthy.
     pub fall: u32,
+}
+
+/// What one check does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckKind {
+    /// A TCP connect.
+    Tcp,
+    /// An HTTP GET.
+    Http(HttpCheck),
+    /// A Redis login, then `INFO replication` for the node's role.
+    Redis(StoreCheck),
+}
+
+impl CheckKind {
+    /// The role a backend must have, for the kinds that ask.
+    pub fn role(&self) -> Role {
+        match self {
+            CheckKind::Redis(store) => store.role,
+            CheckKind::Tcp | CheckKind::Http(_) => Role::Any,
+        }
+    }
+}
+
+/// An HTTP check: `GET path` passes on an expected status and, if asked, body text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpCheck {
+    /// The origin-form target.
+    pub path: String,
+    /// Host header (`:authority` on HTTP/2); `None` = the backend's address.
+    pub host: Option<String>,
+    /// Statuses that pass.
+    pub expect_status: StatusRanges,
+    /// Text the response body must contain, if any.
+    pub expect_body: Option<String>,
+}
+
+/// A data store's check: log in, then ask the node for its role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreCheck {
+    /// The role that passes.
+    pub role: Role,
+    /// Who logs in (Redis: an ACL user; without one, `AUTH password` alone).
+    pub user: Option<String>,
+    /// The password, read from `password_env` when the config loaded.
+    pub password: Option<Secret>,
+    /// `Replica`: the most replication lag that passes.
+    pub max_lag: Option<Duration>,
+}
+
+/// A password: kept out of `Debug` output, so it never reaches a log line.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
 }
 
 /// A set of HTTP statuses, as ranges (`"200-399"`, `"200,204"`).
@@ -80,6 +132,98 @@ pub(super) fn health_check(
     problems: &mut Vec<Problem>,
 ) -> Option<HealthCheckConfig> {
     let before = problems.len();
+    let kind = match file.kind.as_ref().map(|k| (*k.get_ref(), k.span())) {
+        None if file.path.is_some() => http_check(file, problems),
+        Some((CheckKindName::Http, span)) => {
+            if file.path.is_none() {
+                problems.push(Problem::at(
+                    span,
+                    "health_check kind = \"http\" needs `path`",
+                ));
+            }
+            http_check(file, problems)
+        }
+        None | Some((CheckKindName::Tcp, _)) => {
+            not_for(file, HTTP_KEYS, problems, |key| {
+                format!("health_check.{key} needs `path` (without it the check is a TCP connect)")
+            });
+            not_for(file, STORE_KEYS, problems, |key| {
+                format!("health_check.{key} is for kind = \"redis\" or \"mysql\"")
+            });
+            CheckKind::Tcp
+        }
+        Some((CheckKindName::Redis, _)) => CheckKind::Redis(store_check(file, problems)),
+        Some((CheckKindName::Mysql, span)) => {
+            problems.push(unsupported(span, "health_check kind = \"mysql\""));
+            CheckKind::Tcp
+        }
+    };
+    if file.rise == 0 || file.fall == 0 {
+        problems.push(Problem::at(
+            span.clone(),
+            "health_check.rise and fall must be at least 1",
+        ));
+    }
+    if file.interval < Duration::from_millis(10) || file.timeout.is_zero() {
+        problems.push(Problem::at(
+            span,
+            "health_check.interval must be at least 10ms and timeout more than 0",
+        ));
+    }
+    (problems.len() == before).then_some(HealthCheckConfig {
+        kind,
+        interval: file.interval,
+        timeout: file.timeout,
+        rise: file.rise,
+        fall: file.fall,
+    })
+}
+
+/// The keys only an HTTP check reads, and those only a data store's check reads.
+const HTTP_KEYS: &[&str] = &["path", "host", "expect_status", "expect_body"];
+const STORE_KEYS: &[&str] = &["role", "user", "password_env", "max_lag"];
+
+/// The span of each of `keys` that `file` sets.
+fn set_keys(file: &HealthCheckFile, keys: &[&'static str]) -> Vec<(&'static str, Range<usize>)> {
+    let span = |key: &str| match key {
+        "path" => file.path.as_ref().map(toml::Spanned::span),
+        "host" => file.host.as_ref().map(toml::Spanned::span),
+        "expect_status" => file.expect_status.as_ref().map(toml::Spanned::span),
+        "expect_body" => file.expect_body.as_ref().map(toml::Spanned::span),
+        "role" => file.role.as_ref().map(toml::Spanned::span),
+        "user" => file.user.as_ref().map(toml::Spanned::span),
+        "password_env" => file.password_env.as_ref().map(toml::Spanned::span),
+        // A plain duration carries no span: the message names the key.
+        "max_lag" => file.max_lag.map(|_| 0..0),
+        _ => None,
+    };
+    keys.iter()
+        .filter_map(|&key| span(key).map(|s| (key, s)))
+        .collect()
+}
+
+/// A problem, worded by `message`, for every key of `keys` set on a check that does not
+/// read it.
+fn not_for(
+    file: &HealthCheckFile,
+    keys: &[&'static str],
+    problems: &mut Vec<Problem>,
+    message: impl Fn(&str) -> String,
+) {
+    for (key, span) in set_keys(file, keys) {
+        let text = message(key);
+        problems.push(if span.is_empty() {
+            Problem::message(text)
+        } else {
+            Problem::at(span, text)
+        });
+    }
+}
+
+fn http_check(file: &HealthCheckFile, problems: &mut Vec<Problem>) -> CheckKind {
+    not_for(file, STORE_KEYS, problems, |key| {
+        format!("health_check.{key} is for kind = \"redis\" or \"mysql\", not an HTTP check")
+    });
     if let Some(path) = &file.path
         && !is_origin_form(path.get_ref())
     {
@@ -106,41 +250,56 @@ pub(super) fn health_check(
             StatusRanges::default()
         }),
     };
-    let http_only = [
-        file.host.as_ref(),
-        file.expect_status.as_ref(),
-        file.expect_body.as_ref(),
-    ];
-    if file.path.is_none()
-        && let Some(key) = http_only.into_iter().flatten().next()
-    {
-        problems.push(Problem::at(
-            key.span(),
-            "health_check.host, expect_status and expect_body need `path` (without it the check is a TCP connect)",
-        ));
-    }
-    if file.rise == 0 || file.fall == 0 {
-        problems.push(Problem::at(
-            span.clone(),
-            "health_check.rise and fall must be at least 1",
-        ));
-    }
-    if file.interval < Duration::from_millis(10) || file.timeout.is_zero() {
-        problems.push(Problem::at(
-            span,
-            "health_check.interval must be at least 10ms and timeout more than 0",
-        ));
-    }
-    (problems.len() == before).then(|| HealthCheckConfig {
-        path: file.path.as_ref().map(|p| p.get_ref().clone()),
+    CheckKind::Http(HttpCheck {
+        path: file
+            .path
+            .as_ref()
+            .map_or_else(|| "/".to_string(), |p| p.get_ref().clone()),
         host: file.host.as_ref().map(|h| h.get_ref().clone()),
         expect_status,
         expect_body: file.expect_body.as_ref().map(|b| b.get_ref().clone()),
-        interval: file.interval,
-        timeout: file.timeout,
-        rise: file.rise,
-        fall: file.fall,
     })
+}
+
+fn store_check(file: &HealthCheckFile, problems: &mut Vec<Problem>) -> StoreCheck {
+    not_for(file, HTTP_KEYS, problems, |key| {
+        format!("health_check.{key} is for HTTP checks; this one logs in to a data store")
+    });
+    let role = file.role.as_ref().map_or(Role::Any, |r| *r.get_ref());
+    if file.max_lag.is_some() && role != Role::Replica {
+        problems.push(Problem::message(
+            "health_check.max_lag applies to role = \"replica\" only",
+        ));
+    }
+    let password = file.password_env.as_ref().and_then(|name| {
+        match std::env::var(name.get_ref()) {
+            Ok(password) => Some(Secret(password)),
+            Err(_) => {
+                problems.push(Problem::at(
+                    name.span(),
+                    format!(
+                        "health_check.password_env names `{}`, which is not set in portero's environment",
+                        name.get_ref()
+                    ),
+                ));
+                None
+            }
+        }
+    });
+    if let Some(user) = &file.user
+        && file.password_env.is_none()
+    {
+        problems.push(Problem::at(
+            user.span(),
+            "health_check.user needs password_env: the variable holding its password",
+        ));
+    }
+    StoreCheck {
+        role,
+        user: file.user.as_ref().map(|u| u.get_ref().clone()),
+        password,
+        max_lag: file.max_lag,
+    }
 }
 
 /// `/path?query` that parses as a request target, with no scheme or authority.

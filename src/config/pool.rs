@@ -9,7 +9,8 @@ use std::ops::Range;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use super::file::{OutlierConfig, UpstreamProtocol};
+pub use super::file::{OnMarkedDown, OutlierConfig, ProxyVersion, UpstreamProtocol};
+use super::health_check::Role;
 pub use crate::balance::Balance;
 
 /// One pool of backends.
@@ -39,6 +40,36 @@ pub struct PoolConfig {
     pub discovery: Option<DiscoveryConfig>,
     /// HTTPS to the backends.
     pub tls: Option<super::tls::UpstreamTls>,
+    /// What its listeners carry.
+    pub serves: Serves,
+    /// `tcp`: the PROXY header each connection to a backend opens with, if any.
+    pub send_proxy_protocol: Option<ProxyVersion>,
+    /// `tcp`: what a backend's open sessions do when its checks mark it down.
+    pub on_marked_down: OnMarkedDown,
+}
+
+/// What a pool's traffic is: requests from HTTP listeners, or sessions of a tcp one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Serves {
+    /// Requests, routed to it by `[[route]]`.
+    Http,
+    /// Whole connections of a `protocol = "tcp"` listener.
+    Tcp,
+}
+
+impl PoolConfig {
+    /// The role its checks ask of a backend (`Any` without a role-aware check).
+    pub fn role(&self) -> Role {
+        self.health_check
+            .as_ref()
+            .map_or(Role::Any, |check| check.kind.role())
+    }
+
+    /// Whether panic mode may spread traffic over unhealthy members. Not in a pool that
+    /// asks for a role: a replica is no stand-in for a primary, however few primaries are up.
+    pub fn allows_panic(&self) -> bool {
+        self.role() == Role::Any
+    }
 }
 
 /// `[pool.NAME.discovery]`.
@@ -130,13 +161,21 @@ pub fn pool_config(
     name: &str,
     name_span: &Range<usize>,
     pool: &PoolFile,
+    serves: Serves,
     problems: &mut Vec<Problem>,
 ) -> Option<PoolConfig> {
     let before = problems.len();
+    // A session holds its backend for minutes or hours: spread by what is open, as HAProxy's
+    // `leastconn` is advised for long sessions.
+    let default_balance = match serves {
+        Serves::Http => Balance::RoundRobin,
+        Serves::Tcp => Balance::LeastConn,
+    };
     let balance = pool
         .balance
         .as_ref()
-        .map_or(Balance::RoundRobin, |b| *b.get_ref());
+        .map_or(default_balance, |b| *b.get_ref());
+    tcp_keys(name, pool, serves, problems);
     let tls = pool
         .tls
         .as_ref()
@@ -191,7 +230,51 @@ pub fn pool_config(
         retry_budget: budget,
         discovery,
         tls,
+        serves,
+        send_proxy_protocol: pool.send_proxy_protocol,
+        on_marked_down: pool.on_marked_down,
     })
+}
+
+/// Refuses what a pool of the other kind would ignore.
+fn tcp_keys(name: &str, pool: &PoolFile, serves: Serves, problems: &mut Vec<Problem>) {
+    let mut refuse = |key: &str, why: &str| {
+        problems.push(Problem::message(format!("pool `{name}`: `{key}` {why}")));
+    };
+    match serves {
+        Serves::Http => {
+            if pool.send_proxy_protocol.is_some() {
+                refuse(
+                    "send_proxy_protocol",
+                    "is for pools of protocol = \"tcp\" listeners",
+                );
+            }
+            if pool.on_marked_down != OnMarkedDown::default() {
+                refuse(
+                    "on_marked_down",
+                    "is for pools of protocol = \"tcp\" listeners",
+                );
+            }
+        }
+        Serves::Tcp => {
+            if pool.tls.is_some() {
+                refuse(
+                    "tls",
+                    "does not apply: a tcp listener forwards bytes as they come",
+                );
+            }
+            if pool.protocol != UpstreamProtocol::default() {
+                refuse("protocol", "does not apply: a tcp listener speaks no HTTP");
+            }
+            if pool
+                .hash_key
+                .as_ref()
+                .is_some_and(|k| k.get_ref() != "client_ip")
+            {
+                refuse("hash_key", "can only be \"client_ip\" for a tcp listener");
+            }
+        }
+    }
 }
 
 fn discovery(

@@ -250,7 +250,15 @@ fn pool_policies_parse_with_defaults() {
         (check.interval, check.timeout, check.rise, check.fall),
         (Duration::from_secs(2), Duration::from_secs(1), 2, 3)
     );
-    assert_eq!(check.path.as_deref(), Some("/healthz"));
+    match &check.kind {
+        crate::config::CheckKind::Http(http) => {
+            assert_eq!(
+                (http.path.as_str(), http.host.as_deref()),
+                ("/healthz", Some("api.internal"))
+            );
+        }
+        other => panic!("a check with a path is an HTTP check: {other:?}"),
+    }
     let plain = &parse(MINIMAL).unwrap().pools["api"];
     assert_eq!(
         (

@@ -52,6 +52,11 @@ pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     parse_duration(&text).map_err(de::Error::custom)
 }
 
+/// serde adapter for an optional duration (with `#[serde(default)]`).
+pub fn optional_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    duration(d).map(Some)
+}
+
 /// serde adapter for sizes: an integer (bytes) or a string with a unit.
 pub fn size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     #[derive(Deserialize)]

@@ -1,5 +1,6 @@
-//! One active check of one backend: a TCP connect, or an HTTP GET of the check's path that
-//! passes when its status is expected and, if asked, its body holds the expected text.
+//! One active check of one backend: a TCP connect; an HTTP GET of the check's path that
+//! passes when its status is expected and, if asked, its body holds the expected text; or a
+//! data store's login and role question (`super::store`).
 //!
 //! The request is what a backend would get from portero's own traffic: origin-form
 //! (`GET /healthz HTTP/1.1` with `Host`) on HTTP/1.1, `:path` and `:authority` on HTTP/2,
@@ -8,7 +9,8 @@
 //! `http.server`, Node's `http`) miss their health route with it and answer from a catch-all,
 //! so a sick backend read healthy.
 
-use crate::config::{HealthCheckConfig, UpstreamProtocol, UpstreamTls};
+use super::store;
+use crate::config::{CheckKind, HealthCheckConfig, HttpCheck, UpstreamProtocol, UpstreamTls};
 use bytes::Bytes;
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderValue, Request, Response, StatusCode, Uri, Version, header};
@@ -49,6 +51,12 @@ pub enum CheckError {
     /// No answer within the check's timeout.
     #[error("timed out")]
     Timeout,
+    /// A data store refused the login or the question, or answered something unreadable.
+    #[error("{0}")]
+    Store(String),
+    /// A data store answered, in a role the pool does not want.
+    #[error("{0}")]
+    Role(#[from] store::RoleMismatch),
 }
 
 /// What a check needs of its pool.
@@ -75,11 +83,12 @@ pub struct Probe {
 impl Probe {
     /// The probe of the backend at `address`.
     pub fn new(address: SocketAddr, target: Target) -> Self {
-        let host = target
-            .check
-            .host
-            .clone()
-            .unwrap_or_else(|| address.to_string());
+        let host = match &target.check.kind {
+            CheckKind::Http(HttpCheck {
+                host: Some(host), ..
+            }) => host.clone(),
+            _ => address.to_string(),
+        };
         let tls = target.tls.as_ref().map(|tls| {
             let mut config = (*tls.client).clone();
             config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
@@ -111,12 +120,18 @@ pub async fn check_once(probe: &Probe) -> Result<(), CheckError> {
 }
 
 async fn run(probe: &Probe) -> Result<(), CheckError> {
+    let http = match &probe.target.check.kind {
+        CheckKind::Tcp => None,
+        CheckKind::Http(http) => Some(http),
+        CheckKind::Redis(check) => return store::redis(probe.address, check).await,
+    };
     let stream = TcpStream::connect(probe.address)
         .await
         .map_err(CheckError::Connect)?;
-    let Some(path) = &probe.target.check.path else {
+    let Some(http) = http else {
         return Ok(());
     };
+    let path = &http.path;
     let _ = stream.set_nodelay(true);
     let response = match &probe.tls {
         None => {
@@ -133,7 +148,7 @@ async fn run(probe: &Probe) -> Result<(), CheckError> {
             send(TokioIo::new(stream), request).await?
         }
     };
-    verdict(response, &probe.target.check).await
+    verdict(response, http).await
 }
 
 /// The check's GET: origin-form with `Host` on HTTP/1.1; on HTTP/2 a URI whose scheme and
@@ -206,10 +221,7 @@ async fn tls_connect(
 }
 
 /// Passes when the status is expected and, with `expect_body`, the body holds the text.
-async fn verdict(
-    response: Response<Incoming>,
-    check: &HealthCheckConfig,
-) -> Result<(), CheckError> {
+async fn verdict(response: Response<Incoming>, check: &HttpCheck) -> Result<(), CheckError> {
     let status = response.status();
     if !check.expect_status.contains(status.as_u16()) {
         return Err(CheckError::Status(status));

@@ -19,6 +19,9 @@ fn config(balance: Balance, backends: &[(&str, u32)]) -> PoolConfig {
         retry_budget: 0.2,
         discovery: None,
         tls: None,
+        serves: crate::config::Serves::Http,
+        send_proxy_protocol: None,
+        on_marked_down: crate::config::OnMarkedDown::Close,
     }
 }
 
@@ -117,6 +120,90 @@ fn panic_mode_spreads_over_all_when_fewer_than_half_are_healthy() {
             "{balance:?}: none healthy: no pick (503)"
         );
     }
+}
+
+/// A pool whose check asks for `role`.
+fn with_role(role: crate::config::Role) -> Pool {
+    use crate::config::{CheckKind, HealthCheckConfig, StoreCheck};
+    let mut config = config(
+        Balance::LeastConn,
+        &[
+            ("10.0.0.1:6379", 1),
+            ("10.0.0.2:6379", 1),
+            ("10.0.0.3:6379", 1),
+        ],
+    );
+    config.health_check = Some(HealthCheckConfig {
+        kind: CheckKind::Redis(StoreCheck {
+            role,
+            user: None,
+            password: None,
+            max_lag: None,
+        }),
+        interval: Duration::from_secs(1),
+        timeout: Duration::from_secs(1),
+        rise: 2,
+        fall: 2,
+    });
+    build(&config, None, now_us())
+}
+
+#[test]
+fn a_role_pool_takes_no_member_before_its_checks_and_never_panics() {
+    let pool = with_role(crate::config::Role::Primary);
+    let now = now_us();
+    assert!(
+        pool.pick(&request(now)).is_none(),
+        "no node has a known role before a check"
+    );
+    let primary = &pool.members()[1].backend;
+    primary.record_check(true, 2, 2);
+    assert!(
+        pool.pick(&request(now)).is_none(),
+        "rise = 2 passes in a row"
+    );
+    primary.record_check(true, 2, 2);
+    for _ in 0..50 {
+        let picked = pool.pick(&request(now)).unwrap();
+        assert!(
+            Arc::ptr_eq(picked.backend, primary),
+            "1 of 3 up: the primary, never a replica"
+        );
+        assert!(!picked.panic);
+    }
+    let any = with_role(crate::config::Role::Any);
+    assert!(
+        any.pick(&request(now)).is_some(),
+        "role = any starts up, as HTTP pools do"
+    );
+}
+
+#[tokio::test]
+async fn a_session_hears_its_backend_marked_down() {
+    let pool = with_role(crate::config::Role::Primary);
+    let backend = Arc::clone(&pool.members()[0].backend);
+    backend.record_check(true, 1, 1);
+    let seen = backend.downs();
+    let waiting = tokio::spawn({
+        let backend = Arc::clone(&backend);
+        async move { backend.marked_down_after(seen).await }
+    });
+    backend.record_check(true, 1, 1);
+    assert!(!waiting.is_finished());
+    backend.record_check(false, 1, 1);
+    tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("woken by the mark")
+        .unwrap();
+    // A session that began after the mark waits for the next one.
+    let later = backend.downs();
+    let next = backend.marked_down_after(later);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(20), next)
+            .await
+            .is_err(),
+        "not woken by a mark it began after"
+    );
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! The key a `consistent_hash` pool places a request by: the client's IP, a header or a cookie.
 
-use crate::balance::key_hash;
+use crate::balance::{client_ip_key, key_hash};
 use crate::config::HashKey;
 use http::HeaderMap;
 use http::header::COOKIE;
@@ -9,10 +9,7 @@ use std::net::IpAddr;
 /// The key's hash, or `None` when the request does not carry it (the pool then spreads it).
 pub fn key(key: &HashKey, headers: &HeaderMap, client: IpAddr) -> Option<u64> {
     match key {
-        HashKey::ClientIp => Some(match client {
-            IpAddr::V4(ip) => key_hash(&ip.octets()),
-            IpAddr::V6(ip) => key_hash(&ip.octets()),
-        }),
+        HashKey::ClientIp => Some(client_ip_key(client)),
         HashKey::Header(name) => headers.get(name).map(|v| key_hash(v.as_bytes())),
         HashKey::Cookie(name) => cookie(headers, name).map(key_hash),
     }

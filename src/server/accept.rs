@@ -141,8 +141,8 @@ impl Acceptor {
                     .rejected
                     .with_label_values(&[&self.name, "limit"])
                     .inc();
-                // A TLS client cannot read a plain 503: it is just closed.
-                if self.listener_ctx.settings.load().tls.is_none() {
+                // A TLS or tcp client cannot read a plain 503: it is just closed.
+                if self.listener_ctx.settings.load().answers_plain_http() {
                     reject(stream, &self.rejecting);
                 }
                 continue;

@@ -75,7 +75,7 @@ pub async fn pass(
         Err(_over_limit) => {
             tracing::debug!(%client, "connection refused by security.max_connections_per_ip");
             refused("per_ip_limit");
-            if settings.tls.is_none() {
+            if settings.answers_plain_http() {
                 refuse::answer(stream, refuse::PER_IP_LIMIT).await;
             }
             None

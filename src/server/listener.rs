@@ -2,7 +2,7 @@
 //! certificates, HTTPS redirect), replaced whole by a reload or a certificate change on disk
 //! without rebinding; new connections use the new settings, established ones keep theirs.
 
-use crate::config::{Config, ListenerConfig, ListenerProtocols};
+use crate::config::{Config, ListenerConfig, ListenerMode, ListenerProtocols};
 use crate::tls::{self, LoadedCert, TlsError};
 use arc_swap::ArcSwap;
 use http::HeaderValue;
@@ -18,6 +18,14 @@ pub struct ListenerCtx {
     pub settings: ArcSwap<ListenerSettings>,
 }
 
+impl ListenerSettings {
+    /// Whether a refusal may be answered in plain HTTP (a plain HTTP listener): a TLS client
+    /// cannot read one, and a tcp listener's client speaks its own protocol.
+    pub fn answers_plain_http(&self) -> bool {
+        self.tls.is_none() && self.mode == ListenerMode::Http
+    }
+}
+
 /// A listener's settings.
 pub struct ListenerSettings {
     /// HTTPS: how to accept, and what the connection's certificate covers.
@@ -28,6 +36,8 @@ pub struct ListenerSettings {
     pub proxy_protocol: Option<Vec<IpNet>>,
     /// What the listener speaks; a TLS listener offers only these in ALPN.
     pub protocols: ListenerProtocols,
+    /// HTTP, or TCP to one pool.
+    pub mode: ListenerMode,
 }
 
 /// An HTTPS listener's TLS state.
@@ -71,6 +81,7 @@ impl ListenerSettings {
             redirect,
             proxy_protocol: listener.proxy_protocol.clone(),
             protocols: listener.protocols,
+            mode: listener.mode.clone(),
         })
     }
 
@@ -81,6 +92,7 @@ impl ListenerSettings {
             redirect: self.redirect,
             proxy_protocol: self.proxy_protocol.clone(),
             protocols: self.protocols,
+            mode: self.mode.clone(),
         }
     }
 }
@@ -93,6 +105,7 @@ impl ListenerSettings {
             redirect: Some((port != 443).then_some(port)),
             proxy_protocol: self.proxy_protocol.clone(),
             protocols: self.protocols,
+            mode: self.mode.clone(),
         })
     }
 }

@@ -5,6 +5,8 @@
 //! only the socket and a timer ("parked"). After a 101 the socket is spliced with the
 //! backend's.
 //!
+//! A tcp listener's connection is not HTTP at all: after the gate it is handed to `tcp`.
+//!
 //! A connection closes gracefully when the daemon drains, when admission reclaims it (idle at
 //! the ceiling), or after a request when it was admitted in burst and the daemon is still over
 //! its baseline.
@@ -17,10 +19,11 @@ use super::send_rate::Verdict;
 use super::served::Active;
 use super::stream::ClientStream;
 use super::tunnel;
-use super::{ServerCtx, gate};
+use super::{ServerCtx, gate, tcp};
 use crate::admission::{Permit, Tier};
 use crate::body::Inbound;
 use crate::clock::now_us;
+use crate::config::ListenerMode;
 use crate::conn::{ClientConn, ConnScheme, ConnTls, Tunnel};
 use crate::proxy::ResponseBody;
 use http::{Request, Response};
@@ -80,6 +83,18 @@ pub fn serve(accepted: Box<Accepted>) -> impl Future<Output = ()> + Send {
             open.dec();
             return;
         };
+        if let ListenerMode::Tcp { pool } = &settings.mode {
+            let session = tcp::Session {
+                client,
+                listener: &listener.name,
+                pool,
+            };
+            // Boxed, as the steps above: an HTTP connection's task does not carry it.
+            Box::pin(tcp::serve(stream, session, &ctx)).await;
+            open.dec();
+            drop(slot);
+            return;
+        }
         let Some((stream, scheme, protocol)) =
             Box::pin(open_stream(stream, &settings, &listener.name, &ctx)).await
         else {

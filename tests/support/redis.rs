@@ -1,6 +1,8 @@
 //! A real `redis-server` (Debian's package) for a test: on a unix socket in a temporary
-//! directory, nothing persisted, killed when dropped.
+//! directory (and, for the data-tier tests, a loopback TCP port), nothing persisted, killed
+//! when dropped.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -9,30 +11,65 @@ use std::time::Duration;
 pub struct Redis {
     child: Child,
     dir: tempfile::TempDir,
+    port: u16,
 }
 
 impl Redis {
     /// Starts one and waits until it answers PING.
     pub fn start() -> Redis {
+        Self::spawn(0, &[]).expect("redis-server starts")
+    }
+
+    /// Starts one that also listens on a free loopback TCP port, with `args` added (such
+    /// as `--replicaof 127.0.0.1 PORT`). The port is found by binding port 0 and letting it
+    /// go; another process may take it in between, so a start that fails is tried again.
+    pub fn start_tcp(args: &[String]) -> Redis {
+        for _ in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map(|a| a.port())
+                .expect("a free port");
+            if let Some(redis) = Self::spawn(port, args) {
+                return redis;
+            }
+        }
+        panic!("redis-server did not start on a free port in 5 tries");
+    }
+
+    fn spawn(port: u16, args: &[String]) -> Option<Redis> {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("redis.sock");
         let child = Command::new("redis-server")
-            .args(["--port", "0", "--save", "", "--appendonly", "no"])
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
             .arg("--unixsocket")
             .arg(&socket)
             .args(["--unixsocketperm", "700", "--dir"])
             .arg(dir.path())
+            .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("redis-server starts");
-        let redis = Redis { child, dir };
-        super::wait_until_blocking(
-            "redis-server to answer PING",
-            Duration::from_secs(10),
-            || redis.ping(),
-        );
-        redis
+            .expect("redis-server runs");
+        let mut redis = Redis { child, dir, port };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !redis.ping() {
+            // It exits at once when the port was taken.
+            if redis.child.try_wait().ok().flatten().is_some()
+                || std::time::Instant::now() > deadline
+            {
+                redis.stop();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Some(redis)
+    }
+
+    /// Its loopback TCP address (for a Redis from [`Redis::start_tcp`]).
+    pub fn address(&self) -> SocketAddr {
+        assert_ne!(self.port, 0, "started without a TCP port");
+        SocketAddr::from(([127, 0, 0, 1], self.port))
     }
 
     /// Its socket.

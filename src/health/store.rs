@@ -1,0 +1,214 @@
+//! Role-aware checks of a replicated data store: log in as the check's user, ask the node
+//! what it is, and pass only when that is the role the pool wants. A node's answer is read by
+//! pure functions ([`Replication::parse`], [`verdict`]); the client is the `redis` crate's.
+//!
+//! HAProxy's `redis-check` stops at PING, so a pool behind it cannot tell the primary from
+//! a replica; here a `primary` pool follows a failover by itself within `fall` + `rise`
+//! checks.
+
+use super::CheckError;
+use crate::config::{Role, StoreCheck};
+use redis::{ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// What a node said about itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Replication {
+    /// Takes writes (`role:master`), or follows a primary.
+    pub primary: bool,
+    /// A replica's link to its primary is up.
+    pub link_up: bool,
+    /// A replica's time since it last heard from its primary.
+    pub lag: Option<Duration>,
+}
+
+/// Why a node that answered does not pass.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RoleMismatch {
+    /// A replica, and the pool wants the primary.
+    #[error("is a replica; the pool wants the primary")]
+    NotPrimary,
+    /// The primary, and the pool wants replicas.
+    #[error("is the primary; the pool wants replicas")]
+    NotReplica,
+    /// A replica whose link to its primary is down: its data is going stale.
+    #[error("is a replica with its link to the primary down")]
+    LinkDown,
+    /// A replica further behind than `max_lag`.
+    #[error("is a replica {lag:?} behind its primary, over max_lag {max:?}")]
+    Lagging {
+        /// How far behind.
+        lag: Duration,
+        /// The most the check allows.
+        max: Duration,
+    },
+}
+
+impl Replication {
+    /// Reads Redis's `INFO replication` text (`field:value` lines). `None` when it names no
+    /// role.
+    pub fn parse(info: &str) -> Option<Replication> {
+        let field = |name: &str| {
+            info.lines()
+                .filter_map(|line| line.trim_end().split_once(':'))
+                .find_map(|(key, value)| (key == name).then_some(value))
+        };
+        let primary = match field("role")? {
+            "master" => true,
+            "slave" | "replica" => false,
+            _ => return None,
+        };
+        // `-1` (never heard from it) reads as no figure, which `max_lag` refuses.
+        let lag = field("master_last_io_seconds_ago")
+            .and_then(|seconds| seconds.parse::<u64>().ok())
+            .map(Duration::from_secs);
+        Some(Replication {
+            primary,
+            link_up: field("master_link_status") == Some("up"),
+            lag,
+        })
+    }
+}
+
+/// Whether a node in the state `node` passes a check asking for `role`.
+pub fn verdict(
+    node: Replication,
+    role: Role,
+    max_lag: Option<Duration>,
+) -> Result<(), RoleMismatch> {
+    match role {
+        Role::Any => Ok(()),
+        Role::Primary if node.primary => Ok(()),
+        Role::Primary => Err(RoleMismatch::NotPrimary),
+        Role::Replica if node.primary => Err(RoleMismatch::NotReplica),
+        Role::Replica if !node.link_up => Err(RoleMismatch::LinkDown),
+        Role::Replica => match (max_lag, node.lag) {
+            (Some(max), Some(lag)) if lag > max => Err(RoleMismatch::Lagging { lag, max }),
+            (Some(max), None) => Err(RoleMismatch::Lagging {
+                lag: Duration::MAX,
+                max,
+            }),
+            _ => Ok(()),
+        },
+    }
+}
+
+/// Logs in to the Redis node at `address` (AUTH with the check's user and password, as
+/// configured), asks `INFO replication`, and judges the answer.
+pub async fn redis(address: SocketAddr, check: &StoreCheck) -> Result<(), CheckError> {
+    let failed = |e: redis::RedisError| CheckError::Store(format!("redis: {e}"));
+    let mut login = RedisConnectionInfo::default();
+    if let Some(user) = &check.user {
+        login = login.set_username(user);
+    }
+    if let Some(password) = &check.password {
+        login = login.set_password(&password.0);
+    }
+    let info = ConnectionAddr::Tcp(address.ip().to_string(), address.port())
+        .into_connection_info()
+        .map_err(failed)?
+        .set_redis_settings(login);
+    let client = redis::Client::open(info).map_err(failed)?;
+    let mut connection = client
+        .get_multiplexed_async_connection()
+        .await
+        .map_err(failed)?;
+    let text: String = redis::cmd("INFO")
+        .arg("replication")
+        .query_async(&mut connection)
+        .await
+        .map_err(failed)?;
+    let node = Replication::parse(&text)
+        .ok_or_else(|| CheckError::Store("redis: INFO replication names no role".into()))?;
+    Ok(verdict(node, check.role, check.max_lag)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PRIMARY: &str = "# Replication\r\nrole:master\r\nconnected_slaves:2\r\n\
+        slave0:ip=127.0.0.1,port=6381,state=online,offset=42,lag=0\r\n";
+    const REPLICA: &str = "# Replication\r\nrole:slave\r\nmaster_host:127.0.0.1\r\n\
+        master_port:6380\r\nmaster_link_status:up\r\nmaster_last_io_seconds_ago:3\r\n";
+
+    #[test]
+    fn info_replication_names_the_role_the_link_and_the_lag() {
+        assert_eq!(
+            Replication::parse(PRIMARY),
+            Some(Replication {
+                primary: true,
+                link_up: false,
+                lag: None
+            })
+        );
+        assert_eq!(
+            Replication::parse(REPLICA),
+            Some(Replication {
+                primary: false,
+                link_up: true,
+                lag: Some(Duration::from_secs(3))
+            })
+        );
+        let down = REPLICA
+            .replace("link_status:up", "link_status:down")
+            .replace("seconds_ago:3", "seconds_ago:-1");
+        let node = Replication::parse(&down).unwrap();
+        assert!(!node.link_up && node.lag.is_none());
+        for unreadable in [
+            "",
+            "# Replication\r\n",
+            "role:sentinel\r\n",
+            "role master\r\n",
+        ] {
+            assert_eq!(Replication::parse(unreadable), None, "{unreadable:?}");
+        }
+    }
+
+    #[test]
+    fn only_the_asked_role_passes() {
+        let primary = Replication::parse(PRIMARY).unwrap();
+        let replica = Replication::parse(REPLICA).unwrap();
+        assert_eq!(verdict(primary, Role::Primary, None), Ok(()));
+        assert_eq!(
+            verdict(replica, Role::Primary, None),
+            Err(RoleMismatch::NotPrimary)
+        );
+        assert_eq!(verdict(replica, Role::Replica, None), Ok(()));
+        assert_eq!(
+            verdict(primary, Role::Replica, None),
+            Err(RoleMismatch::NotReplica)
+        );
+        assert_eq!(verdict(primary, Role::Any, None), Ok(()));
+        assert_eq!(verdict(replica, Role::Any, None), Ok(()));
+    }
+
+    #[test]
+    fn a_replica_passes_with_its_link_up_and_within_max_lag() {
+        let replica = Replication::parse(REPLICA).unwrap();
+        let max = |s| Some(Duration::from_secs(s));
+        assert_eq!(verdict(replica, Role::Replica, max(3)), Ok(()));
+        assert_eq!(
+            verdict(replica, Role::Replica, max(2)),
+            Err(RoleMismatch::Lagging {
+                lag: Duration::from_secs(3),
+                max: Duration::from_secs(2)
+            })
+        );
+        let unlinked = Replication {
+            link_up: false,
+            ..replica
+        };
+        assert_eq!(
+            verdict(unlinked, Role::Replica, None),
+            Err(RoleMismatch::LinkDown)
+        );
+        let unheard = Replication {
+            lag: None,
+            ..replica
+        };
+        assert!(verdict(unheard, Role::Replica, max(10)).is_err());
+        assert_eq!(verdict(unheard, Role::Replica, None), Ok(()));
+    }
+}
