@@ -96,6 +96,38 @@ pub enum ListenerMode {
         /// The pool's name.
         pool: String,
     },
+    /// As `Tcp`, with the pool chosen by the server name of the client's TLS ClientHello,
+    /// which is read but not answered: the backend terminates TLS.
+    TlsPassthrough {
+        /// Pools by server name, first match wins.
+        sni: Vec<SniRoute>,
+        /// The pool for a name no rule matches, or a ClientHello without one.
+        default: Option<String>,
+    },
+}
+
+/// One `sni` rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SniRoute {
+    /// The names it matches.
+    pub name: HostMatch,
+    /// Its pool.
+    pub pool: String,
+}
+
+impl ListenerMode {
+    /// The pool a session goes to: a tcp listener's one pool; a passthrough listener's by
+    /// the ClientHello's `server_name`. `None`: an HTTP listener, or no rule and no default.
+    pub fn pool_for(&self, server_name: Option<&str>) -> Option<&str> {
+        match self {
+            ListenerMode::Http => None,
+            ListenerMode::Tcp { pool } => Some(pool),
+            ListenerMode::TlsPassthrough { sni, default } => server_name
+                .and_then(|name| sni.iter().find(|rule| rule.name.matches(name)))
+                .map(|rule| rule.pool.as_str())
+                .or(default.as_deref()),
+        }
+    }
 }
 
 /// One route: requests matching `host` and `path_prefix` go to `pool`.
@@ -218,6 +250,7 @@ fn listeners(file: &FileConfig, problems: &mut Vec<Problem>) -> Vec<ListenerConf
             // Read by `listener_mode`.
             protocol: _,
             pool: _,
+            sni: _,
         } = listener;
         let (name, span) = match name {
             Some(n) => (n.get_ref().clone(), Some(n.span())),
@@ -280,20 +313,24 @@ fn listener_mode(
     let protocol = listener.protocol.as_ref();
     match protocol.map(|p| *p.get_ref()) {
         None | Some(ProtocolName::Http) => {
-            if let Some(pool) = &listener.pool {
+            let keys = [
+                listener.pool.as_ref().map(|p| ("pool", p.span())),
+                listener.sni.as_ref().map(|s| ("sni", s.span())),
+            ];
+            for (key, span) in keys.into_iter().flatten() {
                 problems.push(Problem::at(
-                    pool.span(),
-                    format!("listener `{name}`: `pool` is for protocol = \"tcp\"; HTTP listeners route with [[route]]"),
+                    span,
+                    format!("listener `{name}`: `{key}` is for protocol = \"tcp\" or \"tls-passthrough\"; HTTP listeners route with [[route]]"),
                 ));
             }
             ListenerMode::Http
         }
-        Some(ProtocolName::TlsPassthrough) => {
-            let span = protocol.map(Spanned::span).unwrap_or_default();
-            problems.push(unsupported(span, "protocol = \"tls-passthrough\""));
-            ListenerMode::Http
-        }
-        Some(ProtocolName::Tcp) => {
+        Some(kind @ (ProtocolName::Tcp | ProtocolName::TlsPassthrough)) => {
+            let named = if kind == ProtocolName::Tcp {
+                "tcp"
+            } else {
+                "tls-passthrough"
+            };
             let http_only = [
                 (listener.tls.is_some(), "tls"),
                 (listener.http_redirect, "http_redirect"),
@@ -301,42 +338,93 @@ fn listener_mode(
             ];
             for (_, key) in http_only.iter().filter(|(set, _)| *set) {
                 problems.push(Problem::message(format!(
-                    "listener `{name}`: `{key}` is for HTTP listeners, not protocol = \"tcp\""
+                    "listener `{name}`: `{key}` is for HTTP listeners, not protocol = \"{named}\""
                 )));
             }
-            let Some(pool) = &listener.pool else {
-                problems.push(Problem::message(format!(
-                    "listener `{name}`: protocol = \"tcp\" needs `pool`, the pool its connections go to"
-                )));
-                return ListenerMode::Http;
+            let mut pool_exists = |pool: &Spanned<String>| {
+                if !file.pools.contains_key(pool.get_ref()) {
+                    problems.push(Problem::at(
+                        pool.span(),
+                        format!(
+                            "listener `{name}` names pool `{}`, which does not exist",
+                            pool.get_ref()
+                        ),
+                    ));
+                }
             };
-            if !file.pools.contains_key(pool.get_ref()) {
-                problems.push(Problem::at(
-                    pool.span(),
-                    format!(
-                        "listener `{name}` names pool `{}`, which does not exist",
-                        pool.get_ref()
-                    ),
-                ));
+            listener.pool.iter().for_each(&mut pool_exists);
+            let rules = listener
+                .sni
+                .as_ref()
+                .map_or(&[][..], |s| s.get_ref().as_slice());
+            rules.iter().for_each(|rule| pool_exists(&rule.pool));
+            if kind == ProtocolName::Tcp {
+                if let Some(sni) = &listener.sni {
+                    problems.push(Problem::at(
+                        sni.span(),
+                        format!("listener `{name}`: `sni` is for protocol = \"tls-passthrough\""),
+                    ));
+                }
+                let Some(pool) = &listener.pool else {
+                    problems.push(Problem::message(format!(
+                        "listener `{name}`: protocol = \"tcp\" needs `pool`, the pool its connections go to"
+                    )));
+                    return ListenerMode::Http;
+                };
+                return ListenerMode::Tcp {
+                    pool: pool.get_ref().clone(),
+                };
             }
-            ListenerMode::Tcp {
-                pool: pool.get_ref().clone(),
+            if listener.pool.is_none() && rules.is_empty() {
+                problems.push(Problem::message(format!(
+                    "listener `{name}`: protocol = \"tls-passthrough\" needs `sni` rules, a default `pool`, or both"
+                )));
+            }
+            let sni = rules
+                .iter()
+                .filter_map(|rule| match HostMatch::parse(rule.name.get_ref()) {
+                    Ok(HostMatch::Any) | Err(_) => {
+                        problems.push(Problem::at(
+                            rule.name.span(),
+                            format!("invalid sni name `{}`: use a name like \"db.example.com\" or \"*.example.com\"", rule.name.get_ref()),
+                        ));
+                        None
+                    }
+                    Ok(name) => Some(SniRoute {
+                        name,
+                        pool: rule.pool.get_ref().clone(),
+                    }),
+                })
+                .collect();
+            ListenerMode::TlsPassthrough {
+                sni,
+                default: listener.pool.as_ref().map(|p| p.get_ref().clone()),
             }
         }
     }
 }
 
-/// The pools `tcp` listeners name.
+/// The pools `tcp` and `tls-passthrough` listeners name.
 fn tcp_pools(file: &FileConfig) -> BTreeSet<&str> {
     file.listeners
         .iter()
-        .filter(|l| {
-            l.protocol
-                .as_ref()
-                .is_some_and(|p| *p.get_ref() == ProtocolName::Tcp)
+        .filter(|l| !serves_http(l))
+        .flat_map(|l| {
+            let rules = l.sni.as_ref().map_or(&[][..], |s| s.get_ref().as_slice());
+            l.pool
+                .iter()
+                .chain(rules.iter().map(|rule| &rule.pool))
+                .map(|pool| pool.get_ref().as_str())
         })
-        .filter_map(|l| l.pool.as_ref().map(|p| p.get_ref().as_str()))
         .collect()
+}
+
+/// Whether a listener serves HTTP (the default protocol).
+fn serves_http(listener: &ListenerFile) -> bool {
+    listener
+        .protocol
+        .as_ref()
+        .is_none_or(|p| *p.get_ref() == ProtocolName::Http)
 }
 
 fn pools(
@@ -367,16 +455,11 @@ fn routes(
     if file.routes.is_empty() {
         // Without routes, HTTP goes to the one pool that no tcp listener takes; a daemon
         // with tcp listeners only needs no route at all.
-        let serves_http = |l: &&ListenerFile| {
-            l.protocol
-                .as_ref()
-                .is_none_or(|p| *p.get_ref() != ProtocolName::Tcp)
-        };
         if file.pools.is_empty() {
             problems.push(Problem::message("no [pool.NAME]: add at least one pool"));
             return Vec::new();
         }
-        if !file.listeners.iter().any(|l| serves_http(&l)) {
+        if !file.listeners.iter().any(serves_http) {
             return Vec::new();
         }
         let http_pools = file

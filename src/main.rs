@@ -107,7 +107,16 @@ fn summary(path: &std::path::Path, config: &Config) -> String {
             Some(trusted) => format!(" (PROXY protocol from {} CIDRs)", trusted.len()),
             None => String::new(),
         };
-        out += &format!("listener {}: {}{proxy}\n", l.name, l.address);
+        let mode = match &l.mode {
+            portero::config::ListenerMode::Http => String::new(),
+            portero::config::ListenerMode::Tcp { pool } => format!(" tcp -> pool {pool}"),
+            portero::config::ListenerMode::TlsPassthrough { sni, default } => format!(
+                " tls-passthrough, {} sni rule(s) -> pool {}",
+                sni.len(),
+                default.as_deref().unwrap_or("none")
+            ),
+        };
+        out += &format!("listener {}: {}{mode}{proxy}\n", l.name, l.address);
     }
     out += &format!("admin: {}\n", config.admin.address);
     for r in &config.routes {
@@ -149,10 +158,30 @@ fn summary(path: &std::path::Path, config: &Config) -> String {
             .iter()
             .map(|b| format!("{} (weight {})", b.address, b.weight))
             .collect();
+        let speaks = match pool.serves {
+            portero::config::Serves::Http => format!("{:?}", pool.protocol),
+            portero::config::Serves::Tcp => "tcp".to_string(),
+        };
+        let check = match pool.health_check.as_ref().map(|c| &c.kind) {
+            None => String::new(),
+            Some(portero::config::CheckKind::Tcp) => ", checked by TCP connect".to_string(),
+            Some(portero::config::CheckKind::Http(http)) => {
+                format!(", checked by GET {}", http.path)
+            }
+            // Not the password: only whether one is set.
+            Some(portero::config::CheckKind::Redis(store)) => format!(
+                ", checked by redis for role {:?}{}",
+                store.role,
+                if store.password.is_some() {
+                    " (with AUTH)"
+                } else {
+                    ""
+                }
+            ),
+        };
         out += &format!(
-            "pool {name}: {:?}, {:?}, {}\n",
+            "pool {name}: {:?}, {speaks}{check}, {}\n",
             pool.balance,
-            pool.protocol,
             backends.join(", ")
         );
     }

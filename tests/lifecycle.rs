@@ -26,6 +26,35 @@ fn check_accepts_the_example_config() {
 }
 
 #[test]
+fn check_accepts_the_data_tier_example_with_its_check_password_set() {
+    let check = |password: Option<&str>| {
+        let mut command = Command::new(binary());
+        command.args(["check", "--config", "config/data-tier.toml"]);
+        match password {
+            Some(password) => command.env("REDIS_CHECK_PASSWORD", password),
+            None => command.env_remove("REDIS_CHECK_PASSWORD"),
+        };
+        command.output().unwrap()
+    };
+    let out = check(Some("s3cret"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("config/data-tier.toml: ok"), "{stdout}");
+    assert!(
+        !stdout.contains("s3cret"),
+        "the password is never printed: {stdout}"
+    );
+    let out = check(None);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("REDIS_CHECK_PASSWORD"), "{stderr}");
+}
+
+#[test]
 fn check_names_the_line_and_problem_of_a_broken_file_and_exits_non_zero() {
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(

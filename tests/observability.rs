@@ -173,8 +173,10 @@ async fn the_dashboard_shows_every_backend_and_its_state_in_a_real_browser() {
     sick.set_health(503);
     let text = format!(
         "[admin]\naddress = \"127.0.0.1:0\"\n[log]\naccess_log = \"off\"\n[[listener]]\nname = \"http\"\naddress = \"127.0.0.1:0\"\n\
-         [pool.web]\nbackends = [\"{}\", \"{}\"]\n[pool.web.health_check]\npath = \"/healthz\"\ninterval = \"50ms\"\nfall = 1\n",
-        good.addr, sick.addr
+         [[listener]]\nname = \"db\"\naddress = \"127.0.0.1:0\"\nprotocol = \"tcp\"\npool = \"db\"\n\
+         [pool.web]\nbackends = [\"{}\", \"{}\"]\n[pool.web.health_check]\npath = \"/healthz\"\ninterval = \"50ms\"\nfall = 1\n\
+         [pool.db]\nbackends = [\"{}\"]\n",
+        good.addr, sick.addr, good.addr
     );
     let app = start(&text).await;
     support::wait_until(
@@ -230,6 +232,10 @@ async fn the_dashboard_shows_every_backend_and_its_state_in_a_real_browser() {
         );
     }
     assert!(dom.contains("id=\"state\""), "{dom}");
+    assert!(
+        dom.contains("data-pool=\"db\" data-serves=\"tcp\""),
+        "the tcp listener's pool is shown as one:\n{dom}"
+    );
     let shot = tokio::time::timeout(
         Duration::from_secs(60),
         browser(vec![format!("--screenshot={}", screenshot.display())]),

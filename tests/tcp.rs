@@ -305,10 +305,13 @@ fn tcp_listeners_are_validated() {
     );
     let tls = format!("{base}pool = \"db\"\nhttp_redirect = true\n{pool}");
     assert!(bad(&tls).contains("`http_redirect` is for HTTP listeners"));
-    let passthrough = format!(
-        "[[listener]]\naddress = \"127.0.0.1:0\"\nprotocol = \"tls-passthrough\"\npool = \"db\"\n{pool}"
-    );
-    assert!(bad(&passthrough).contains("not supported by this build"));
+    let passthrough = "[[listener]]\naddress = \"127.0.0.1:0\"\nprotocol = \"tls-passthrough\"\n";
+    assert!(bad(&format!("{passthrough}{pool}")).contains("needs `sni` rules, a default `pool`"));
+    let bad_name = format!("{passthrough}sni = [{{ name = \"a b\", pool = \"db\" }}]\n{pool}");
+    assert!(bad(&bad_name).contains("invalid sni name `a b`"));
+    let sni_on_tcp =
+        format!("{base}pool = \"db\"\nsni = [{{ name = \"a.test\", pool = \"db\" }}]\n{pool}");
+    assert!(bad(&sni_on_tcp).contains("`sni` is for protocol = \"tls-passthrough\""));
     let hash = format!(
         "{base}pool = \"db\"\n{pool}balance = \"consistent_hash\"\nhash_key = \"header:x\"\n"
     );

@@ -2,6 +2,7 @@
 
 use super::Body;
 use super::{AdminCtx, text};
+use crate::config::{Role, Serves};
 use http::{HeaderValue, Response, StatusCode, header};
 use serde_json::json;
 
@@ -33,9 +34,13 @@ fn refresh_gauges(ctx: &AdminCtx) {
     m.pools.backend_in_flight.reset();
     m.pools.backends.reset();
     m.pools.upstream_connections.reset();
+    m.pools.pool_role.reset();
     let snapshot = ctx.snapshot.load();
     let now = crate::clock::now_us();
     for (name, pool) in snapshot.pools() {
+        if let Some(role) = role_name(pool.config().role()) {
+            m.pools.pool_role.with_label_values(&[name, role]).set(1);
+        }
         let clients = snapshot.clients(name);
         for (index, member) in pool.members().iter().enumerate() {
             let labels = [name.as_str(), &**member.backend.label()];
@@ -84,6 +89,15 @@ pub(super) fn readyz(ctx: &AdminCtx) -> Response<Body> {
     }
 }
 
+/// The role a pool's checks keep, when they keep one.
+fn role_name(role: Role) -> Option<&'static str> {
+    match role {
+        Role::Primary => Some("primary"),
+        Role::Replica => Some("replica"),
+        Role::Any => None,
+    }
+}
+
 pub(super) fn status(ctx: &AdminCtx) -> serde_json::Value {
     let snapshot = ctx.snapshot.load();
     let a = &ctx.admission;
@@ -103,7 +117,13 @@ pub(super) fn status(ctx: &AdminCtx) -> serde_json::Value {
                     })
                 })
                 .collect();
-            json!({ "name": name, "backends": backends })
+            let config = pool.config();
+            let serves = match config.serves {
+                Serves::Http => "http",
+                Serves::Tcp => "tcp",
+            };
+            let role = role_name(config.role()).unwrap_or("any");
+            json!({ "name": name, "serves": serves, "role": role, "backends": backends })
         })
         .collect();
     let listeners: Vec<_> = ctx

@@ -245,9 +245,23 @@ pub struct ListenerFile {
     /// `"http"` (the default), `"tcp"` or `"tls-passthrough"`.
     #[serde(default)]
     pub protocol: Option<Spanned<ProtocolName>>,
-    /// A `tcp` listener's pool.
+    /// A `tcp` listener's pool; a `tls-passthrough` listener's pool for names no `sni` rule
+    /// matches.
     #[serde(default)]
     pub pool: Option<Spanned<String>>,
+    /// `tls-passthrough`: pools by the ClientHello's server name, first match wins.
+    #[serde(default)]
+    pub sni: Option<Spanned<Vec<SniFile>>>,
+}
+
+/// One `sni` rule of a `tls-passthrough` listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SniFile {
+    /// `db.example.com`, or `*.example.com` for any name under it.
+    pub name: Spanned<String>,
+    /// The pool its sessions go to.
+    pub pool: Spanned<String>,
 }
 
 /// `[[listener]] protocol`: what a listener does with its connections.

@@ -47,6 +47,37 @@ fn example_config_in_the_repository_is_valid() {
 }
 
 #[test]
+fn data_tier_example_is_valid() {
+    // A check reads its password from the variable it names when the config loads: the
+    // example's is not set here, so it names one that always is.
+    let text = include_str!("../../config/data-tier.toml");
+    let missing = parse(text).unwrap_err().to_string();
+    assert!(
+        missing.contains("`REDIS_CHECK_PASSWORD`, which is not set"),
+        "{missing}"
+    );
+    let text = text.replace("REDIS_CHECK_PASSWORD", "PATH");
+    let c = parse(&text).unwrap_or_else(|e| panic!("{e}"));
+    assert!(c.routes.is_empty(), "no HTTP listener, no route");
+    assert_eq!(c.pools["redis-primary"].balance, Balance::LeastConn);
+    assert_eq!(
+        c.pools["redis-primary"].role(),
+        crate::config::Role::Primary
+    );
+    let tls = &c.listeners[2].mode;
+    assert_eq!(
+        tls.pool_for(Some("replica.db.example")),
+        Some("mysql-replicas")
+    );
+    assert_eq!(
+        tls.pool_for(Some("x.analytics.db.example")),
+        Some("mysql-replicas")
+    );
+    assert_eq!(tls.pool_for(Some("db.example")), Some("mysql-primary"));
+    assert_eq!(tls.pool_for(None), Some("mysql-primary"));
+}
+
+#[test]
 fn every_problem_is_reported_with_its_line_and_column() {
     let text = r#"
 [timeouts]

@@ -24,6 +24,10 @@ pub struct Pools {
     pub upstream_connect: HistogramVec,
     /// `portero_upstream_connections{pool,backend}`: open connections to each backend.
     pub upstream_connections: IntGaugeVec,
+    /// `portero_pool_role{pool,role}`: 1 for each pool whose checks keep one role
+    /// (`primary`, `replica`). Its other members are down by design, which alerts tell apart
+    /// with it.
+    pub pool_role: IntGaugeVec,
     /// `portero_discovery_updates_total{pool,source,result}`: feed reads by result
     /// (`changed`, `unchanged`, `error`).
     pub discovery_updates: IntCounterVec,
@@ -74,6 +78,12 @@ impl Pools {
                 "portero_upstream_connections",
                 "Connections open to each backend, pooled or busy",
                 &["pool", "backend"],
+                r
+            )?,
+            pool_role: register_int_gauge_vec_with_registry!(
+                "portero_pool_role",
+                "1 for a pool whose health checks keep only nodes of one role (primary or replica)",
+                &["pool", "role"],
                 r
             )?,
             discovery_updates: register_int_counter_vec_with_registry!(

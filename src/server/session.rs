@@ -5,7 +5,8 @@
 //! only the socket and a timer ("parked"). After a 101 the socket is spliced with the
 //! backend's.
 //!
-//! A tcp listener's connection is not HTTP at all: after the gate it is handed to `tcp`.
+//! A tcp or tls-passthrough listener's connection is not HTTP at all: after the gate it is
+//! handed to `tcp`.
 //!
 //! A connection closes gracefully when the daemon drains, when admission reclaims it (idle at
 //! the ceiling), or after a request when it was admitted in burst and the daemon is still over
@@ -83,11 +84,11 @@ pub fn serve(accepted: Box<Accepted>) -> impl Future<Output = ()> + Send {
             open.dec();
             return;
         };
-        if let ListenerMode::Tcp { pool } = &settings.mode {
+        if settings.mode != ListenerMode::Http {
             let session = tcp::Session {
                 client,
                 listener: &listener.name,
-                pool,
+                mode: &settings.mode,
             };
             // Boxed, as the steps above: an HTTP connection's task does not carry it.
             Box::pin(tcp::serve(stream, session, &ctx)).await;

@@ -2,7 +2,8 @@
 //! `consistent_hash` pool by the client's address), connect within
 //! `timeouts.upstream_connect`, and on a failed connect count it against the backend (outlier
 //! ejection) and try another, up to the pool's `retries`. Nothing has been sent yet, so a
-//! retry is always safe. Then the pool's PROXY header, if it asks for one.
+//! retry is always safe. Then the pool's PROXY header, if it asks for one, and the bytes the
+//! session has read already (a passthrough listener's ClientHello), in one write.
 
 use crate::backend::InFlight;
 use crate::balance::client_ip_key;
@@ -42,15 +43,26 @@ impl Refusal {
     }
 }
 
-/// Connects to a backend of `pool` for `client`, whose connection arrived at `local`.
+/// What a session's backend connection needs.
+pub struct Target<'a> {
+    /// The client, named in a PROXY header.
+    pub client: SocketAddr,
+    /// Where the client's connection arrived, named in a PROXY header too.
+    pub local: Option<SocketAddr>,
+    /// What the backend gets before the relay starts.
+    pub first: &'a [u8],
+    /// `timeouts.upstream_connect`, for the connect and those first bytes.
+    pub timeout: Duration,
+}
+
+/// Connects to a backend of `pool` for the session `target` describes.
 pub async fn join(
     pool: &Pool,
-    client: SocketAddr,
-    local: Option<SocketAddr>,
-    timeout: Duration,
+    target: &Target<'_>,
     listener: &str,
     metrics: &Metrics,
 ) -> Result<Joined, Refusal> {
+    let client = target.client;
     let key = pool
         .config()
         .balance
@@ -71,15 +83,7 @@ pub async fn join(
         // In flight from the connect on, so least_conn sees the session at once.
         let flight = backend.begin_request();
         let started = Instant::now();
-        match connect(
-            backend.address(),
-            client,
-            local,
-            pool.config().send_proxy_protocol,
-            timeout,
-        )
-        .await
-        {
+        match connect(backend.address(), target, pool.config().send_proxy_protocol).await {
             Ok(upstream) => {
                 metrics
                     .pools
@@ -105,25 +109,24 @@ pub async fn join(
     Err(refusal)
 }
 
-/// One connect, with the PROXY header `proxy` asks for sent first.
+/// One connect, then the PROXY header `proxy` asks for and the target's first bytes.
 async fn connect(
     backend: SocketAddr,
-    client: SocketAddr,
-    local: Option<SocketAddr>,
+    target: &Target<'_>,
     proxy: Option<ProxyVersion>,
-    timeout: Duration,
 ) -> std::io::Result<TcpStream> {
     let connecting = async {
         let mut stream = TcpStream::connect(backend).await?;
         let _ = stream.set_nodelay(true);
-        if let Some(version) = proxy {
-            stream
-                .write_all(&proxy_header(version, client, local.unwrap_or(backend)))
-                .await?;
+        let local = target.local.unwrap_or(backend);
+        let mut first = proxy.map_or_else(Vec::new, |v| proxy_header(v, target.client, local));
+        first.extend_from_slice(target.first);
+        if !first.is_empty() {
+            stream.write_all(&first).await?;
         }
         Ok(stream)
     };
-    tokio::time::timeout(timeout, connecting)
+    tokio::time::timeout(target.timeout, connecting)
         .await
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))?
 }
