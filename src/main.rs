@@ -178,6 +178,16 @@ fn summary(path: &std::path::Path, config: &Config) -> String {
                     ""
                 }
             ),
+            Some(portero::config::CheckKind::Mysql(store)) => format!(
+                ", checked by mysql as {} for role {:?}{}",
+                store.user.as_deref().unwrap_or(""),
+                store.role,
+                if store.password.is_some() {
+                    " (with a password)"
+                } else {
+                    ""
+                }
+            ),
         };
         out += &format!(
             "pool {name}: {:?}, {speaks}{check}, {}\n",

@@ -30,10 +30,12 @@ fn check_accepts_the_data_tier_example_with_its_check_password_set() {
     let check = |password: Option<&str>| {
         let mut command = Command::new(binary());
         command.args(["check", "--config", "config/data-tier.toml"]);
-        match password {
-            Some(password) => command.env("REDIS_CHECK_PASSWORD", password),
-            None => command.env_remove("REDIS_CHECK_PASSWORD"),
-        };
+        for name in ["REDIS_CHECK_PASSWORD", "MYSQL_CHECK_PASSWORD"] {
+            match password {
+                Some(password) => command.env(name, password),
+                None => command.env_remove(name),
+            };
+        }
         command.output().unwrap()
     };
     let out = check(Some("s3cret"));

@@ -344,3 +344,65 @@ fn tcp_listeners_are_validated() {
             .is_empty()
     );
 }
+
+#[tokio::test]
+async fn shutdown_lets_an_open_session_carry_on_until_the_drain_deadline() {
+    bounded(async {
+        // A backend that answers every line it reads with the same line.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let backend = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 64];
+                    while let Ok(n @ 1..) = stream.read(&mut buf).await {
+                        if stream.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        let config = tcp_config(&[backend], "", "[timeouts]\ndrain = \"1s\"\n");
+        let app = daemon::start(&config).await;
+        let front = app.listener_addr("db").unwrap();
+        let mut session = TcpStream::connect(front).await.unwrap();
+        let mut echo = [0u8; 4];
+        session.write_all(b"one\n").await.unwrap();
+        session.read_exact(&mut echo).await.unwrap();
+        let stopping = tokio::spawn({
+            let app = Arc::clone(&app);
+            async move { app.shutdown(Duration::ZERO).await }
+        });
+        // Listeners close at once: no new session.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while TcpStream::connect(front).await.is_ok() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the listener stayed open"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // The open one still carries bytes during the drain...
+        session.write_all(b"two\n").await.unwrap();
+        session.read_exact(&mut echo).await.unwrap();
+        assert_eq!(&echo, b"two\n");
+        // ...and is closed at its deadline, counted as such.
+        let mut rest = Vec::new();
+        let closed =
+            tokio::time::timeout(Duration::from_secs(10), session.read_to_end(&mut rest)).await;
+        assert!(closed.is_ok(), "the session outlived the drain deadline");
+        stopping.await.unwrap();
+        // The admin listener is gone with the rest: the registry is read directly.
+        let text = app.metrics().encode();
+        let ended = text
+            .lines()
+            .filter(|l| {
+                l.starts_with("portero_tcp_sessions_total{") && l.contains("end=\"shutdown\"")
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>();
+        assert_eq!(ended, 1.0, "{text}");
+    })
+    .await;
+}

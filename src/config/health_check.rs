@@ -1,9 +1,9 @@
 //! `[pool.NAME.health_check]`: validation of the active check's file entry into a
 //! [`HealthCheckConfig`], and the status ranges a check accepts.
 
+use super::Problem;
 use super::file::HealthCheckFile;
 pub use super::file::{CheckKindName, Role};
-use super::{Problem, unsupported};
 use crate::route::is_valid_authority;
 use std::ops::{Range, RangeInclusive};
 use std::time::Duration;
@@ -32,13 +32,15 @@ pub enum CheckKind {
     Http(HttpCheck),
     /// A Redis login, then `INFO replication` for the node's role.
     Redis(StoreCheck),
+    /// A MySQL/MariaDB login, then `@@read_only` and the replica status for its role.
+    Mysql(StoreCheck),
 }
 
 impl CheckKind {
     /// The role a backend must have, for the kinds that ask.
     pub fn role(&self) -> Role {
         match self {
-            CheckKind::Redis(store) => store.role,
+            CheckKind::Redis(store) | CheckKind::Mysql(store) => store.role,
             CheckKind::Tcp | CheckKind::Http(_) => Role::Any,
         }
     }
@@ -62,7 +64,7 @@ pub struct HttpCheck {
 pub struct StoreCheck {
     /// The role that passes.
     pub role: Role,
-    /// Who logs in (Redis: an ACL user; without one, `AUTH password` alone).
+    /// Who logs in (Redis: an ACL user, or none for `AUTH password` alone; MySQL: required).
     pub user: Option<String>,
     /// The password, read from `password_env` when the config loaded.
     pub password: Option<Secret>,
@@ -154,8 +156,13 @@ pub(super) fn health_check(
         }
         Some((CheckKindName::Redis, _)) => CheckKind::Redis(store_check(file, problems)),
         Some((CheckKindName::Mysql, span)) => {
-            problems.push(unsupported(span, "health_check kind = \"mysql\""));
-            CheckKind::Tcp
+            if file.user.is_none() {
+                problems.push(Problem::at(
+                    span,
+                    "health_check kind = \"mysql\" needs `user` (and `password_env`): the account the check logs in as",
+                ));
+            }
+            CheckKind::Mysql(store_check(file, problems))
         }
     };
     if file.rise == 0 || file.fall == 0 {
@@ -286,14 +293,6 @@ fn store_check(file: &HealthCheckFile, problems: &mut Vec<Problem>) -> StoreChec
             }
         }
     });
-    if let Some(user) = &file.user
-        && file.password_env.is_none()
-    {
-        problems.push(Problem::at(
-            user.span(),
-            "health_check.user needs password_env: the variable holding its password",
-        ));
-    }
     StoreCheck {
         role,
         user: file.user.as_ref().map(|u| u.get_ref().clone()),

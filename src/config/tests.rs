@@ -56,7 +56,9 @@ fn data_tier_example_is_valid() {
         missing.contains("`REDIS_CHECK_PASSWORD`, which is not set"),
         "{missing}"
     );
-    let text = text.replace("REDIS_CHECK_PASSWORD", "PATH");
+    let text = text
+        .replace("REDIS_CHECK_PASSWORD", "PATH")
+        .replace("MYSQL_CHECK_PASSWORD", "PATH");
     let c = parse(&text).unwrap_or_else(|e| panic!("{e}"));
     assert!(c.routes.is_empty(), "no HTTP listener, no route");
     assert_eq!(c.pools["redis-primary"].balance, Balance::LeastConn);
@@ -75,6 +77,10 @@ fn data_tier_example_is_valid() {
     );
     assert_eq!(tls.pool_for(Some("db.example")), Some("mysql-primary"));
     assert_eq!(tls.pool_for(None), Some("mysql-primary"));
+    assert_eq!(
+        c.pools["mysql-replicas"].role(),
+        crate::config::Role::Replica
+    );
 }
 
 #[test]

@@ -124,6 +124,7 @@ async fn run(probe: &Probe) -> Result<(), CheckError> {
         CheckKind::Tcp => None,
         CheckKind::Http(http) => Some(http),
         CheckKind::Redis(check) => return store::redis(probe.address, check).await,
+        CheckKind::Mysql(check) => return store::mysql(probe.address, check).await,
     };
     let stream = TcpStream::connect(probe.address)
         .await

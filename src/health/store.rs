@@ -1,6 +1,7 @@
 //! Role-aware checks of a replicated data store: log in as the check's user, ask the node
 //! what it is, and pass only when that is the role the pool wants. A node's answer is read by
-//! pure functions ([`Replication::parse`], [`verdict`]); the client is the `redis` crate's.
+//! pure functions ([`Replication::parse`], [`Replication::from_mysql`], [`verdict`]); the
+//! clients are the `redis` and `mysql_async` crates'.
 //!
 //! HAProxy's `redis-check` stops at PING, so a pool behind it cannot tell the primary from
 //! a replica; here a `primary` pool follows a failover by itself within `fall` + `rise`
@@ -71,6 +72,35 @@ impl Replication {
     }
 }
 
+/// A MySQL/MariaDB replica's status row, the fields the check reads, by either vocabulary:
+/// `Replica_IO_Running`/`Seconds_Behind_Source` (MySQL 8.0.22+) or
+/// `Slave_IO_Running`/`Seconds_Behind_Master` (MariaDB, older MySQL).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplicaStatus {
+    /// The I/O thread (`Yes`, `No`, `Connecting`).
+    pub io_running: Option<String>,
+    /// The SQL thread.
+    pub sql_running: Option<String>,
+    /// Seconds behind the source; `None` (NULL) when the threads do not run.
+    pub seconds_behind: Option<u64>,
+}
+
+impl Replication {
+    /// A MySQL node's state: `@@read_only`, and its replica status row if it has one. A
+    /// writable node is the primary; a read-only one is a replica, linked when both of its
+    /// threads run.
+    pub fn from_mysql(read_only: bool, status: Option<&ReplicaStatus>) -> Replication {
+        let running = |thread: &Option<String>| thread.as_deref() == Some("Yes");
+        Replication {
+            primary: !read_only,
+            link_up: status.is_some_and(|s| running(&s.io_running) && running(&s.sql_running)),
+            lag: status
+                .and_then(|s| s.seconds_behind)
+                .map(Duration::from_secs),
+        }
+    }
+}
+
 /// Whether a node in the state `node` passes a check asking for `role`.
 pub fn verdict(
     node: Replication,
@@ -122,6 +152,66 @@ pub async fn redis(address: SocketAddr, check: &StoreCheck) -> Result<(), CheckE
     let node = Replication::parse(&text)
         .ok_or_else(|| CheckError::Store("redis: INFO replication names no role".into()))?;
     Ok(verdict(node, check.role, check.max_lag)?)
+}
+
+/// Logs in to the MySQL/MariaDB node at `address` as the check's user (who needs no
+/// privilege beyond `REPLICATION CLIENT`, or MariaDB's `SLAVE MONITOR`, for replicas), reads
+/// `@@global.read_only` and, for a read-only node, its replica status, and judges them.
+pub async fn mysql(address: SocketAddr, check: &StoreCheck) -> Result<(), CheckError> {
+    use mysql_async::prelude::Queryable;
+    let failed = |e: mysql_async::Error| CheckError::Store(format!("mysql: {e}"));
+    let opts = mysql_async::OptsBuilder::default()
+        .ip_or_hostname(address.ip().to_string())
+        .tcp_port(address.port())
+        .user(check.user.clone())
+        .pass(check.password.as_ref().map(|p| p.0.clone()))
+        // Never switch to a local socket: the check is of the address the pool lists.
+        .prefer_socket(false);
+    let mut connection = mysql_async::Conn::new(opts).await.map_err(failed)?;
+    let read_only: Option<i64> = connection
+        .query_first("SELECT @@global.read_only")
+        .await
+        .map_err(failed)?;
+    let read_only =
+        read_only.ok_or_else(|| CheckError::Store("mysql: no @@read_only".into()))? != 0;
+    let status = if read_only && check.role == Role::Replica {
+        replica_status(&mut connection).await.map_err(failed)?
+    } else {
+        None
+    };
+    // A polite goodbye; the verdict does not depend on it.
+    let _ = connection.disconnect().await;
+    Ok(verdict(
+        Replication::from_mysql(read_only, status.as_ref()),
+        check.role,
+        check.max_lag,
+    )?)
+}
+
+/// `SHOW REPLICA STATUS` (MySQL 8.0.22+, MariaDB 10.5.1+), else `SHOW SLAVE STATUS`.
+async fn replica_status(
+    connection: &mut mysql_async::Conn,
+) -> Result<Option<ReplicaStatus>, mysql_async::Error> {
+    use mysql_async::prelude::Queryable;
+    let rows: Vec<mysql_async::Row> = match connection.query("SHOW REPLICA STATUS").await {
+        Ok(rows) => rows,
+        Err(mysql_async::Error::Server(_)) => connection.query("SHOW SLAVE STATUS").await?,
+        Err(e) => return Err(e),
+    };
+    Ok(rows.first().map(|row| {
+        let text = |names: [&str; 2]| {
+            names
+                .iter()
+                .find_map(|name| row.get_opt::<Option<String>, _>(*name)?.ok())
+                .flatten()
+        };
+        ReplicaStatus {
+            io_running: text(["Replica_IO_Running", "Slave_IO_Running"]),
+            sql_running: text(["Replica_SQL_Running", "Slave_SQL_Running"]),
+            seconds_behind: text(["Seconds_Behind_Source", "Seconds_Behind_Master"])
+                .and_then(|s| s.parse().ok()),
+        }
+    }))
 }
 
 #[cfg(test)]
@@ -210,5 +300,43 @@ mod tests {
         };
         assert!(verdict(unheard, Role::Replica, max(10)).is_err());
         assert_eq!(verdict(unheard, Role::Replica, None), Ok(()));
+    }
+
+    #[test]
+    fn a_mysql_node_is_primary_when_writable_and_a_linked_replica_when_its_threads_run() {
+        let status = |io: &str, sql: &str, behind: Option<u64>| ReplicaStatus {
+            io_running: Some(io.into()),
+            sql_running: Some(sql.into()),
+            seconds_behind: behind,
+        };
+        let primary = Replication::from_mysql(false, None);
+        assert_eq!(verdict(primary, Role::Primary, None), Ok(()));
+        assert_eq!(
+            verdict(primary, Role::Replica, None),
+            Err(RoleMismatch::NotReplica)
+        );
+        let linked = Replication::from_mysql(true, Some(&status("Yes", "Yes", Some(2))));
+        assert_eq!(
+            verdict(linked, Role::Replica, Some(Duration::from_secs(5))),
+            Ok(())
+        );
+        assert_eq!(
+            verdict(linked, Role::Primary, None),
+            Err(RoleMismatch::NotPrimary)
+        );
+        assert!(verdict(linked, Role::Replica, Some(Duration::from_secs(1))).is_err());
+        for (io, sql) in [("Connecting", "Yes"), ("Yes", "No"), ("No", "No")] {
+            let broken = Replication::from_mysql(true, Some(&status(io, sql, None)));
+            assert_eq!(
+                verdict(broken, Role::Replica, None),
+                Err(RoleMismatch::LinkDown),
+                "{io}/{sql}"
+            );
+        }
+        // Read-only with no replication configured: neither role.
+        let stray = Replication::from_mysql(true, None);
+        assert!(verdict(stray, Role::Primary, None).is_err());
+        assert!(verdict(stray, Role::Replica, None).is_err());
+        assert_eq!(verdict(stray, Role::Any, None), Ok(()));
     }
 }

@@ -117,6 +117,16 @@ impl Process {
         }
     }
 
+    /// The bound address of the listener `name`, from its "listening" log line.
+    pub fn listener(&self, name: &str) -> Option<SocketAddr> {
+        self.log.lock().unwrap().iter().find_map(|line| {
+            let v = serde_json::from_str::<serde_json::Value>(line).ok()?;
+            (v["message"] == "listening" && v["listener"] == name)
+                .then(|| v["address"].as_str()?.parse().ok())
+                .flatten()
+        })
+    }
+
     /// Replaces the config file (a reload is up to the caller), keeping the JSON log format
     /// the process started with (a `[log]` change is refused by a reload).
     pub fn write_config(&self, text: &str) {

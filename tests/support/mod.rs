@@ -12,6 +12,7 @@ pub mod dns;
 pub mod external;
 pub mod feed;
 pub mod h2raw;
+pub mod mariadb;
 pub mod metrics;
 pub mod peers;
 pub mod pki;
