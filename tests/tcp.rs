@@ -406,3 +406,54 @@ async fn shutdown_lets_an_open_session_carry_on_until_the_drain_deadline() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_bytes_both_ways_at_once_arrive_whole_and_in_order() {
+    bounded(async {
+        // An echo backend: everything it reads goes straight back.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let backend = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let (mut read, mut write) = stream.into_split();
+                    let _ = tokio::io::copy(&mut read, &mut write).await;
+                });
+            }
+        });
+        let app = daemon::start(&tcp_config(&[backend], "", "")).await;
+        let front = app.listener_addr("db").unwrap();
+        // Four sessions at once, each 16 MiB up and the same 16 MiB back while it is sent:
+        // a direction that stalls fails the bound, and every byte must come back in order.
+        const SIZE: usize = 16 << 20;
+        let sessions = (0..4u8).map(|seed| {
+            tokio::spawn(async move {
+                let (mut read, mut write) = TcpStream::connect(front).await.unwrap().into_split();
+                let pattern: Vec<u8> = (0..SIZE)
+                    .map(|i| (i as u8).wrapping_mul(31) ^ seed)
+                    .collect();
+                let sent = pattern.clone();
+                let sender = tokio::spawn(async move {
+                    for chunk in sent.chunks(100_003) {
+                        write.write_all(chunk).await.unwrap();
+                    }
+                    write.shutdown().await.unwrap();
+                });
+                let mut back = Vec::with_capacity(SIZE);
+                read.read_to_end(&mut back).await.unwrap();
+                sender.await.unwrap();
+                assert!(
+                    back == pattern,
+                    "session {seed}: {} bytes back, not the {SIZE} sent",
+                    back.len()
+                );
+            })
+        });
+        for session in sessions.collect::<Vec<_>>() {
+            session.await.unwrap();
+        }
+        let up = metric_sum(&app, "portero_tcp_bytes_total", "direction=\"to_backend\"").await;
+        assert_eq!(up, (4 * SIZE) as f64);
+    })
+    .await;
+}

@@ -58,16 +58,23 @@ impl<'a> Ended<'a> {
 /// Serves the session on `stream` until it ends.
 pub async fn serve(stream: TcpStream, session: Session<'_>, ctx: &ServerCtx) {
     let started = Instant::now();
-    let time = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
+    let accepted = SystemTime::now();
     let ended = run(stream, &session, ctx).await;
-    record(&session, &ended, started, time, ctx);
+    record(&session, &ended, started, accepted, ctx);
 }
 
 async fn run<'a>(mut stream: TcpStream, session: &Session<'a>, ctx: &ServerCtx) -> Ended<'a> {
-    let settings = ctx.settings.load_full();
+    let (hello_timeout, connect_timeout, idle) = {
+        let settings = ctx.settings.load();
+        (
+            settings.tls_handshake,
+            settings.upstream_connect,
+            settings.tcp_idle,
+        )
+    };
     let (pool, first) = match session.mode {
         ListenerMode::TlsPassthrough { .. } => {
-            match hello::read(&mut stream, settings.tls_handshake).await {
+            match hello::read(&mut stream, hello_timeout).await {
                 Ok(hello) => (
                     session.mode.pool_for(hello.server_name.as_deref()),
                     hello.bytes,
@@ -93,11 +100,15 @@ async fn run<'a>(mut stream: TcpStream, session: &Session<'a>, ctx: &ServerCtx) 
     );
     let target = connect::Target {
         client: session.client,
-        local: stream.local_addr().ok(),
+        // A system call: made only for the PROXY header that names it.
+        local: pool
+            .config()
+            .send_proxy_protocol
+            .and_then(|_| stream.local_addr().ok()),
         first: &first,
-        timeout: settings.upstream_connect,
+        timeout: connect_timeout,
     };
-    let (mut upstream, flight) =
+    let (upstream, flight) =
         match connect::join(pool, &target, session.listener, &ctx.metrics).await {
             Ok(Joined { upstream, flight }) => (upstream, flight),
             Err(refusal) => return Ended::refused(name, refusal.as_str()),
@@ -108,12 +119,15 @@ async fn run<'a>(mut stream: TcpStream, session: &Session<'a>, ctx: &ServerCtx) 
     let meters = Meters::new(&ctx.metrics.sessions, [session.listener, name, &label]);
     let watch_downs =
         (pool.config().on_marked_down == OnMarkedDown::Close).then(|| backend.downs());
+    // A session may last hours: it must not keep this generation of pools alive after
+    // reloads. What it needs of its backend lives in the `Backend`, shared with later ones.
+    drop(snapshot);
     let end = relay::run(
-        &mut stream,
-        &mut upstream,
+        &stream,
+        &upstream,
         &meters,
         relay::Cuts {
-            idle: settings.tcp_idle,
+            idle,
             shutdown: &ctx.hard_stop,
             removed: backend.cut_signal(),
             marked_down: watch_downs.map(|seen| backend.marked_down_after(seen)),
@@ -151,7 +165,7 @@ fn record(
     session: &Session<'_>,
     ended: &Ended<'_>,
     started: Instant,
-    time: String,
+    accepted: SystemTime,
     ctx: &ServerCtx,
 ) {
     let sessions = &ctx.metrics.sessions;
@@ -176,7 +190,7 @@ fn record(
     let log = &ctx.access_log;
     if log.is_enabled() {
         log.log(&SessionRecord {
-            time,
+            time: humantime::format_rfc3339_millis(accepted).to_string(),
             listener: session.listener,
             client: session.client.to_string(),
             protocol: "tcp",
