@@ -348,21 +348,7 @@ fn tcp_listeners_are_validated() {
 #[tokio::test]
 async fn shutdown_lets_an_open_session_carry_on_until_the_drain_deadline() {
     bounded(async {
-        // A backend that answers every line it reads with the same line.
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let backend = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            while let Ok((mut stream, _)) = listener.accept().await {
-                tokio::spawn(async move {
-                    let mut buf = [0u8; 64];
-                    while let Ok(n @ 1..) = stream.read(&mut buf).await {
-                        if stream.write_all(&buf[..n]).await.is_err() {
-                            break;
-                        }
-                    }
-                });
-            }
-        });
+        let backend = echo_lines().await;
         let config = tcp_config(&[backend], "", "[timeouts]\ndrain = \"1s\"\n");
         let app = daemon::start(&config).await;
         let front = app.listener_addr("db").unwrap();
@@ -410,17 +396,7 @@ async fn shutdown_lets_an_open_session_carry_on_until_the_drain_deadline() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bulk_bytes_both_ways_at_once_arrive_whole_and_in_order() {
     bounded(async {
-        // An echo backend: everything it reads goes straight back.
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let backend = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(async move {
-                    let (mut read, mut write) = stream.into_split();
-                    let _ = tokio::io::copy(&mut read, &mut write).await;
-                });
-            }
-        });
+        let backend = echo_lines().await;
         let app = daemon::start(&tcp_config(&[backend], "", "")).await;
         let front = app.listener_addr("db").unwrap();
         // Four sessions at once, each 16 MiB up and the same 16 MiB back while it is sent:
@@ -454,6 +430,103 @@ async fn bulk_bytes_both_ways_at_once_arrive_whole_and_in_order() {
         }
         let up = metric_sum(&app, "portero_tcp_bytes_total", "direction=\"to_backend\"").await;
         assert_eq!(up, (4 * SIZE) as f64);
+    })
+    .await;
+}
+
+/// An echo backend: every byte it reads goes straight back.
+async fn echo_lines() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (mut read, mut write) = stream.into_split();
+                let _ = tokio::io::copy(&mut read, &mut write).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_backend_removed_by_reload_keeps_its_session_until_the_drain_deadline() {
+    bounded(async {
+        let (old, new) = (echo_lines().await, echo_lines().await);
+        let text =
+            |backend: SocketAddr| tcp_config(&[backend], "", "[timeouts]\ndrain = \"500ms\"\n");
+        let (app, file) = daemon::start_with_file(&text(old)).await;
+        let front = app.listener_addr("db").unwrap();
+        let mut session = TcpStream::connect(front).await.unwrap();
+        let mut echo = [0u8; 4];
+        session.write_all(b"one\n").await.unwrap();
+        session.read_exact(&mut echo).await.unwrap();
+        std::fs::write(file.path(), text(new)).unwrap();
+        app.reload("test").await.unwrap();
+        // New sessions go to the new backend at once; the old one's session goes on...
+        let mut fresh = TcpStream::connect(front).await.unwrap();
+        fresh.write_all(b"new\n").await.unwrap();
+        fresh.read_exact(&mut echo).await.unwrap();
+        session.write_all(b"two\n").await.unwrap();
+        session.read_exact(&mut echo).await.unwrap();
+        assert_eq!(&echo, b"two\n");
+        // ...until the drain deadline cuts it, counted as such; the new one stays open.
+        let mut rest = Vec::new();
+        let cut =
+            tokio::time::timeout(Duration::from_secs(10), session.read_to_end(&mut rest)).await;
+        assert!(
+            cut.is_ok(),
+            "the removed backend's session outlived the drain"
+        );
+        metric_reaches(
+            &app,
+            "portero_tcp_sessions_total",
+            "end=\"backend_removed\"",
+            1.0,
+            Duration::from_secs(5),
+        )
+        .await;
+        fresh.write_all(b"yes\n").await.unwrap();
+        fresh.read_exact(&mut echo).await.unwrap();
+        assert_eq!(&echo, b"yes\n");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn each_session_writes_one_access_log_line() {
+    bounded(async {
+        let backend = Echo::start("one").await;
+        let log = tempfile::NamedTempFile::new().unwrap();
+        let config = tcp_config(&[backend.addr], "", "").replace(
+            "access_log = \"off\"",
+            &format!("access_log = \"{}\"", log.path().display()),
+        );
+        let app = daemon::start(&config).await;
+        let front = app.listener_addr("db").unwrap();
+        assert_eq!(exchange(front, b"hello").await, "one:5");
+        let line = {
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                let text = std::fs::read_to_string(log.path()).unwrap();
+                if let Some(line) = text.lines().next() {
+                    break line.to_string();
+                }
+                assert!(std::time::Instant::now() < deadline, "no access log line");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        let record: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(record["protocol"], "tcp");
+        assert_eq!(record["listener"], "db");
+        assert_eq!(record["pool"], "db");
+        assert_eq!(record["backend"], backend.addr.to_string());
+        assert_eq!(record["end"], "closed");
+        assert_eq!(
+            (record["bytes_in"].as_u64(), record["bytes_out"].as_u64()),
+            (Some(5), Some(5))
+        );
+        assert!(record["client"].as_str().unwrap().starts_with("127.0.0.1:"));
     })
     .await;
 }
