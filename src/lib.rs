@@ -29,6 +29,12 @@
 //!                       splices the two sockets; overload's proxy::CloseAfter likewise)
 //! ```
 //!
+//! A `protocol = "tcp"` or `"tls-passthrough"` listener's connection leaves that path after
+//! the gate: `server::tcp` picks its pool (by the ClientHello's server name on passthrough),
+//! a backend with `pool.pick()`, connects (retrying another on a failed connect), and pumps
+//! bytes both ways until either side is done. Role-aware checks (`health`, `kind = "redis"`
+//! or `"mysql"`) decide which members serve.
+//!
 //! Modules by floor: each imports only from its own floor or below, and no two import each
 //! other in a loop (`tests/architecture.rs` checks it against this list on every test run;
 //! `farm-studio look` draws it).
@@ -36,11 +42,13 @@
 //! - **Control plane**: [`app`] (start, reload, membership, shutdown), [`admin`] (the admin
 //!   listener), [`control`] (what may be asked of the daemon, what a change did, why one was
 //!   refused: below both), [`systemd`] (notify, socket activation), [`demo`].
-//! - **Server**: [`server`] (listeners, accept loop, gate, connections, tunnels).
+//! - **Server**: [`server`] (listeners, accept loop, gate, connections, tunnels, tcp
+//!   sessions).
 //! - **Request**: [`proxy`] (one request, its tries and its response body), [`snapshot`] (the
 //!   one atomically swapped view: config, routes, pools and their clients), [`health`] (active
-//!   checks), [`discovery`] (membership feeds), [`rate_limit`] (per-client budgets, local or
-//!   Redis), [`overload`] (memory pressure).
+//!   checks: TCP, HTTP, and the role of a Redis or MySQL node), [`discovery`] (membership
+//!   feeds), [`rate_limit`] (per-client budgets, local or Redis), [`overload`] (memory
+//!   pressure).
 //! - **Wire**: [`body`] (request bodies, pacing, trailers), [`upstream`] (pooled clients to
 //!   backends, by member index), [`conn`] (a client connection as the rest sees it).
 //! - **Ground**, no hyper and no sockets: [`config`] (file -> validated [`config::Config`]),
