@@ -334,7 +334,7 @@ fn tcp_listeners_are_validated() {
         portero::config::Balance::LeastConn
     );
     let routed = format!("{mixed}[[route]]\npool = \"db\"\n");
-    assert!(bad(&routed).contains("which a protocol = \"tcp\" listener uses"));
+    assert!(bad(&routed).contains("which a tcp or tls-passthrough listener uses"));
     // Only tcp listeners: no route needed.
     let only = format!("{base}pool = \"db\"\n{pool}");
     assert!(
