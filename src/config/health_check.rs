@@ -145,7 +145,16 @@ pub(super) fn health_check(
             }
             http_check(file, problems)
         }
-        None | Some((CheckKindName::Tcp, _)) => {
+        Some((CheckKindName::Tcp, _)) => {
+            not_for(file, HTTP_KEYS, problems, |key| {
+                format!("health_check.{key} is for HTTP checks, not kind = \"tcp\"")
+            });
+            not_for(file, STORE_KEYS, problems, |key| {
+                format!("health_check.{key} is for kind = \"redis\" or \"mysql\"")
+            });
+            CheckKind::Tcp
+        }
+        None => {
             not_for(file, HTTP_KEYS, problems, |key| {
                 format!("health_check.{key} needs `path` (without it the check is a TCP connect)")
             });
@@ -332,6 +341,62 @@ mod tests {
         for text in ["", "abc", "200-", "399-200", "99", "600", "200,,300", "2xx"] {
             assert!(StatusRanges::parse(text).is_err(), "{text:?} accepted");
         }
+    }
+
+    /// The problems `text`, a `[pool.x.health_check]` table's body, has.
+    fn problems(text: &str) -> String {
+        let file: HealthCheckFile = toml::from_str(text).unwrap();
+        let mut problems = Vec::new();
+        health_check(&file, 0..0, &mut problems);
+        problems
+            .iter()
+            .map(|p| p.message.clone())
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    #[test]
+    fn each_kind_refuses_the_keys_of_the_others() {
+        let cases = [
+            ("kind = \"mysql\"\nrole = \"primary\"\n", "needs `user`"),
+            (
+                "kind = \"redis\"\nrole = \"primary\"\nmax_lag = \"5s\"\n",
+                "max_lag applies to role = \"replica\"",
+            ),
+            (
+                "kind = \"redis\"\npath = \"/healthz\"\n",
+                "health_check.path is for HTTP checks",
+            ),
+            (
+                "kind = \"tcp\"\npath = \"/healthz\"\n",
+                "health_check.path is for HTTP checks, not kind = \"tcp\"",
+            ),
+            (
+                "role = \"primary\"\n",
+                "health_check.role is for kind = \"redis\" or \"mysql\"",
+            ),
+            (
+                "path = \"/healthz\"\nuser = \"u\"\n",
+                "health_check.user is for kind = \"redis\" or \"mysql\", not an HTTP check",
+            ),
+            ("kind = \"http\"\n", "needs `path`"),
+            (
+                "kind = \"redis\"\npassword_env = \"PORTERO_TEST_SURELY_UNSET\"\n",
+                "which is not set",
+            ),
+        ];
+        for (text, expected) in cases {
+            let shown = problems(text);
+            assert!(shown.contains(expected), "{text:?}: {shown}");
+        }
+        assert_eq!(
+            problems("kind = \"redis\"\nrole = \"replica\"\nmax_lag = \"5s\"\n"),
+            ""
+        );
+        assert_eq!(
+            problems("kind = \"mysql\"\nuser = \"check\"\nrole = \"replica\"\n"),
+            ""
+        );
     }
 
     #[test]
