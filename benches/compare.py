@@ -168,9 +168,13 @@ http {{
 """
 
 
+def haproxy_servers(backends):
+    """HAProxy's `server` lines for the backends, each checked every 2 s."""
+    return "\n".join(f"  server b{i} 127.0.0.1:{b} check inter 2s" for i, b in enumerate(backends))
+
+
 def haproxy_config(ports, backends, bundle):
-    servers = "\n".join(f"  server b{i} 127.0.0.1:{b} check inter 2s"
-                        for i, b in enumerate(backends))
+    servers = haproxy_servers(backends)
     return f"""
 global
   nbthread 1

@@ -22,6 +22,7 @@ Raw figures go to target/tcp-compare/results.json and the table to results.md.
 
 import argparse
 import json
+import socket
 import statistics
 import subprocess
 import sys
@@ -43,8 +44,7 @@ def build():
 
 
 def haproxy_config(port, backends, splice):
-    servers = "\n".join(f"  server b{i} 127.0.0.1:{b} check inter 2s"
-                        for i, b in enumerate(backends))
+    servers = compare.haproxy_servers(backends)
     return f"""
 global
   nbthread 1
@@ -96,7 +96,6 @@ def wait_for_port(port, deadline_s=15.0):
     deadline = time.monotonic() + deadline_s
     while time.monotonic() < deadline:
         try:
-            import socket
             with socket.create_connection(("127.0.0.1", port), timeout=1):
                 return
         except OSError:

@@ -170,12 +170,11 @@ fn record(
 ) {
     let sessions = &ctx.metrics.sessions;
     let duration = started.elapsed().as_secs_f64();
-    let labels = [session.listener, ended.pool];
     match &ended.backend {
         Some(backend) => {
             sessions
                 .total
-                .with_label_values(&[labels[0], labels[1], backend, ended.end])
+                .with_label_values(&[session.listener, ended.pool, backend, ended.end])
                 .inc();
             sessions
                 .duration
@@ -184,7 +183,7 @@ fn record(
         }
         None => sessions
             .refused
-            .with_label_values(&[labels[0], labels[1], ended.end])
+            .with_label_values(&[session.listener, ended.pool, ended.end])
             .inc(),
     }
     let log = &ctx.access_log;

@@ -62,12 +62,11 @@ pub async fn join(
     listener: &str,
     metrics: &Metrics,
 ) -> Result<Joined, Refusal> {
-    let client = target.client;
     let key = pool
         .config()
         .balance
         .uses_key()
-        .then(|| client_ip_key(client.ip()));
+        .then(|| client_ip_key(target.client.ip()));
     let mut tried = Vec::new();
     let mut refusal = Refusal::NoBackend;
     for _ in 0..=pool.config().retries {
@@ -118,11 +117,17 @@ async fn connect(
     let connecting = async {
         let mut stream = TcpStream::connect(backend).await?;
         let _ = stream.set_nodelay(true);
-        let local = target.local.unwrap_or(backend);
-        let mut first = proxy.map_or_else(Vec::new, |v| proxy_header(v, target.client, local));
-        first.extend_from_slice(target.first);
-        if !first.is_empty() {
-            stream.write_all(&first).await?;
+        match proxy {
+            // One write for the header and what follows it, so they leave together.
+            Some(version) => {
+                let local = target.local.unwrap_or(backend);
+                let mut first = proxy_header(version, target.client, local);
+                first.extend_from_slice(target.first);
+                stream.write_all(&first).await?;
+            }
+            // No copy of a kept ClientHello when it goes alone.
+            None if !target.first.is_empty() => stream.write_all(target.first).await?,
+            None => {}
         }
         Ok(stream)
     };

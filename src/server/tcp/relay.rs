@@ -220,11 +220,9 @@ impl Pump<'_> {
                 Ok(())
             }
         });
-        match (got, outcome) {
-            (Some(read), _) => Ok(Some(read)),
-            (None, Err(e)) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
-            (None, Err(e)) => Err(e),
-            (None, Ok(())) => Ok(None),
+        match outcome {
+            Err(e) if got.is_none() && e.kind() != io::ErrorKind::WouldBlock => Err(e),
+            _ => Ok(got),
         }
     }
 
