@@ -6,12 +6,10 @@
 
 mod support;
 
-use std::time::Duration;
 use support::client;
-use support::daemon::{config_text, start, traffic};
-use support::raw_backend::{OK, RawBackend, Reply};
-
-const WAIT: Duration = Duration::from_secs(5);
+use support::daemon::traffic;
+use support::raw_backend::{OK, Reply};
+use support::raw_rig::{Rig, WAIT};
 
 /// One request that closes its connection, so the raw client reads to the end.
 fn closing(method: &str, path: &str) -> Vec<u8> {
@@ -20,12 +18,13 @@ fn closing(method: &str, path: &str) -> Vec<u8> {
 
 #[tokio::test]
 async fn interim_responses_are_skipped_and_the_final_one_is_passed_on() {
-    let backend = RawBackend::start(vec![Reply::Keep(
+    let Rig {
+        app,
+        backend: _backend,
+    } = Rig::with(vec![Reply::Keep(
         b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </a.css>\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nfinal"
             .to_vec(),
-    )])
-    .await;
-    let app = start(&config_text(&[(backend.addr, 1)], "")).await;
+    )], "").await;
     let reply = client::raw(traffic(&app), &closing("GET", "/hints"), WAIT).await;
     assert!(reply.starts_with("HTTP/1.1 200 OK\r\n"), "{reply:?}");
     assert!(reply.ends_with("\r\n\r\nfinal"), "{reply:?}");
@@ -38,11 +37,13 @@ async fn interim_responses_are_skipped_and_the_final_one_is_passed_on() {
 #[tokio::test]
 async fn a_body_that_ends_with_the_connection_is_passed_on_whole_and_not_reused() {
     // HTTP/1.0 without Content-Length: the body is whatever comes before the close.
-    let backend = RawBackend::start(vec![Reply::Close(
-        b"HTTP/1.0 200 OK\r\ncontent-type: text/plain\r\n\r\nuntil the end".to_vec(),
-    )])
+    let Rig { app, backend } = Rig::with(
+        vec![Reply::Close(
+            b"HTTP/1.0 200 OK\r\ncontent-type: text/plain\r\n\r\nuntil the end".to_vec(),
+        )],
+        "",
+    )
     .await;
-    let app = start(&config_text(&[(backend.addr, 1)], "")).await;
     for _ in 0..2 {
         let reply = client::get(traffic(&app), "/").await;
         assert_eq!(reply.status, 200);
@@ -57,12 +58,10 @@ async fn a_body_that_ends_with_the_connection_is_passed_on_whole_and_not_reused(
 
 #[tokio::test]
 async fn a_chunked_body_and_its_trailers_reach_the_client() {
-    let backend = RawBackend::start(vec![Reply::Keep(
+    let Rig { app, backend } = Rig::with(vec![Reply::Keep(
         b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\nx-checksum: abc\r\n\r\n"
             .to_vec(),
-    )])
-    .await;
-    let app = start(&config_text(&[(backend.addr, 1)], "")).await;
+    )], "").await;
     let reply = client::raw(traffic(&app), &closing("GET", "/chunked"), WAIT).await;
     let lower = reply.to_ascii_lowercase();
     assert!(
@@ -82,12 +81,14 @@ async fn a_chunked_body_and_its_trailers_reach_the_client() {
 
 #[tokio::test]
 async fn a_response_to_head_has_no_body_whatever_it_declares_and_frees_its_connection() {
-    let backend = RawBackend::start(vec![
-        Reply::Keep(b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n".to_vec()),
-        Reply::Keep(OK.to_vec()),
-    ])
+    let Rig { app, backend } = Rig::with(
+        vec![
+            Reply::Keep(b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n".to_vec()),
+            Reply::Keep(OK.to_vec()),
+        ],
+        "",
+    )
     .await;
-    let app = start(&config_text(&[(backend.addr, 1)], "")).await;
     let reply = client::raw(traffic(&app), &closing("HEAD", "/"), WAIT).await;
     assert!(reply.starts_with("HTTP/1.1 200 OK\r\n"), "{reply:?}");
     assert!(
