@@ -10,7 +10,7 @@ mod store;
 
 pub use probe::{CheckError, Probe, Target, check_once};
 
-use crate::backend::{Backend, Transition};
+use crate::backend::{Backend, BackendState, Transition};
 use crate::clock::now_us;
 use crate::metrics::Metrics;
 use crate::snapshot::SharedSnapshot;
@@ -32,6 +32,7 @@ async fn watch_backend(
     let label = Arc::clone(backend.label());
     let probe = Probe::new(backend.address(), target);
     let check = probe.check();
+    let mut first = true;
     loop {
         let result = tokio::select! {
             result = check_once(&probe) => result,
@@ -54,7 +55,14 @@ async fn watch_backend(
                     tracing::warn!(%pool, backend = %label, fall = check.fall, error = %e, "backend {transition}")
                 }
             }
+        } else if let (true, Err(e)) = (first, &result) {
+            // A node of a role-aware pool starts down, so a check that can never pass (a wrong
+            // CA or password, a replica in a primary pool) flips nothing: said once, here.
+            if backend.state() != BackendState::Healthy {
+                tracing::info!(%pool, backend = %label, rise = check.rise, error = %e, "backend stays down: its first check failed");
+            }
         }
+        first = false;
         let jitter = check.interval.mul_f64(0.9 + fastrand::f64() * 0.2);
         tokio::select! {
             () = tokio::time::sleep(jitter) => {}

@@ -408,6 +408,10 @@ pub struct HealthCheckFile {
     /// `role = "replica"`: the most a replica may lag behind its primary and still pass.
     #[serde(default, deserialize_with = "units::optional_duration")]
     pub max_lag: Option<Duration>,
+    /// `redis`: log in over TLS (a node's `tls-port`), with these CA, name and client
+    /// certificate settings (the keys of `[pool.NAME.tls]`).
+    #[serde(default)]
+    pub tls: Option<Spanned<super::tls::UpstreamTlsFile>>,
     /// HTTP GET this path; without it, a TCP connect check.
     #[serde(default)]
     pub path: Option<Spanned<String>>,

@@ -4,6 +4,7 @@
 use super::Problem;
 use super::file::HealthCheckFile;
 pub use super::file::{CheckKindName, Role};
+use super::tls::UpstreamTls;
 use crate::route::is_valid_authority;
 use std::ops::{Range, RangeInclusive};
 use std::time::Duration;
@@ -70,6 +71,8 @@ pub struct StoreCheck {
     pub password: Option<Secret>,
     /// `Replica`: the most replication lag that passes.
     pub max_lag: Option<Duration>,
+    /// Redis: TLS to the node, its certificate checked (`None` = plain TCP).
+    pub tls: Option<UpstreamTls>,
 }
 
 /// A password: kept out of `Debug` output, so it never reaches a log line.
@@ -174,6 +177,14 @@ pub(super) fn health_check(
             CheckKind::Mysql(store_check(file, problems))
         }
     };
+    if let Some(tls) = &file.tls
+        && !matches!(kind, CheckKind::Redis(_))
+    {
+        problems.push(Problem::at(
+            tls.span(),
+            "health_check.tls is for kind = \"redis\" (an HTTP check speaks the pool's [pool.NAME.tls]; a mysql check logs in over plain TCP)",
+        ));
+    }
     if file.rise == 0 || file.fall == 0 {
         problems.push(Problem::at(
             span.clone(),
@@ -302,11 +313,15 @@ fn store_check(file: &HealthCheckFile, problems: &mut Vec<Problem>) -> StoreChec
             }
         }
     });
+    let tls = file.tls.as_ref().and_then(|tls| {
+        super::tls::tls_to("health_check.tls", tls.get_ref(), tls.span(), problems)
+    });
     StoreCheck {
         role,
         user: file.user.as_ref().map(|u| u.get_ref().clone()),
         password,
         max_lag: file.max_lag,
+        tls,
     }
 }
 
@@ -383,6 +398,22 @@ mod tests {
             (
                 "kind = \"redis\"\npassword_env = \"PORTERO_TEST_SURELY_UNSET\"\n",
                 "which is not set",
+            ),
+            (
+                "kind = \"mysql\"\nuser = \"check\"\ntls = {}\n",
+                "health_check.tls is for kind = \"redis\" (",
+            ),
+            (
+                "path = \"/healthz\"\ntls = {}\n",
+                "an HTTP check speaks the pool's [pool.NAME.tls]",
+            ),
+            (
+                "kind = \"redis\"\ntls = { ca_file = \"/nonexistent/ca.pem\" }\n",
+                "health_check.tls: ",
+            ),
+            (
+                "kind = \"redis\"\ntls = { server_name = \"bad name!\" }\n",
+                "health_check.tls: invalid server_name",
             ),
         ];
         for (text, expected) in cases {

@@ -95,6 +95,8 @@ impl PartialEq for UpstreamTls {
     }
 }
 
+impl Eq for UpstreamTls {}
+
 /// A hash of the files' bytes and the settings: a reload with the same paths but new contents
 /// is a change.
 fn fingerprint(paths: &[&Path], extra: &str) -> u64 {
@@ -185,6 +187,17 @@ pub fn upstream_tls(
     span: Range<usize>,
     problems: &mut Vec<Problem>,
 ) -> Option<UpstreamTls> {
+    tls_to("pool tls", file, span, problems)
+}
+
+/// Loads and checks TLS settings for connections portero makes: a pool's traffic, or a
+/// data store's check. `table` names the settings in problems.
+pub(super) fn tls_to(
+    table: &str,
+    file: &UpstreamTlsFile,
+    span: Range<usize>,
+    problems: &mut Vec<Problem>,
+) -> Option<UpstreamTls> {
     let set = |s: &String| (!s.is_empty()).then(|| PathBuf::from(s));
     let (ca, cert, key) = (
         set(&file.ca_file),
@@ -197,7 +210,7 @@ pub fn upstream_tls(
         _ => {
             problems.push(Problem::at(
                 span,
-                "pool tls: client_cert and client_key go together",
+                format!("{table}: client_cert and client_key go together"),
             ));
             return None;
         }
@@ -209,7 +222,7 @@ pub fn upstream_tls(
             Err(_) => {
                 problems.push(Problem::at(
                     span,
-                    format!("pool tls: invalid server_name `{name}`"),
+                    format!("{table}: invalid server_name `{name}`"),
                 ));
                 return None;
             }
@@ -228,7 +241,7 @@ pub fn upstream_tls(
             })
         }
         Err(e) => {
-            problems.push(Problem::at(span, format!("pool tls: {e}")));
+            problems.push(Problem::at(span, format!("{table}: {e}")));
             None
         }
     }

@@ -80,6 +80,22 @@ pub struct Probe {
     tls: Option<(TlsConnector, ServerName<'static>)>,
 }
 
+/// A TLS client of `tls`'s settings offering `alpn`, and the name it checks on the certificate
+/// of the backend at `address`.
+fn connector(
+    tls: &UpstreamTls,
+    address: SocketAddr,
+    alpn: &[&[u8]],
+) -> (TlsConnector, ServerName<'static>) {
+    let mut config = (*tls.client).clone();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let name = tls
+        .server_name
+        .clone()
+        .unwrap_or_else(|| address.ip().into());
+    (TlsConnector::from(Arc::new(config)), name)
+}
+
 impl Probe {
     /// The probe of the backend at `address`.
     pub fn new(address: SocketAddr, target: Target) -> Self {
@@ -89,15 +105,13 @@ impl Probe {
             }) => host.clone(),
             _ => address.to_string(),
         };
-        let tls = target.tls.as_ref().map(|tls| {
-            let mut config = (*tls.client).clone();
-            config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-            let name = tls
-                .server_name
-                .clone()
-                .unwrap_or_else(|| address.ip().into());
-            (TlsConnector::from(Arc::new(config)), name)
-        });
+        let tls = match &target.check.kind {
+            CheckKind::Redis(store) => store.tls.as_ref().map(|tls| connector(tls, address, &[])),
+            _ => target
+                .tls
+                .as_ref()
+                .map(|tls| connector(tls, address, &[b"h2", b"http/1.1"])),
+        };
         Self {
             address,
             target,
@@ -120,17 +134,27 @@ pub async fn check_once(probe: &Probe) -> Result<(), CheckError> {
 }
 
 async fn run(probe: &Probe) -> Result<(), CheckError> {
-    let http = match &probe.target.check.kind {
-        CheckKind::Tcp => None,
-        CheckKind::Http(http) => Some(http),
-        CheckKind::Redis(check) => return store::redis(probe.address, check).await,
-        CheckKind::Mysql(check) => return store::mysql(probe.address, check).await,
-    };
+    if let CheckKind::Mysql(check) = &probe.target.check.kind {
+        return store::mysql(probe.address, check).await;
+    }
     let stream = TcpStream::connect(probe.address)
         .await
         .map_err(CheckError::Connect)?;
-    let Some(http) = http else {
-        return Ok(());
+    let http = match &probe.target.check.kind {
+        CheckKind::Http(http) => http,
+        CheckKind::Redis(check) => {
+            return match &probe.tls {
+                None => store::redis(stream, check).await,
+                Some((connector, name)) => {
+                    let stream = connector
+                        .connect(name.clone(), stream)
+                        .await
+                        .map_err(CheckError::Tls)?;
+                    store::redis(stream, check).await
+                }
+            };
+        }
+        CheckKind::Tcp | CheckKind::Mysql(_) => return Ok(()),
     };
     let path = &http.path;
     let _ = stream.set_nodelay(true);

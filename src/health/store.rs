@@ -9,9 +9,11 @@
 
 use super::CheckError;
 use crate::config::{Role, StoreCheck};
-use redis::{ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo};
+use redis::RedisConnectionInfo;
+use redis::aio::MultiplexedConnection;
 use std::net::SocketAddr;
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
 
 /// What a node said about itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,9 +126,14 @@ pub fn verdict(
     }
 }
 
-/// Logs in to the Redis node at `address` (AUTH with the check's user and password, as
-/// configured), asks `INFO replication`, and judges the answer.
-pub async fn redis(address: SocketAddr, check: &StoreCheck) -> Result<(), CheckError> {
+/// Logs in to a Redis node over `stream` (plain TCP, or TLS to its `tls-port`), with AUTH
+/// as the check's user and password when configured, asks `INFO replication`, and judges the
+/// answer. The session is the crate's, on the stream the probe made, so the check reaches the
+/// very address the pool lists and checks the certificate the way the pool's config says.
+pub async fn redis<S>(stream: S, check: &StoreCheck) -> Result<(), CheckError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let failed = |e: redis::RedisError| CheckError::Store(format!("redis: {e}"));
     let mut login = RedisConnectionInfo::default();
     if let Some(user) = &check.user {
@@ -135,20 +142,18 @@ pub async fn redis(address: SocketAddr, check: &StoreCheck) -> Result<(), CheckE
     if let Some(password) = &check.password {
         login = login.set_password(&password.0);
     }
-    let info = ConnectionAddr::Tcp(address.ip().to_string(), address.port())
-        .into_connection_info()
-        .map_err(failed)?
-        .set_redis_settings(login);
-    let client = redis::Client::open(info).map_err(failed)?;
-    let mut connection = client
-        .get_multiplexed_async_connection()
+    let (mut connection, driver) = MultiplexedConnection::new(&login, stream)
         .await
         .map_err(failed)?;
-    let text: String = redis::cmd("INFO")
+    let mut info = redis::cmd("INFO");
+    let ask = info
         .arg("replication")
-        .query_async(&mut connection)
-        .await
-        .map_err(failed)?;
+        .query_async::<String>(&mut connection);
+    // The driver moves the bytes; it ends only when the connection does.
+    let text = tokio::select! {
+        text = ask => text.map_err(failed)?,
+        () = driver => return Err(CheckError::Store("redis: the node closed the connection".into())),
+    };
     let node = Replication::parse(&text)
         .ok_or_else(|| CheckError::Store("redis: INFO replication names no role".into()))?;
     Ok(verdict(node, check.role, check.max_lag)?)

@@ -139,6 +139,7 @@ fn with_role(role: crate::config::Role) -> Pool {
             user: None,
             password: None,
             max_lag: None,
+            tls: None,
         }),
         interval: Duration::from_secs(1),
         timeout: Duration::from_secs(1),

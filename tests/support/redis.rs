@@ -3,7 +3,7 @@
 //! when dropped.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -21,26 +21,56 @@ impl Redis {
     }
 
     /// Starts one that also listens on a free loopback TCP port, with `args` added (such
-    /// as `--replicaof 127.0.0.1 PORT`). The port is found by binding port 0 and letting it
-    /// go; another process may take it in between, so a start that fails is tried again.
+    /// as `--replicaof 127.0.0.1 PORT`).
     pub fn start_tcp(args: &[String]) -> Redis {
+        Self::on_free_port(|port| {
+            let mut all = vec!["--port".to_string(), port.to_string()];
+            all.extend_from_slice(args);
+            all
+        })
+    }
+
+    /// Starts one whose loopback port speaks only TLS, with `cert` (also its client
+    /// certificate when it replicates over TLS) and `ca` trusted, clients not asked for
+    /// certificates; `args` as for [`Redis::start_tcp`].
+    pub fn start_tls(cert: &super::pki::Leaf, ca: &Path, args: &[String]) -> Redis {
+        let path = |p: &Path| p.display().to_string();
+        Self::on_free_port(|port| {
+            let mut all: Vec<String> = ["--port", "0", "--tls-port", &port.to_string()]
+                .map(String::from)
+                .into();
+            all.extend(["--tls-cert-file".into(), path(&cert.cert)]);
+            all.extend(["--tls-key-file".into(), path(&cert.key)]);
+            all.extend(["--tls-ca-cert-file".into(), path(ca)]);
+            all.extend(["--tls-auth-clients", "no", "--tls-replication", "yes"].map(String::from));
+            all.extend_from_slice(args);
+            all
+        })
+    }
+
+    /// Starts one with `args(port)`, `port` a free loopback port it listens on. The port is
+    /// found by binding port 0 and letting it go; another process may take it in between,
+    /// so a start that fails is tried again.
+    fn on_free_port(args: impl Fn(u16) -> Vec<String>) -> Redis {
         for _ in 0..5 {
             let port = std::net::TcpListener::bind("127.0.0.1:0")
                 .and_then(|l| l.local_addr())
                 .map(|a| a.port())
                 .expect("a free port");
-            if let Some(redis) = Self::spawn(port, args) {
+            if let Some(redis) = Self::spawn(port, &args(port)) {
                 return redis;
             }
         }
         panic!("redis-server did not start on a free port in 5 tries");
     }
 
+    /// Runs `redis-server` with `args` (which set its TCP ports; none: `--port 0`), and
+    /// notes `port` as its address.
     fn spawn(port: u16, args: &[String]) -> Option<Redis> {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("redis.sock");
         let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--port", "0", "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .arg("--unixsocket")
             .arg(&socket)
@@ -66,7 +96,8 @@ impl Redis {
         Some(redis)
     }
 
-    /// Its loopback TCP address (for a Redis from [`Redis::start_tcp`]).
+    /// Its loopback TCP address (for a Redis from [`Redis::start_tcp`] or
+    /// [`Redis::start_tls`]).
     pub fn address(&self) -> SocketAddr {
         assert_ne!(self.port, 0, "started without a TCP port");
         SocketAddr::from(([127, 0, 0, 1], self.port))
