@@ -146,10 +146,7 @@ async fn run(probe: &Probe) -> Result<(), CheckError> {
             return match &probe.tls {
                 None => store::redis(stream, check).await,
                 Some((connector, name)) => {
-                    let stream = connector
-                        .connect(name.clone(), stream)
-                        .await
-                        .map_err(CheckError::Tls)?;
+                    let (stream, _) = tls_connect(stream, connector, name).await?;
                     store::redis(stream, check).await
                 }
             };
