@@ -123,11 +123,16 @@ async fn handle(ctx: &AdminCtx, request: Request<Incoming>) -> Response<Body> {
         (&Method::GET, "/readyz", _) => status::readyz(ctx),
         (&Method::GET, "/status", _) => json_response(StatusCode::OK, &status::status(ctx)),
         (&Method::POST, "/reload", _) => write::reload(ctx, &request).await,
+        (&Method::POST, "/acme/renew", _) => write::renew(ctx, &request),
         (&Method::PUT, _, Some(pool)) if !pool.is_empty() && !pool.contains('/') => {
             let pool = pool.to_string();
             write::push(ctx, request, &pool).await
         }
-        (_, "/" | "/metrics" | "/healthz" | "/readyz" | "/status" | "/reload", _)
+        (
+            _,
+            "/" | "/metrics" | "/healthz" | "/readyz" | "/status" | "/reload" | "/acme/renew",
+            _,
+        )
         | (_, _, Some(_)) => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }

@@ -2,6 +2,7 @@
 //! collected with its line and column) -> [`validate`] -> the typed [`Config`] the daemon runs.
 //! Nothing binds or connects until a `Config` exists, so a bad file never half-starts anything.
 
+pub mod acme;
 mod file;
 mod health_check;
 mod listener;
@@ -12,6 +13,7 @@ mod security;
 mod tls;
 pub mod units;
 
+pub use acme::AcmeConfig;
 pub use security::{DeniedMethods, RateLimitConfig, RateLimitStore, SecurityConfig};
 pub use tls::{CertificateFile, ListenerTls, UpstreamTls, load_certificates};
 

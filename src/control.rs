@@ -1,8 +1,9 @@
 //! The control plane's vocabulary: what may be asked of a running daemon (reload the config,
-//! set a pool's members), what a change did, and why one was refused. `app` carries the
+//! set a pool's members, renew ACME certificates), what a change did, and why one was refused. `app` carries the
 //! operations out; `admin` exposes them over HTTP; both import them from here, so neither
 //! imports the other for them.
 
+use crate::acme::AcmeError;
 use crate::backend::BackendSpec;
 use crate::config::ConfigError;
 use crate::server::ServerError;
@@ -22,6 +23,9 @@ pub trait Control: Send + Sync {
         pool: &str,
         specs: Vec<BackendSpec>,
     ) -> Result<Option<ReloadReport>, ControlError>;
+    /// Asks the ACME task of `listener` (of every ACME listener, with `None`) to order a new
+    /// certificate now (`POST /acme/renew`); returns the listeners asked.
+    fn renew_certificates(&self, listener: Option<&str>) -> Result<Vec<String>, ControlError>;
 }
 
 /// Why a write endpoint's request was refused.
@@ -33,6 +37,9 @@ pub enum ControlError {
     /// The membership push failed.
     #[error(transparent)]
     Members(#[from] MembersError),
+    /// A renewal could not be asked for.
+    #[error(transparent)]
+    Renew(#[from] AcmeError),
 }
 
 /// What a successful reload or membership change did.

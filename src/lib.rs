@@ -48,7 +48,7 @@
 //!   one atomically swapped view: config, routes, pools and their clients), [`health`] (active
 //!   checks: TCP, HTTP, and the role of a Redis or MySQL node), [`discovery`] (membership
 //!   feeds), [`rate_limit`] (per-client budgets, local or Redis), [`overload`] (memory
-//!   pressure).
+//!   pressure), [`acme`] (certificates obtained and renewed over ACME).
 //! - **Wire**: [`body`] (request bodies, pacing, trailers), [`upstream`] (pooled clients to
 //!   backends, by member index), [`conn`] (a client connection as the rest sees it).
 //! - **Ground**, no hyper and no sockets: [`config`] (file -> validated [`config::Config`]),
@@ -75,6 +75,7 @@ pub mod systemd;
 pub mod server;
 
 // Request.
+pub mod acme;
 pub mod discovery;
 pub mod health;
 pub mod overload;

@@ -22,6 +22,7 @@ use crate::conn::{ConnInfo, ConnScheme, ConnTls};
 use crate::overload::{Level, Overload};
 use crate::route::normalize_host;
 use crate::snapshot::{SharedSnapshot, Snapshot};
+use crate::tls::Answers;
 use crate::upstream::UpstreamIo;
 use exchange::{Exchange, Recorder};
 use headers::Hop;
@@ -41,15 +42,23 @@ pub struct Proxy {
     snapshot: SharedSnapshot,
     recorder: Arc<Recorder>,
     overload: Arc<Overload>,
+    /// ACME HTTP-01 tokens in flight, answered on plain listeners before routing.
+    acme: Arc<Answers>,
 }
 
 impl Proxy {
     /// A proxy over the live snapshot.
-    pub fn new(snapshot: SharedSnapshot, recorder: Arc<Recorder>, overload: Arc<Overload>) -> Self {
+    pub fn new(
+        snapshot: SharedSnapshot,
+        recorder: Arc<Recorder>,
+        overload: Arc<Overload>,
+        acme: Arc<Answers>,
+    ) -> Self {
         Self {
             snapshot,
             recorder,
             overload,
+            acme,
         }
     }
 
@@ -129,6 +138,9 @@ impl Proxy {
         let host = sanitize::check(&request, &config.limits)?;
         exchange.set_host(&host);
         normalize_target(request.uri_mut());
+        if let Some(answer) = self.acme_http01(&request, conn) {
+            return Ok(answer);
+        }
         match &conn.scheme {
             ConnScheme::Redirect(port) => {
                 return Ok(redirect_to_https(&host, *port, request.uri()));
@@ -276,6 +288,33 @@ fn options_asterisk(allow: &HeaderValue) -> Response<ResponseBody> {
         .headers_mut()
         .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
     response
+}
+
+impl Proxy {
+    /// A CA validating an HTTP-01 challenge of an order in flight: answered here, before the
+    /// redirect and the routes (RFC 8555 §8.3). Any other token goes on to the routes, so a
+    /// backend that runs its own ACME client keeps working.
+    fn acme_http01(
+        &self,
+        request: &Request<Inbound>,
+        conn: &ConnInfo,
+    ) -> Option<Response<ResponseBody>> {
+        if matches!(conn.scheme, ConnScheme::Https(_)) || request.method() != http::Method::GET {
+            return None;
+        }
+        let token = request
+            .uri()
+            .path()
+            .strip_prefix("/.well-known/acme-challenge/")?;
+        let key_authorization = self.acme.http01(token)?;
+        tracing::info!(token, peer = %conn.peer, "ACME HTTP-01 challenge answered");
+        let mut response = Response::new(ResponseBody::full(key_authorization));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
+        Some(response)
+    }
 }
 
 /// A 308 to the same host and path over https (the https port named unless it is 443).

@@ -2,17 +2,27 @@
 //! certificates chosen by SNI, wildcards included, the first as default; ALPN h2 and http/1.1;
 //! session tickets and a session cache; optional client certificates) and client configs for
 //! HTTPS backends. Certificates and keys are read and checked when the config is, so
-//! `portero check` finds a bad key and a reload with one changes nothing.
+//! `portero check` finds a bad key and a reload with one changes nothing. Certificates
+//! obtained over ACME are held in [`Obtained`] and picked by the same resolver.
 
 use rustls::crypto::aws_lc_rs;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
+use rustls::server::WebPkiClientVerifier;
 use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
+
+mod obtained;
+mod resolver;
+
+pub use obtained::{
+    ACME_TLS_ALPN, AcmeSource, Answers, Obtained, http01_file, is_alpn_challenge, tls_alpn01_file,
+};
+use resolver::SniResolver;
+pub use resolver::chosen;
 
 /// Session cache entries per listener (resumption without tickets, TLS 1.2 clients).
 const SESSION_CACHE: usize = 16 * 1024;
@@ -46,6 +56,8 @@ pub struct LoadedCert {
     pub key: Arc<CertifiedKey>,
     /// DNS names of the leaf (subject alternative names, else the common name), lower case.
     pub names: Vec<String>,
+    /// Its notBefore, as Unix seconds.
+    pub not_before: i64,
     /// Its notAfter, as Unix seconds.
     pub not_after: i64,
     /// Its serial number, hex.
@@ -67,17 +79,29 @@ pub fn load_cert(cert: &Path, key: &Path) -> Result<LoadedCert, TlsError> {
     let private = PrivateKeyDer::from_pem_file(key)
         .map_err(|e| file_error(key, format!("no usable private key: {e}")))?;
     let signing = aws_lc_rs::sign::any_supported_type(&private).map_err(|e| file_error(key, e))?;
-    let (names, not_after, serial) = describe(&chain[0]).map_err(|e| file_error(cert, e))?;
+    let leaf = describe(&chain[0]).map_err(|e| file_error(cert, e))?;
     let certified = CertifiedKey::new(chain, signing);
     certified
         .keys_match()
         .map_err(|e| file_error(key, format!("does not match {}: {e}", cert.display())))?;
     Ok(LoadedCert {
         key: Arc::new(certified),
-        names,
-        not_after,
-        serial,
+        names: leaf.names,
+        not_before: leaf.not_before,
+        not_after: leaf.not_after,
+        serial: leaf.serial,
     })
+}
+
+/// Reads a chain and its key from one PEM file as they are, without parsing the leaf: for a
+/// TLS-ALPN-01 validation certificate, whose critical acmeIdentifier extension webpki (and so
+/// `load_cert`'s key check) refuses.
+pub fn load_certified_key(path: &Path) -> Result<Arc<CertifiedKey>, TlsError> {
+    let chain = load_chain(path)?;
+    let private = PrivateKeyDer::from_pem_file(path)
+        .map_err(|e| file_error(path, format!("no usable private key: {e}")))?;
+    let signing = aws_lc_rs::sign::any_supported_type(&private).map_err(|e| file_error(path, e))?;
+    Ok(Arc::new(CertifiedKey::new(chain, signing)))
 }
 
 /// Reads every certificate of a PEM file.
@@ -92,7 +116,15 @@ pub fn load_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError>
     Ok(chain)
 }
 
-fn describe(leaf: &CertificateDer<'_>) -> Result<(Vec<String>, i64, String), String> {
+/// What `LoadedCert` keeps of a leaf.
+struct Leaf {
+    names: Vec<String>,
+    not_before: i64,
+    not_after: i64,
+    serial: String,
+}
+
+fn describe(leaf: &CertificateDer<'_>) -> Result<Leaf, String> {
     use x509_parser::prelude::*;
     let (_, cert) =
         parse_x509_certificate(leaf).map_err(|e| format!("not an X.509 certificate: {e}"))?;
@@ -123,11 +155,12 @@ fn describe(leaf: &CertificateDer<'_>) -> Result<(Vec<String>, i64, String), Str
                 .map(str::to_ascii_lowercase),
         );
     }
-    Ok((
+    Ok(Leaf {
         names,
-        cert.validity().not_after.timestamp(),
-        cert.raw_serial_as_string(),
-    ))
+        not_before: cert.validity().not_before.timestamp(),
+        not_after: cert.validity().not_after.timestamp(),
+        serial: cert.raw_serial_as_string(),
+    })
 }
 
 /// Whether a certificate with `names` covers `host` (exactly, or by a `*.` wildcard of one label).
@@ -141,34 +174,12 @@ pub fn covers(names: &[String], host: &str) -> bool {
     })
 }
 
-/// Picks the certificate whose names cover the SNI name; the first one otherwise.
-#[derive(Debug)]
-struct SniResolver {
-    certs: Vec<Arc<LoadedCert>>,
-}
-
-impl SniResolver {
-    fn choose(&self, sni: Option<&str>) -> &Arc<LoadedCert> {
-        sni.and_then(|name| self.certs.iter().find(|c| covers(&c.names, name)))
-            .unwrap_or(&self.certs[0])
-    }
-}
-
-impl ResolvesServerCert for SniResolver {
-    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(Arc::clone(&self.choose(hello.server_name()).key))
-    }
-}
-
-/// The certificate a connection got for its SNI name (for the 421 check).
-pub fn chosen<'a>(certs: &'a [Arc<LoadedCert>], sni: Option<&str>) -> Option<&'a Arc<LoadedCert>> {
-    sni.and_then(|name| certs.iter().find(|c| covers(&c.names, name)))
-        .or(certs.first())
-}
-
-/// A listener's server config. `client_ca` requires and verifies client certificates.
+/// A listener's server config: `certs` from files, and with `acme` the certificate obtained
+/// over ACME and the TLS-ALPN-01 answers. `client_ca` requires and verifies client
+/// certificates.
 pub fn server_config(
     certs: &[Arc<LoadedCert>],
+    acme: Option<AcmeSource>,
     client_ca: Option<&[CertificateDer<'static>]>,
 ) -> Result<Arc<ServerConfig>, TlsError> {
     let provider = Arc::new(server_provider());
@@ -190,10 +201,13 @@ pub fn server_config(
             builder.with_client_cert_verifier(verifier)
         }
     };
-    let mut config = builder.with_cert_resolver(Arc::new(SniResolver {
-        certs: certs.to_vec(),
-    }));
+    let answers_alpn_challenge = acme.is_some();
+    let mut config = builder.with_cert_resolver(Arc::new(SniResolver::new(certs.to_vec(), acme)));
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // Last, so a client offering it with others never gets it (see `is_alpn_challenge`).
+    if answers_alpn_challenge {
+        config.alpn_protocols.push(ACME_TLS_ALPN.to_vec());
+    }
     // See `server_provider`.
     config.ignore_client_order = true;
     config.session_storage = rustls::server::ServerSessionMemoryCache::new(SESSION_CACHE);

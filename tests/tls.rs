@@ -377,7 +377,7 @@ async fn tls_backend(leaf: &Leaf) -> SocketAddr {
 async fn tls_backend_requiring(leaf: &Leaf, client_ca: Option<&Ca>) -> SocketAddr {
     let cert = portero::tls::load_cert(&leaf.cert, &leaf.key).unwrap();
     let cas = client_ca.map(|ca| portero::tls::load_chain(&ca.file()).unwrap());
-    let config = portero::tls::server_config(&[Arc::new(cert)], cas.as_deref()).unwrap();
+    let config = portero::tls::server_config(&[Arc::new(cert)], None, cas.as_deref()).unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

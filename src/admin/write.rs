@@ -1,9 +1,10 @@
-//! The write endpoints: `POST /reload` and `PUT /pools/{name}/backends`. When
+//! The write endpoints: `POST /reload`, `PUT /pools/{name}/backends` and `POST /acme/renew`. When
 //! `admin.token_file` is set they need `Authorization: Bearer <token>`, compared in constant
 //! time. Each answers JSON: the change made, or every reason it was refused.
 
 use super::Body;
 use super::{AdminCtx, json_response, text};
+use crate::acme::AcmeError;
 use crate::control::{ControlError, MembersError, ReloadError};
 use crate::discovery::parse_feed;
 use http::{Request, Response, StatusCode, header};
@@ -48,6 +49,31 @@ pub(super) async fn reload<B>(ctx: &AdminCtx, request: &Request<B>) -> Response<
         Ok(report) => json_response(
             StatusCode::OK,
             &json!({ "result": "ok", "generation": report.generation, "changes": report.changes }),
+        ),
+        Err(error) => refused(&error),
+    }
+}
+
+/// `POST /acme/renew[?listener=NAME]`: the ACME tasks order now; the answer names the
+/// listeners asked (the orders themselves run in the background: watch
+/// `portero_acme_orders_total`).
+pub(super) fn renew<B>(ctx: &AdminCtx, request: &Request<B>) -> Response<Body> {
+    if let Some(refused) = refuse_without_token(ctx, request) {
+        return refused;
+    }
+    let Some(control) = ctx.control.upgrade() else {
+        return text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n");
+    };
+    let listener = request
+        .uri()
+        .query()
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .find_map(|pair| pair.strip_prefix("listener="));
+    match control.renew_certificates(listener) {
+        Ok(asked) => json_response(
+            StatusCode::ACCEPTED,
+            &json!({ "result": "ok", "listeners": asked }),
         ),
         Err(error) => refused(&error),
     }
@@ -99,6 +125,8 @@ fn refused(error: &ControlError) -> Response<Body> {
         ControlError::Reload(ReloadError::Token(_)) => StatusCode::INTERNAL_SERVER_ERROR,
         ControlError::Members(MembersError::UnknownPool(_)) => StatusCode::NOT_FOUND,
         ControlError::Members(MembersError::Invalid(_)) => StatusCode::BAD_REQUEST,
+        ControlError::Renew(AcmeError::UnknownListener(_)) => StatusCode::NOT_FOUND,
+        ControlError::Renew(_) => StatusCode::INTERNAL_SERVER_ERROR,
     };
     let errors = match error {
         ControlError::Reload(ReloadError::Invalid(config)) => config

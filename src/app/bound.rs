@@ -7,6 +7,7 @@ use super::{
     unix_now, watch,
 };
 use crate::access_log::{self, AccessLog};
+use crate::acme::Acme;
 use crate::admin::{self, AdminCtx, Readiness};
 use crate::admission::Admission;
 use crate::config::Config;
@@ -29,6 +30,10 @@ use tokio_util::sync::CancellationToken;
 /// Every socket of a config, bound, and nothing running yet.
 pub struct Bound {
     fd: Option<super::fd_limit::FdLimit>,
+    metrics: Arc<Metrics>,
+    /// Stops the background tasks (ACME's, from the first switch on; the rest at `spawn`).
+    stop_background: CancellationToken,
+    acme: Arc<Acme>,
     listeners: listeners::Listeners,
     traffic: listeners::Prepared,
     admin: TcpListener,
@@ -44,7 +49,10 @@ impl Bound {
         mut inherited: HashMap<String, std::net::TcpListener>,
     ) -> Result<Bound, AppError> {
         let fd = raise_fd_limit(config);
-        let listeners = listeners::Listeners::new();
+        let metrics = Arc::new(Metrics::new());
+        let stop_background = CancellationToken::new();
+        let acme = Acme::new(Arc::clone(&metrics), stop_background.clone());
+        let listeners = listeners::Listeners::new(Arc::clone(&acme));
         let traffic = listeners
             .prepare(config, &mut inherited)
             .map_err(|e| match e {
@@ -65,6 +73,9 @@ impl Bound {
             .expect("a bound listener has a local address");
         Ok(Bound {
             fd,
+            metrics,
+            stop_background,
+            acme,
             listeners,
             traffic,
             admin,
@@ -85,7 +96,7 @@ impl Bound {
         config: Config,
         config_path: Option<PathBuf>,
     ) -> Result<Arc<App>, AppError> {
-        let metrics = Arc::new(Metrics::new());
+        let metrics = self.metrics;
         let target = access_log::Target::parse(&config.log.access_log);
         let (access_log, _writer) =
             AccessLog::start(&target, metrics.control.access_log_dropped.clone())
@@ -116,6 +127,7 @@ impl Bound {
             Arc::clone(&snapshot),
             recorder,
             Arc::clone(&overload),
+            self.acme.answers(),
         ));
         let server = Arc::new(ServerCtx::new(
             &config,
@@ -129,7 +141,7 @@ impl Bound {
         self.listeners.switch(&config, self.traffic, &server);
 
         let readiness = Arc::new(Readiness::default());
-        let stop_background = CancellationToken::new();
+        let stop_background = self.stop_background;
         let (changes, generations) = tokio::sync::watch::channel(1);
         let app = Arc::new_cyclic(|app: &Weak<App>| {
             let admin = Arc::new(AdminCtx {

@@ -21,4 +21,11 @@ impl Control for App {
         self.set_members(pool, specs, "push")
             .map_err(ControlError::Members)
     }
+
+    fn renew_certificates(&self, listener: Option<&str>) -> Result<Vec<String>, ControlError> {
+        self.listeners
+            .acme()
+            .renew_now(listener)
+            .map_err(ControlError::Renew)
+    }
 }

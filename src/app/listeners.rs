@@ -5,6 +5,7 @@
 //! their new settings (new handshakes use them; established connections keep theirs), and
 //! the ones no longer wanted stop; their connections are not touched.
 
+use crate::acme::Acme;
 use crate::config::{Config, ListenerConfig, load_certificates};
 use crate::control::ListenerError;
 use crate::metrics::Metrics;
@@ -41,6 +42,8 @@ pub struct Listeners {
     addresses: Arc<ArcSwap<Vec<(String, SocketAddr)>>>,
     /// Parent of every listener's stop token: cancelled at shutdown.
     stop_all: CancellationToken,
+    /// The certificates obtained over ACME, and their tasks.
+    acme: Arc<Acme>,
 }
 
 fn same_socket(a: &ListenerConfig, b: &ListenerConfig) -> bool {
@@ -62,12 +65,13 @@ fn certificates_on_disk(listener: &ListenerConfig) -> u64 {
 }
 
 impl Listeners {
-    /// No listener yet.
-    pub fn new() -> Self {
+    /// No listener yet; ACME sections are run by `acme`.
+    pub fn new(acme: Arc<Acme>) -> Self {
         Self {
             running: Mutex::new(Vec::new()),
             addresses: Arc::default(),
             stop_all: CancellationToken::new(),
+            acme,
         }
     }
 
@@ -82,7 +86,12 @@ impl Listeners {
         let mut bound = Vec::new();
         let mut settings = Vec::new();
         for listener in &config.listeners {
-            let built = ListenerSettings::from_config(listener, config)
+            let acme = listener
+                .tls
+                .as_ref()
+                .and_then(|t| t.acme.as_ref())
+                .map(|acme| self.acme.source(&listener.name, acme));
+            let built = ListenerSettings::from_config(listener, config, acme)
                 .map_err(|e| ListenerError::Tls(listener.name.clone(), e))?;
             settings.push((listener.name.clone(), built));
             if running.iter().any(|r| same_socket(&r.config, listener)) {
@@ -169,6 +178,7 @@ impl Listeners {
                 .map(|r| (r.config.name.clone(), r.address))
                 .collect(),
         ));
+        self.acme.sync(&config.listeners);
         publish_expiry(&running, &server.metrics);
     }
 
@@ -192,9 +202,17 @@ impl Listeners {
                     .inc()
             };
             let loaded: Result<Vec<_>, _> = load_certificates(&tls.files).into_iter().collect();
+            let acme = r
+                .ctx
+                .settings
+                .load()
+                .tls
+                .as_ref()
+                .and_then(|t| t.acme.clone());
             let built = loaded.and_then(|certs| {
                 TlsSettings::new(
                     certs,
+                    acme,
                     tls.client_ca.as_deref().map(Vec::as_slice),
                     tls.strict_sni,
                     tls.hsts.clone(),
@@ -217,6 +235,11 @@ impl Listeners {
         if changed {
             publish_expiry(&running, metrics);
         }
+    }
+
+    /// The ACME sections' tasks.
+    pub fn acme(&self) -> &Arc<Acme> {
+        &self.acme
     }
 
     /// Names and bound addresses, shared with the admin API.
@@ -250,7 +273,12 @@ fn publish_expiry(running: &[Running], metrics: &Metrics) {
     metrics.control.tls_certificate_expiry.reset();
     for r in running {
         let settings = r.ctx.settings.load();
-        for cert in settings.tls.iter().flat_map(|t| &t.certs) {
+        let obtained = settings
+            .tls
+            .iter()
+            .filter_map(|t| t.acme.as_ref()?.obtained.get());
+        let files = settings.tls.iter().flat_map(|t| t.certs.iter().cloned());
+        for cert in files.chain(obtained) {
             let name = cert.names.first().map_or("", String::as_str);
             metrics
                 .control

@@ -2,6 +2,7 @@
 //! checking every certificate and key they name.
 
 use super::Problem;
+use super::acme::{self, AcmeConfig, AcmeFile};
 use crate::tls::{self, LoadedCert, TlsError};
 use http::HeaderValue;
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -20,7 +21,12 @@ fn strict_by_default() -> bool {
 #[serde(deny_unknown_fields)]
 pub struct ListenerTlsFile {
     /// `{ cert, key }` pairs; SNI picks by the names in each; the first is the default.
+    /// May be empty when `acme` obtains the listener's certificate.
+    #[serde(default)]
     pub certificates: Vec<CertificateFile>,
+    /// `[listener.tls.acme]`: a certificate obtained and renewed over ACME.
+    #[serde(default)]
+    pub acme: Option<AcmeFile>,
     /// When set, clients must present a certificate signed by one of these CAs.
     #[serde(default)]
     pub client_ca: Option<PathBuf>,
@@ -68,6 +74,8 @@ pub struct ListenerTls {
     pub strict_sni: bool,
     /// `Strict-Transport-Security` to add.
     pub hsts: Option<HeaderValue>,
+    /// The ACME section, when certificates are obtained over ACME.
+    pub acme: Option<Arc<AcmeConfig>>,
     fingerprint: u64,
 }
 
@@ -76,6 +84,7 @@ impl PartialEq for ListenerTls {
         self.fingerprint == other.fingerprint
             && self.strict_sni == other.strict_sni
             && self.hsts == other.hsts
+            && self.acme == other.acme
     }
 }
 
@@ -114,14 +123,24 @@ pub fn listener_tls(
     span: Range<usize>,
     problems: &mut Vec<Problem>,
 ) -> Option<ListenerTls> {
-    if file.certificates.is_empty() {
+    if file.certificates.is_empty() && file.acme.is_none() {
         problems.push(Problem::at(
             span,
-            "listener.tls needs at least one { cert, key } in `certificates`",
+            "listener.tls needs at least one { cert, key } in `certificates`, or an [listener.tls.acme] section",
         ));
         return None;
     }
     let before = problems.len();
+    let acme = match &file.acme {
+        Some(written) => acme::acme(written)
+            .map(Arc::new)
+            .map_err(|found| {
+                let at = |text| Problem::at(span.clone(), text);
+                problems.extend(found.into_iter().map(at));
+            })
+            .ok(),
+        None => None,
+    };
     let loaded = load_certificates(&file.certificates);
     let certs: Vec<Arc<LoadedCert>> = loaded
         .into_iter()
@@ -152,7 +171,7 @@ pub fn listener_tls(
         return None;
     }
     // Build once now, so a config rustls would refuse is refused by `check` too.
-    if let Err(e) = tls::server_config(&certs, client_ca.as_deref().map(Vec::as_slice)) {
+    if let Err(e) = tls::server_config(&certs, None, client_ca.as_deref().map(Vec::as_slice)) {
         problems.push(Problem::at(span, e.to_string()));
         return None;
     }
@@ -170,6 +189,7 @@ pub fn listener_tls(
         client_ca,
         strict_sni: file.strict_sni,
         hsts,
+        acme,
     })
 }
 

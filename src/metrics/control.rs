@@ -19,6 +19,12 @@ pub struct Control {
     pub tls_certificate_expiry: IntGaugeVec,
     /// `portero_tls_certificate_reloads_total{listener,result}`.
     pub tls_certificate_reloads: IntCounterVec,
+    /// `portero_acme_orders_total{listener,result}`: ACME certificate orders, `issued` or
+    /// `failed`.
+    pub acme_orders: IntCounterVec,
+    /// `portero_acme_next_renewal_timestamp_seconds{listener}`: when the next ACME order for
+    /// a listener's names is due (Unix time); after a failure, the time of the next retry.
+    pub acme_next_renewal: IntGaugeVec,
     /// `portero_overload_level`: 0 normal, 1 keep-alive off, 2 refusing new requests.
     pub overload_level: IntGauge,
     /// `portero_access_log_dropped_total`: lines dropped because the writer fell behind.
@@ -55,6 +61,18 @@ impl Control {
                 "portero_tls_certificate_reloads_total",
                 "Certificate changes picked up from disk, by result",
                 &["listener", "result"],
+                r
+            )?,
+            acme_orders: register_int_counter_vec_with_registry!(
+                "portero_acme_orders_total",
+                "ACME certificate orders, by result (issued, failed)",
+                &["listener", "result"],
+                r
+            )?,
+            acme_next_renewal: register_int_gauge_vec_with_registry!(
+                "portero_acme_next_renewal_timestamp_seconds",
+                "When the next ACME order for a listener's names is due (Unix time); the time of the next retry after a failure",
+                &["listener"],
                 r
             )?,
             overload_level: register_int_gauge_with_registry!(

@@ -3,7 +3,7 @@
 //! without rebinding; new connections use the new settings, established ones keep theirs.
 
 use crate::config::{Config, ListenerConfig, ListenerMode, ListenerProtocols};
-use crate::tls::{self, LoadedCert, TlsError};
+use crate::tls::{self, ACME_TLS_ALPN, AcmeSource, LoadedCert, TlsError};
 use arc_swap::ArcSwap;
 use http::HeaderValue;
 use ipnet::IpNet;
@@ -44,8 +44,10 @@ pub struct ListenerSettings {
 pub struct TlsSettings {
     /// Accepts handshakes.
     pub acceptor: TlsAcceptor,
-    /// The certificates, in SNI order.
+    /// The certificates from files, in SNI order.
     pub certs: Vec<Arc<LoadedCert>>,
+    /// The certificate obtained over ACME, when the listener has an ACME section.
+    pub acme: Option<AcmeSource>,
     /// 421 for a Host the connection's certificate does not cover.
     pub strict_sni: bool,
     /// `Strict-Transport-Security` to add.
@@ -53,13 +55,19 @@ pub struct TlsSettings {
 }
 
 impl ListenerSettings {
-    /// The settings `listener` asks for, within `config` (which says where https lives).
-    pub fn from_config(listener: &ListenerConfig, config: &Config) -> Result<Self, TlsError> {
+    /// The settings `listener` asks for, within `config` (which says where https lives);
+    /// `acme` is its ACME section's certificate, when it has one.
+    pub fn from_config(
+        listener: &ListenerConfig,
+        config: &Config,
+        acme: Option<AcmeSource>,
+    ) -> Result<Self, TlsError> {
         let tls = match &listener.tls {
             None => None,
             Some(t) => Some(
                 TlsSettings::new(
                     t.certs.clone(),
+                    acme,
                     t.client_ca.as_deref().map(Vec::as_slice),
                     t.strict_sni,
                     t.hsts.clone(),
@@ -111,33 +119,38 @@ impl ListenerSettings {
 }
 
 impl TlsSettings {
-    /// Builds the acceptor for `certs`.
+    /// Builds the acceptor for `certs` and `acme`'s certificate.
     pub fn new(
         certs: Vec<Arc<LoadedCert>>,
+        acme: Option<AcmeSource>,
         client_ca: Option<&[rustls::pki_types::CertificateDer<'static>]>,
         strict_sni: bool,
         hsts: Option<HeaderValue>,
     ) -> Result<Self, TlsError> {
-        let config = tls::server_config(&certs, client_ca)?;
+        let config = tls::server_config(&certs, acme.clone(), client_ca)?;
         Ok(Self {
             acceptor: TlsAcceptor::from(config),
             certs,
+            acme,
             strict_sni,
             hsts,
         })
     }
 
-    /// Offers only `protocols` in ALPN (`tls::server_config` offers h2 and http/1.1). A client
-    /// that offers none of them gets a `no_application_protocol` alert from rustls; one that
-    /// offers no ALPN at all is served the listener's protocol (HTTP/1 when both are allowed).
+    /// Offers only `protocols` in ALPN (`tls::server_config` offers h2 and http/1.1, and
+    /// acme-tls/1 for a CA's validation). A client that offers none of them gets a
+    /// `no_application_protocol` alert from rustls; one that offers no ALPN at all is served
+    /// the listener's protocol (HTTP/1 when both are allowed).
     pub fn offering(self, protocols: ListenerProtocols) -> Self {
         if protocols == ListenerProtocols::default() {
             return self;
         }
         let mut config = rustls::ServerConfig::clone(self.acceptor.config());
-        config
-            .alpn_protocols
-            .retain(|p| (p == b"h2" && protocols.http2) || (p == b"http/1.1" && protocols.http1));
+        config.alpn_protocols.retain(|p| {
+            (p == b"h2" && protocols.http2)
+                || (p == b"http/1.1" && protocols.http1)
+                || p == ACME_TLS_ALPN
+        });
         Self {
             acceptor: TlsAcceptor::from(Arc::new(config)),
             ..self

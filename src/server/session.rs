@@ -200,6 +200,10 @@ async fn open_stream(
     handshakes
         .with_label_values(&[listener, "ok", version])
         .inc();
+    // A CA's TLS-ALPN-01 validation: the handshake was the answer (RFC 8737 §3).
+    if session.alpn_protocol() == Some(crate::tls::ACME_TLS_ALPN) {
+        return None;
+    }
     // No ALPN: HTTP/2 if that is all the listener speaks (prior knowledge over TLS).
     let protocol = match session.alpn_protocol() {
         Some(b"h2") => Protocol::Http2,
@@ -207,7 +211,7 @@ async fn open_stream(
         _ => Protocol::Http1,
     };
     let covered = if tls.strict_sni {
-        crate::tls::chosen(&tls.certs, session.server_name()).cloned()
+        crate::tls::chosen(&tls.certs, tls.acme.as_ref(), session.server_name())
     } else {
         None
     };

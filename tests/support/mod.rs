@@ -14,6 +14,7 @@ pub mod feed;
 pub mod h2raw;
 pub mod mariadb;
 pub mod metrics;
+pub mod pebble;
 pub mod peers;
 pub mod pki;
 pub mod raw_backend;
@@ -47,6 +48,22 @@ pub async fn wait_until(what: &str, timeout: Duration, mut condition: impl FnMut
             "timed out after {timeout:?} waiting for {what}"
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// [`wait_until`] for a condition that must await (a request, a metric read).
+pub async fn wait_until_async<F: Future<Output = bool>>(
+    what: &str,
+    timeout: Duration,
+    mut condition: impl FnMut() -> F,
+) {
+    let deadline = Instant::now() + timeout;
+    while !condition().await {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
