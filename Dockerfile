@@ -13,8 +13,11 @@ RUN cargo build --release --locked --bin portero
 
 FROM debian:bookworm-slim
 # A fixed numeric user, so Kubernetes' runAsNonRoot can verify it without resolving names.
+# /var/lib/portero/acme: the default ACME storage ([listener.tls.acme]); mount a volume there
+# (shared by the replicas behind one name) to keep certificates across restarts.
 RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin portero \
-    && mkdir -p /etc/portero
+    && mkdir -p /etc/portero /var/lib/portero/acme \
+    && chown -R 10001:10001 /var/lib/portero && chmod 0700 /var/lib/portero /var/lib/portero/acme
 COPY --from=build /src/target/release/portero /usr/local/bin/portero
 COPY config/portero.toml /etc/portero/portero.toml
 USER 10001:10001

@@ -299,7 +299,12 @@ impl Task {
                     }
                 }
             }
-            match self.order_once(&mut account).await {
+            // A reload that drops or changes the section stops an order in flight too.
+            let ordered = tokio::select! {
+                () = self.stop.cancelled() => return,
+                ordered = self.order_once(&mut account) => ordered,
+            };
+            match ordered {
                 Ok(()) => {
                     failures = 0;
                     retry_at = None;

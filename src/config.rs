@@ -133,6 +133,7 @@ fn validate(file: FileConfig) -> Result<Config, Vec<Problem>> {
     check_limits(&file.limits, &mut problems);
     let security = security::security(&file.security, &mut problems);
     let listeners = listeners(&file, &mut problems);
+    check_http01_has_a_listener(&listeners, &mut problems);
     let tcp = tcp_pools(&file);
     let pools = pools(&file.pools, &tcp, &mut problems);
     let routes = routes(&file, &pools, &tcp, &mut problems);
@@ -186,6 +187,24 @@ fn check_limits(limits: &Limits, problems: &mut Vec<Problem>) {
             "limits.stream_buffer ({} bytes) must be between 16KiB and 16MiB",
             limits.stream_buffer
         )));
+    }
+}
+
+/// An ACME section that may only answer HTTP-01 needs a plain HTTP listener to answer on.
+fn check_http01_has_a_listener(listeners: &[ListenerConfig], problems: &mut Vec<Problem>) {
+    let plain = listeners
+        .iter()
+        .any(|l| l.tls.is_none() && l.mode == ListenerMode::Http);
+    for listener in listeners {
+        let Some(acme) = listener.tls.as_ref().and_then(|t| t.acme.as_ref()) else {
+            continue;
+        };
+        if !plain && acme.challenges == [acme::Challenge::Http01] {
+            problems.push(Problem::message(format!(
+                "listener `{}`: acme.challenges = [\"http-01\"] needs a plain HTTP listener (on port 80) to answer the CA; add one or allow \"tls-alpn-01\"",
+                listener.name
+            )));
+        }
     }
 }
 

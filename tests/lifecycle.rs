@@ -26,6 +26,38 @@ fn check_accepts_the_example_config() {
 }
 
 #[test]
+fn check_accepts_the_acme_example_and_names_what_is_wrong_in_a_broken_acme_section() {
+    let out = Command::new(binary())
+        .args(["check", "--config", "config/acme.toml"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("config/acme.toml: ok"), "{stdout}");
+
+    let broken = std::fs::read_to_string("config/acme.toml")
+        .unwrap()
+        .replace("\"www.example.com\"", "\"*.example.com\"")
+        .replace("https://acme-staging", "http://acme-staging");
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), broken).unwrap();
+    let out = Command::new(binary())
+        .arg("check")
+        .arg("--config")
+        .arg(file.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("`*.example.com` is a wildcard"), "{stderr}");
+    assert!(stderr.contains("must be an https:// URL"), "{stderr}");
+}
+
+#[test]
 fn check_accepts_the_data_tier_example_with_its_check_password_set() {
     let check = |password: Option<&str>| {
         let mut command = Command::new(binary());

@@ -402,3 +402,36 @@ fn discovery_replaces_backends_and_takes_one_source() {
             .contains("both `backends` and `discovery`")
     );
 }
+
+#[test]
+fn an_acme_listener_needs_no_files_but_http01_alone_needs_a_plain_listener() {
+    let acme = |challenges: &str, plain: bool| {
+        let plain = if plain {
+            "[[listener]]\nname = \"http\"\naddress = \"127.0.0.1:8080\"\n"
+        } else {
+            ""
+        };
+        format!(
+            r#"{plain}
+[[listener]]
+name = "https"
+address = "127.0.0.1:8443"
+[listener.tls.acme]
+names = ["example.com"]
+challenges = [{challenges}]
+
+[pool.api]
+backends = ["10.0.0.5:8080"]
+"#
+        )
+    };
+    let config = parse(&acme("\"http-01\"", true)).unwrap();
+    let tls = config.listeners[1].tls.as_ref().unwrap();
+    assert!(tls.certs.is_empty());
+    assert_eq!(tls.acme.as_ref().unwrap().names, ["example.com"]);
+    parse(&acme("\"tls-alpn-01\"", false)).unwrap();
+    let error = parse(&acme("\"http-01\"", false)).unwrap_err().to_string();
+    assert!(error.contains("needs a plain HTTP listener"), "{error}");
+    let error = parse(&acme("\"dns-01\"", true)).unwrap_err().to_string();
+    assert!(error.contains("`dns-01` is not answered"), "{error}");
+}
