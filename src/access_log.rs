@@ -6,6 +6,7 @@
 use prometheus::IntCounter;
 use serde::Serialize;
 use std::path::PathBuf;
+use std::time::Duration;
 use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -112,21 +113,58 @@ enum Message {
     Reopen,
 }
 
+/// Which requests get a line (`log.access_log_sample`, `log.access_log_slow`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sampling {
+    /// The share of ordinary requests logged, 0 to 1.
+    pub rate: f64,
+    /// Requests at least this long are always logged.
+    pub slow: Duration,
+}
+
+impl Default for Sampling {
+    fn default() -> Self {
+        Self {
+            rate: 1.0,
+            slow: Duration::from_secs(1),
+        }
+    }
+}
+
+impl Sampling {
+    /// Whether a request that ended with `status` after `elapsed` gets a line; `failed` when
+    /// it did not complete (a backend or client broke it off). Server errors, failures and
+    /// slow requests always do, so sampling hides only the ordinary; `roll` is uniform in 0..1.
+    pub fn keeps(&self, status: u16, elapsed: Duration, failed: bool, roll: f64) -> bool {
+        self.rate >= 1.0 || status >= 500 || failed || elapsed >= self.slow || roll < self.rate
+    }
+}
+
 /// The handle the request path logs through; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct AccessLog {
     tx: Option<mpsc::Sender<Message>>,
     dropped: IntCounter,
+    sampling: Sampling,
 }
 
 impl AccessLog {
-    /// Opens `target` and starts its writer task. The task ends when every handle is dropped.
+    /// Opens `target` and starts its writer task, logging requests as `sampling` says. The
+    /// task ends when every handle is dropped.
     pub async fn start(
         target: &Target,
         dropped: IntCounter,
+        sampling: Sampling,
     ) -> std::io::Result<(AccessLog, Option<JoinHandle<()>>)> {
         if *target == Target::Off {
-            return Ok((AccessLog { tx: None, dropped }, None));
+            return Ok((
+                AccessLog {
+                    tx: None,
+                    dropped,
+                    sampling,
+                },
+                None,
+            ));
         }
         let writer = open(target).await?;
         let (tx, rx) = mpsc::channel(QUEUE);
@@ -135,6 +173,7 @@ impl AccessLog {
             AccessLog {
                 tx: Some(tx),
                 dropped,
+                sampling,
             },
             Some(task),
         ))
@@ -145,7 +184,14 @@ impl AccessLog {
         AccessLog {
             tx: None,
             dropped: IntCounter::new("unused", "unused").expect("valid metric"),
+            sampling: Sampling::default(),
         }
+    }
+
+    /// Whether a request's line is written (see [`Sampling::keeps`]).
+    pub fn keeps(&self, status: u16, elapsed: Duration, failed: bool) -> bool {
+        self.sampling
+            .keeps(status, elapsed, failed, fastrand::f64())
     }
 
     /// Whether lines are written at all (callers skip building records when not).
@@ -227,11 +273,58 @@ async fn write_lines(mut rx: mpsc::Receiver<Message>, writer: Writer, target: Ta
             next = rx.try_recv().ok();
         }
         if let Err(e) = result.and(out.flush().await) {
-            tracing::warn!(error = %e, "access log write failed");
+            let every = std::time::Duration::from_secs(10);
+            if let Some(suppressed) = crate::log_limit::keyed("access_log", "", every) {
+                tracing::warn!(error = %e, suppressed, "access log write failed");
+            }
         }
         for done in waiting.drain(..) {
             let _ = done.send(());
         }
     }
     let _ = out.flush().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sampling_hides_only_ordinary_requests() {
+        let one_percent = Sampling {
+            rate: 0.01,
+            slow: Duration::from_secs(1),
+        };
+        let quick = Duration::from_millis(5);
+        assert!(!one_percent.keeps(200, quick, false, 0.5));
+        assert!(
+            !one_percent.keeps(404, quick, false, 0.5),
+            "a client error is ordinary"
+        );
+        assert!(
+            one_percent.keeps(200, quick, false, 0.005),
+            "the sampled share"
+        );
+        assert!(
+            one_percent.keeps(502, quick, false, 0.5),
+            "server errors always"
+        );
+        assert!(
+            one_percent.keeps(200, quick, true, 0.5),
+            "broken-off exchanges always"
+        );
+        assert!(
+            one_percent.keeps(200, Duration::from_secs(2), false, 0.5),
+            "slow ones always"
+        );
+        assert!(
+            Sampling::default().keeps(200, quick, false, 0.999_999),
+            "the default logs all"
+        );
+        let none = Sampling {
+            rate: 0.0,
+            ..one_percent
+        };
+        assert!(!none.keeps(200, quick, false, 0.0));
+    }
 }

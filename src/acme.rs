@@ -269,17 +269,31 @@ enum Wake {
     Stop,
 }
 
+/// Where the task stands between two orders.
+#[derive(Default)]
+struct Pace {
+    /// Failed orders in a row.
+    failures: u32,
+    /// After a failure: when to try again.
+    retry_at: Option<i64>,
+    /// After a success: no order before this, whatever the certificate says (a CA issuing
+    /// certificates that are due at once must not be asked in a loop).
+    earliest: i64,
+}
+
 impl Task {
     async fn run(self) {
         let jitter = fastrand::f64();
-        let mut failures = 0u32;
-        let mut retry_at: Option<i64> = None;
+        let mut pace = Pace::default();
         let mut account: Option<Account> = None;
         loop {
             self.pick_up_stored();
-            let due = match retry_at {
+            let due = match pace.retry_at {
                 Some(at) => at,
-                None => self.renewal_due(jitter, &mut account).await,
+                None => self
+                    .renewal_due(jitter, &mut account)
+                    .await
+                    .max(pace.earliest),
             };
             self.metrics
                 .control
@@ -291,7 +305,7 @@ impl Task {
                 Wake::Asked => tracing::info!(listener = %self.listener, "ACME renewal asked for"),
                 Wake::Due => {
                     // Another instance may have renewed while this one waited.
-                    if retry_at.is_none()
+                    if pace.retry_at.is_none()
                         && self.pick_up_stored()
                         && self.renewal_due(jitter, &mut account).await > crate::clock::unix_secs()
                     {
@@ -304,31 +318,44 @@ impl Task {
                 () = self.stop.cancelled() => return,
                 ordered = self.order_once(&mut account) => ordered,
             };
-            match ordered {
-                Ok(()) => {
-                    failures = 0;
-                    retry_at = None;
-                }
-                Err(e) => {
-                    if e.account_unknown() {
-                        account = None;
-                        if let Err(e) = self.store.forget_account() {
-                            tracing::warn!(listener = %self.listener, error = %e, "stale ACME account file not removed");
-                        }
-                    }
-                    failures = failures.saturating_add(1);
-                    let wait = schedule::backoff(self.config.retry, failures, e.retry_after());
-                    tracing::error!(
-                        listener = %self.listener,
-                        error = %e,
-                        failures,
-                        retry_in = ?wait,
-                        "ACME order failed; the current certificate (if any) keeps serving"
-                    );
-                    self.count("failed");
-                    retry_at = Some(crate::clock::unix_secs() + wait.as_secs() as i64);
-                }
+            let now = crate::clock::unix_secs();
+            pace = match ordered {
+                Ok(()) => Pace {
+                    earliest: now + self.config.retry.as_secs() as i64,
+                    ..Pace::default()
+                },
+                Err(e) => self.failed(&e, pace.failures.saturating_add(1), &mut account, now),
+            };
+        }
+    }
+
+    /// Logs and counts the `failures`-th failed order in a row; the pace after it.
+    fn failed(
+        &self,
+        e: &AcmeError,
+        failures: u32,
+        account: &mut Option<Account>,
+        now: i64,
+    ) -> Pace {
+        if e.account_unknown() {
+            *account = None;
+            if let Err(e) = self.store.forget_account() {
+                tracing::warn!(listener = %self.listener, error = %e, "stale ACME account file not removed");
             }
+        }
+        let wait = schedule::backoff(self.config.retry, failures, e.retry_after());
+        tracing::error!(
+            listener = %self.listener,
+            error = %e,
+            failures,
+            retry_in = ?wait,
+            "ACME order failed; the current certificate (if any) keeps serving"
+        );
+        self.count("failed");
+        Pace {
+            failures,
+            retry_at: Some(now + wait.as_secs() as i64),
+            earliest: 0,
         }
     }
 

@@ -128,7 +128,7 @@ impl Backend {
             up_since: AtomicU64::new(up_since),
             in_flight: AtomicU64::new(0),
             cut: CancellationToken::new(),
-            failing_warning: Every::new(FAILING_WARNING_PERIOD),
+            failing_warning: Every::new("backend_failing", FAILING_WARNING_PERIOD),
             downs: AtomicU64::new(0),
             marked_down: Notify::new(),
         }

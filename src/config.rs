@@ -131,6 +131,12 @@ fn validate(file: FileConfig) -> Result<Config, Vec<Problem>> {
     let mut problems = Vec::new();
     check_admission(&file.admission, &mut problems);
     check_limits(&file.limits, &mut problems);
+    if !(0.0..=1.0).contains(&file.log.access_log_sample) {
+        problems.push(Problem::message(format!(
+            "log.access_log_sample = {} must be between 0 and 1 (0.01 logs one ordinary request in a hundred)",
+            file.log.access_log_sample
+        )));
+    }
     let security = security::security(&file.security, &mut problems);
     let listeners = listeners(&file, &mut problems);
     check_http01_has_a_listener(&listeners, &mut problems);

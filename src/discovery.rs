@@ -117,7 +117,10 @@ async fn follow(
             }
             Ok(Found::Unchanged) => ("unchanged", config.refresh),
             Err(e) => {
-                tracing::warn!(%pool, source = kind, error = %e, "discovery read failed; keeping the last good set");
+                let every = Duration::from_secs(60);
+                if let Some(suppressed) = crate::log_limit::keyed("discovery", &pool, every) {
+                    tracing::warn!(%pool, source = kind, error = %e, suppressed, "discovery read failed; keeping the last good set");
+                }
                 ("error", pace)
             }
         };

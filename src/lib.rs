@@ -56,7 +56,8 @@
 //!   dispatch), [`backend`] (a backend's state, pure data), [`metrics`] (series by consumer,
 //!   knowing no config), [`route`], [`access`] (allow/deny lists), [`admission`] (connection
 //!   tiers), [`tls`] (certificates), [`h1`] (portero's HTTP/1.1 codec: heads and chunked
-//!   framing, bytes to `http` types and back), [`access_log`], [`log_limit`], [`clock`].
+//!   framing, bytes to `http` types and back), [`access_log`], [`log_limit`], [`logging`]
+//!   (what the daemon's own log shows), [`clock`].
 //!
 //! Names: `config/X.rs` reads the part of the file that module `X` runs on (`config/pool.rs`
 //! makes a [`config::PoolConfig`] for [`pool`], `config/tls.rs` the TLS settings [`tls`]
@@ -98,6 +99,7 @@ pub mod clock;
 pub mod config;
 pub mod h1;
 pub mod log_limit;
+pub mod logging;
 pub mod metrics;
 pub mod pool;
 pub mod route;

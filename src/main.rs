@@ -199,7 +199,11 @@ fn summary(path: &std::path::Path, config: &Config) -> String {
 }
 
 fn init_logging(level: &str, format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    // RUST_LOG, when set, stands in for `log.level`; either way the wire libraries stay quiet
+    // below debug unless named (see portero::logging).
+    let level = std::env::var("RUST_LOG").unwrap_or_else(|_| level.to_string());
+    let filter = EnvFilter::try_new(portero::logging::directives(&level))
+        .unwrap_or_else(|_| EnvFilter::new(portero::logging::directives("info")));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

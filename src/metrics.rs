@@ -68,12 +68,24 @@ impl Metrics {
 
     /// The whole registry in the Prometheus text format.
     pub fn encode(&self) -> String {
+        self.follow_log_suppression();
         let mut buffer = Vec::with_capacity(16 * 1024);
         let encoder = TextEncoder::new();
         if let Err(e) = encoder.encode(&self.registry.gather(), &mut buffer) {
             tracing::warn!(error = %e, "metrics encoding failed");
         }
         String::from_utf8(buffer).unwrap_or_default()
+    }
+}
+
+impl Metrics {
+    /// Brings `portero_log_suppressed_total` up to the counts `log_limit` keeps (process-wide,
+    /// as the log is).
+    fn follow_log_suppression(&self) {
+        for (target, total) in crate::log_limit::suppressed() {
+            let counter = self.control.log_suppressed.with_label_values(&[target]);
+            counter.inc_by(total.saturating_sub(counter.get()));
+        }
     }
 }
 

@@ -307,7 +307,7 @@ impl Proxy {
             .path()
             .strip_prefix("/.well-known/acme-challenge/")?;
         let key_authorization = self.acme.http01(token)?;
-        tracing::info!(token, peer = %conn.peer, "ACME HTTP-01 challenge answered");
+        tracing::debug!(token, peer = %conn.peer, "ACME HTTP-01 challenge answered");
         let mut response = Response::new(ResponseBody::full(key_authorization));
         response.headers_mut().insert(
             header::CONTENT_TYPE,

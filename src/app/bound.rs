@@ -98,13 +98,19 @@ impl Bound {
     ) -> Result<Arc<App>, AppError> {
         let metrics = self.metrics;
         let target = access_log::Target::parse(&config.log.access_log);
-        let (access_log, _writer) =
-            AccessLog::start(&target, metrics.control.access_log_dropped.clone())
-                .await
-                .map_err(|source| AppError::AccessLog {
-                    target: config.log.access_log.clone(),
-                    source,
-                })?;
+        let (access_log, _writer) = AccessLog::start(
+            &target,
+            metrics.control.access_log_dropped.clone(),
+            access_log::Sampling {
+                rate: config.log.access_log_sample,
+                slow: config.log.access_log_slow,
+            },
+        )
+        .await
+        .map_err(|source| AppError::AccessLog {
+            target: config.log.access_log.clone(),
+            source,
+        })?;
         let token = read_token(&config)?;
         let config = Arc::new(config);
         let members = Members::new();

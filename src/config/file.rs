@@ -175,11 +175,17 @@ impl Default for Limits {
 }
 
 /// `[log]`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
     /// `"stdout"`, `"off"` or a file path.
     pub access_log: String,
+    /// The share of ordinary requests given an access-log line, 0 to 1; server errors,
+    /// broken-off exchanges and slow requests always get one.
+    pub access_log_sample: f64,
+    /// Requests at least this long always get an access-log line.
+    #[serde(deserialize_with = "units::duration")]
+    pub access_log_slow: Duration,
     /// Default filter for the daemon's own log lines; `RUST_LOG` overrides it.
     pub level: String,
     /// Format of the daemon's own log lines on stderr.
@@ -190,6 +196,8 @@ impl Default for LogConfig {
     fn default() -> Self {
         Self {
             access_log: "stdout".into(),
+            access_log_sample: 1.0,
+            access_log_slow: Duration::from_secs(1),
             level: "info".into(),
             format: LogFormat::Text,
         }

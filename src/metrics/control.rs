@@ -29,6 +29,8 @@ pub struct Control {
     pub overload_level: IntGauge,
     /// `portero_access_log_dropped_total`: lines dropped because the writer fell behind.
     pub access_log_dropped: IntCounter,
+    /// `portero_log_suppressed_total{target}`: the daemon's own repeated warnings held back.
+    pub log_suppressed: IntCounterVec,
     /// `portero_rate_limit_tracked_clients`: client addresses in the local rate-limit table.
     pub rate_limit_tracked: IntGauge,
     /// `portero_rate_limit_store_errors_total`: shared-store decisions that fell back to the
@@ -83,6 +85,12 @@ impl Control {
             access_log_dropped: register_int_counter_with_registry!(
                 "portero_access_log_dropped_total",
                 "Access-log lines dropped because the writer could not keep up",
+                r
+            )?,
+            log_suppressed: register_int_counter_vec_with_registry!(
+                "portero_log_suppressed_total",
+                "Repeated warnings of the daemon's own log held back by its rate limit, by what they are about",
+                &["target"],
                 r
             )?,
             rate_limit_tracked: register_int_gauge_with_registry!(

@@ -282,7 +282,10 @@ impl Exchange {
                 .with_label_values(&[&*self.conn.listener, by])
                 .inc();
         }
-        if let Some(logged) = &self.logged {
+        let failed = self.outcome != Outcome::Complete;
+        if let Some(logged) = &self.logged
+            && self.recorder.access_log.keeps(status, elapsed, failed)
+        {
             self.recorder.access_log.log(&Record {
                 time: humantime::format_rfc3339_millis(logged.started_at).to_string(),
                 listener: &self.conn.listener,

@@ -84,10 +84,14 @@ impl LocalLimiter {
                 n = n.wrapping_add(1);
                 n % 8 != 0
             });
-            tracing::warn!(
-                max_clients = self.max_clients,
-                "rate-limit table full of active clients: an eighth forgotten"
-            );
+            let every = std::time::Duration::from_secs(10);
+            if let Some(suppressed) = crate::log_limit::keyed("rate_limit_table", "", every) {
+                tracing::warn!(
+                    max_clients = self.max_clients,
+                    suppressed,
+                    "rate-limit table full of active clients: an eighth forgotten"
+                );
+            }
         }
     }
 }

@@ -7,10 +7,14 @@
 
 use super::gcra::{Rate, Verdict};
 use crate::clock::now_us;
+use crate::log_limit::keyed;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+/// At most one warning about the store per this long (the rest are counted).
+const WARN_EVERY: Duration = Duration::from_secs(10);
 
 /// KEYS[1] = the client's key; ARGV = interval µs, burst. Returns {allowed, retry_after_us}.
 const GCRA: &str = r"
@@ -80,12 +84,16 @@ impl RedisStore {
             Ok(Ok((1, _))) => Some(Verdict::Allow(0)),
             Ok(Ok((_, wait))) => Some(Verdict::Deny(wait)),
             Ok(Err(e)) => {
-                tracing::warn!(error = %e, "rate-limit store failed; deciding locally");
+                if let Some(suppressed) = keyed("rate_limit_store", "", WARN_EVERY) {
+                    tracing::warn!(error = %e, suppressed, "rate-limit store failed; deciding locally");
+                }
                 self.down_until.store(now + BACKOFF_US, Ordering::Relaxed);
                 None
             }
             Err(_) => {
-                tracing::warn!(timeout = ?self.timeout, "rate-limit store too slow; deciding locally");
+                if let Some(suppressed) = keyed("rate_limit_store", "", WARN_EVERY) {
+                    tracing::warn!(timeout = ?self.timeout, suppressed, "rate-limit store too slow; deciding locally");
+                }
                 self.down_until.store(now + BACKOFF_US, Ordering::Relaxed);
                 None
             }

@@ -83,7 +83,10 @@ impl Acceptor {
                 Err(e) if is_per_connection(&e) => {}
                 Err(e) => {
                     // EMFILE/ENFILE/ENOBUFS: wait for connections to close, never spin or exit.
-                    tracing::warn!(listener = %self.name, error = %e, backoff = ?backoff, "accept failed; backing off");
+                    let every = Duration::from_secs(10);
+                    if let Some(suppressed) = crate::log_limit::keyed("accept", &self.name, every) {
+                        tracing::warn!(listener = %self.name, error = %e, backoff = ?backoff, suppressed, "accept failed; backing off");
+                    }
                     drop::<Permit>(permit);
                     tokio::select! {
                         () = tokio::time::sleep(backoff) => {}

@@ -38,7 +38,7 @@ pub async fn run<C: AsyncRead + AsyncWrite + Unpin>(
             Ok((up, down)) => tracing::debug!(%peer, bytes_up = up, bytes_down = down, "tunnel closed"),
             Err(e) => tracing::debug!(%peer, error = %e, "tunnel failed"),
         },
-        () = hard_stop.cancelled() => tracing::info!(%peer, "tunnel cut at the shutdown drain deadline"),
-        () = cut => tracing::info!(%peer, "tunnel cut: its backend was removed and drained"),
+        () = hard_stop.cancelled() => tracing::debug!(%peer, "tunnel cut at the shutdown drain deadline"),
+        () = cut => tracing::debug!(%peer, "tunnel cut: its backend was removed and drained"),
     }
 }

@@ -69,6 +69,26 @@ impl Process {
     /// Runs `launcher... BINARY CONFIG_FILE` with `envs`; the launcher must end by exec'ing
     /// `BINARY run --config CONFIG_FILE` (a shell setting limits, a socket-activation shim).
     pub fn spawn_via(text: &str, launcher: &[String], envs: &[(&str, String)]) -> Process {
+        Self::spawn_full(text, launcher, envs, Stdio::null())
+    }
+
+    /// Runs `portero run` with its standard output (where `access_log = "stdout"` goes) a
+    /// pipe that nobody reads: kept open in `child.stdout`, never drained.
+    pub fn spawn_with_unread_stdout(text: &str) -> Process {
+        let launcher = [
+            "sh".into(),
+            "-c".into(),
+            "exec \"$0\" run --config \"$1\"".into(),
+        ];
+        Self::spawn_full(text, &launcher, &[], Stdio::piped())
+    }
+
+    fn spawn_full(
+        text: &str,
+        launcher: &[String],
+        envs: &[(&str, String)],
+        stdout: Stdio,
+    ) -> Process {
         let config = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(config.path(), with_json_log(text)).unwrap();
         let mut child = Command::new(&launcher[0])
@@ -77,7 +97,7 @@ impl Process {
             .arg(config.path())
             .envs(envs.iter().map(|(k, v)| (k, v)))
             .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
+            .stdout(stdout)
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
