@@ -24,8 +24,8 @@ use tokio_rustls::client::TlsStream;
 const ISSUED: &str = "portero_acme_orders_total";
 const LIMIT: Duration = Duration::from_secs(60);
 
-/// One portero in front of pebble: the plain listener on pebble's HTTP-01 port, the TLS one
-/// on its TLS-ALPN-01 port.
+/// One portero in front of pebble: the plain listener (redirecting to https, as an edge's
+/// port 80 does) on pebble's HTTP-01 port, the TLS one on its TLS-ALPN-01 port.
 struct Rig {
     pebble: Pebble,
     options: Options,
@@ -72,6 +72,7 @@ access_log = "off"
 [[listener]]
 name = "http"
 address = "127.0.0.1:{http}"
+http_redirect = true
 
 [[listener]]
 name = "https"
@@ -199,12 +200,11 @@ async fn issue_through(challenges: &str) {
         !ok && text.contains("alert"),
         "a name not yet obtained fails its handshake, whatever the client trusts: {text}"
     );
-    assert_eq!(
-        support::client::get(app.listener_addr("http").unwrap(), "/")
-            .await
-            .status,
-        200
-    );
+    // The plain listener redirects everything but the challenges in flight.
+    let plain = app.listener_addr("http").unwrap();
+    let token = support::client::get(plain, "/.well-known/acme-challenge/not-in-flight").await;
+    assert_eq!(token.status, 308);
+    assert_eq!(support::client::get(plain, "/").await.status, 308);
 
     rig.start_pebble();
     metric_reaches(&app, ISSUED, "result=\"issued\"", 1.0, LIMIT).await;
