@@ -174,6 +174,37 @@ pub fn covers(names: &[String], host: &str) -> bool {
     })
 }
 
+/// Why a server handshake failed, as a metric label: what a client can cause is counted
+/// (`portero_tls_handshake_errors_total{reason}`), not logged.
+pub fn failure_reason(error: &std::io::Error) -> &'static str {
+    use rustls::Error as E;
+    let Some(tls) = error
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<rustls::Error>())
+    else {
+        return match error.kind() {
+            std::io::ErrorKind::UnexpectedEof
+            | std::io::ErrorKind::ConnectionReset
+            | std::io::ErrorKind::BrokenPipe => "closed",
+            _ => "io",
+        };
+    };
+    match tls {
+        // A name no certificate covers, or an ACME name not obtained yet (see `chosen`).
+        E::General(why) if why.contains("no server certificate") => "no_certificate",
+        E::PeerIncompatible(_) | E::NoApplicationProtocol => "incompatible",
+        E::AlertReceived(_) => "alert_received",
+        E::NoCertificatesPresented | E::InvalidCertificate(_) => "client_certificate",
+        E::InvalidMessage(_)
+        | E::InappropriateMessage { .. }
+        | E::InappropriateHandshakeMessage { .. }
+        | E::PeerMisbehaved(_)
+        | E::PeerSentOversizedRecord
+        | E::DecryptError => "protocol",
+        _ => "other",
+    }
+}
+
 /// A listener's server config: `certs` from files, and with `acme` the certificate obtained
 /// over ACME and the TLS-ALPN-01 answers. `client_ca` requires and verifies client
 /// certificates.
@@ -278,6 +309,23 @@ pub fn client_config(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn handshake_failures_are_told_apart_for_the_metric() {
+        let tls = |e: rustls::Error| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+        let general = rustls::Error::General("no server certificate chain resolved".into());
+        assert_eq!(failure_reason(&tls(general)), "no_certificate");
+        let garbage = rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType);
+        assert_eq!(failure_reason(&tls(garbage)), "protocol");
+        assert_eq!(
+            failure_reason(&tls(rustls::Error::NoApplicationProtocol)),
+            "incompatible"
+        );
+        let alert = rustls::Error::AlertReceived(rustls::AlertDescription::UnknownCA);
+        assert_eq!(failure_reason(&tls(alert)), "alert_received");
+        let eof = std::io::Error::from(std::io::ErrorKind::UnexpectedEof);
+        assert_eq!(failure_reason(&eof), "closed");
+    }
 
     #[test]
     fn names_cover_hosts_exactly_or_by_one_label_wildcards() {

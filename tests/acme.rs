@@ -200,6 +200,12 @@ async fn issue_through(challenges: &str) {
         !ok && text.contains("alert"),
         "a name not yet obtained fails its handshake, whatever the client trusts: {text}"
     );
+    let no_certificate = "reason=\"no_certificate\"";
+    let errors = "portero_tls_handshake_errors_total";
+    assert!(
+        metric_sum(&app, errors, no_certificate).await >= 1.0,
+        "counted, not logged"
+    );
     // The plain listener redirects everything but the challenges in flight.
     let plain = app.listener_addr("http").unwrap();
     let token = support::client::get(plain, "/.well-known/acme-challenge/not-in-flight").await;

@@ -29,6 +29,8 @@ pub struct Connections {
     pub proxy_protocol: IntCounterVec,
     /// `portero_tls_handshakes_total{listener,result,version}`.
     pub tls_handshakes: IntCounterVec,
+    /// `portero_tls_handshake_errors_total{listener,reason}`: failed handshakes by why.
+    pub tls_handshake_errors: IntCounterVec,
 }
 
 impl Connections {
@@ -86,6 +88,12 @@ impl Connections {
                 "portero_tls_handshakes_total",
                 "TLS handshakes by result (ok, error, timeout) and protocol version",
                 &["listener", "result", "version"],
+                r
+            )?,
+            tls_handshake_errors: register_int_counter_vec_with_registry!(
+                "portero_tls_handshake_errors_total",
+                "Failed TLS handshakes by reason (no_certificate, protocol, incompatible, alert_received, client_certificate, closed, io, other)",
+                &["listener", "reason"],
                 r
             )?,
         })

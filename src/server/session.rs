@@ -181,6 +181,11 @@ async fn open_stream(
             handshakes
                 .with_label_values(&[listener, "error", "none"])
                 .inc();
+            ctx.metrics
+                .connections
+                .tls_handshake_errors
+                .with_label_values(&[listener, crate::tls::failure_reason(&e)])
+                .inc();
             return None;
         }
         Err(_) => {
