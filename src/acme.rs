@@ -262,6 +262,13 @@ struct Task {
     stop: CancellationToken,
 }
 
+/// A CA's suggested renewal window, and when to ask for it again.
+struct Ari {
+    start: i64,
+    end: i64,
+    ask_again: Duration,
+}
+
 /// Why the task woke up.
 enum Wake {
     Due,
@@ -288,26 +295,29 @@ impl Task {
         let mut account: Option<Account> = None;
         loop {
             self.pick_up_stored();
-            let due = match pace.retry_at {
-                Some(at) => at,
-                None => self
-                    .renewal_due(jitter, &mut account)
-                    .await
-                    .max(pace.earliest),
+            let (due, recheck) = match pace.retry_at {
+                Some(at) => (at, None),
+                None => {
+                    let (due, recheck) = self.renewal_due(jitter, &mut account).await;
+                    (due.max(pace.earliest), recheck)
+                }
             };
             self.metrics
                 .control
                 .acme_next_renewal
                 .with_label_values(&[&self.listener])
                 .set(due);
-            match self.wait_until(due).await {
+            match self.wait_until(recheck.map_or(due, |r| r.min(due))).await {
                 Wake::Stop => return,
                 Wake::Asked => tracing::info!(listener = %self.listener, "ACME renewal asked for"),
+                // Time to ask the CA's window again (it may have moved it earlier).
+                Wake::Due if crate::clock::unix_secs() < due => continue,
                 Wake::Due => {
                     // Another instance may have renewed while this one waited.
                     if pace.retry_at.is_none()
                         && self.pick_up_stored()
-                        && self.renewal_due(jitter, &mut account).await > crate::clock::unix_secs()
+                        && self.renewal_due(jitter, &mut account).await.0
+                            > crate::clock::unix_secs()
                     {
                         continue;
                     }
@@ -384,12 +394,12 @@ impl Task {
     }
 
     /// When the served certificate should be replaced: now when there is none or it lacks
-    /// a configured name; else the CA's ARI window if it offers one; else two thirds of its
-    /// lifetime.
-    async fn renewal_due(&self, jitter: f64, account: &mut Option<Account>) -> i64 {
+    /// a configured name; else in the CA's ARI window if it offers one; else at two thirds of
+    /// its lifetime. With ARI, also when to ask for the window again.
+    async fn renewal_due(&self, jitter: f64, account: &mut Option<Account>) -> (i64, Option<i64>) {
         let now = crate::clock::unix_secs();
         let Some(cert) = self.obtained.get() else {
-            return now;
+            return (now, None);
         };
         if !self
             .config
@@ -397,32 +407,37 @@ impl Task {
             .iter()
             .all(|n| crate::tls::covers(&cert.names, n))
         {
-            return now;
+            return (now, None);
         }
-        let by_lifetime = schedule::renewal_at(cert.not_before, cert.not_after, jitter);
         match self.ari_window(&cert, account).await {
-            Some((start, end)) => schedule::within_window(start, end, jitter),
-            None => by_lifetime,
+            Some(ari) => (
+                schedule::within_window(ari.start, ari.end, jitter),
+                Some(now + ari.ask_again.as_secs() as i64),
+            ),
+            None => (
+                schedule::renewal_at(cert.not_before, cert.not_after, jitter),
+                None,
+            ),
         }
     }
 
     /// The CA's suggested renewal window (RFC 9773), when it offers ARI and answers in time.
-    async fn ari_window(
-        &self,
-        cert: &LoadedCert,
-        account: &mut Option<Account>,
-    ) -> Option<(i64, i64)> {
+    async fn ari_window(&self, cert: &LoadedCert, account: &mut Option<Account>) -> Option<Ari> {
         let id = CertificateIdentifier::try_from(cert.key.cert.first()?).ok()?;
         let ask = async {
             let account = self.account(account).await.ok()?;
             account.renewal_info(&id).await.ok()
         };
-        let (info, _) = tokio::time::timeout(Duration::from_secs(10), ask)
+        let (info, retry_after) = tokio::time::timeout(Duration::from_secs(10), ask)
             .await
             .ok()
             .flatten()?;
         let window = info.suggested_window;
-        Some((window.start.unix_timestamp(), window.end.unix_timestamp()))
+        Some(Ari {
+            start: window.start.unix_timestamp(),
+            end: window.end.unix_timestamp(),
+            ask_again: schedule::ari_recheck(retry_after),
+        })
     }
 
     async fn account<'a>(&self, slot: &'a mut Option<Account>) -> Result<&'a Account, AcmeError> {

@@ -23,6 +23,13 @@ pub fn within_window(start: i64, end: i64, jitter: f64) -> i64 {
     start + (width as f64 * jitter.clamp(0.0, 1.0)) as i64
 }
 
+/// When to ask for an ARI window again: the CA's Retry-After (RFC 9773 §4.3), kept between a
+/// minute (a CA asking for less must not make a loop) and a day (a window may move earlier,
+/// after a mass revocation).
+pub fn ari_recheck(retry_after: Duration) -> Duration {
+    retry_after.clamp(Duration::from_secs(60), Duration::from_secs(86_400))
+}
+
 /// The wait after the `failures`-th failed order in a row: `retry`, doubled at each further
 /// failure, at most [`MAX_BACKOFF`], and never sooner than the CA's `retry_after`.
 pub fn backoff(retry: Duration, failures: u32, retry_after: Option<Duration>) -> Duration {
@@ -59,6 +66,14 @@ mod tests {
             200,
             "an empty window is its start"
         );
+    }
+
+    #[test]
+    fn ari_is_asked_again_between_a_minute_and_a_day() {
+        let hours = |h: u64| Duration::from_secs(h * 3600);
+        assert_eq!(ari_recheck(hours(6)), hours(6));
+        assert_eq!(ari_recheck(Duration::ZERO), Duration::from_secs(60));
+        assert_eq!(ari_recheck(hours(100)), hours(24));
     }
 
     #[test]
