@@ -20,8 +20,8 @@ const MAX_KEYS: usize = 1024;
 /// Lines held back, by target, since the process started.
 static SUPPRESSED: LazyLock<DashMap<&'static str, AtomicU64>> = LazyLock::new(DashMap::new);
 
-/// The [`Every`]s of [`keyed`].
-static KEYED: LazyLock<DashMap<(&'static str, String), Every>> = LazyLock::new(DashMap::new);
+/// The [`Every`]s of [`keyed`], by target and a hash of the key (no allocation per warning).
+static KEYED: LazyLock<DashMap<(&'static str, u64), Every>> = LazyLock::new(DashMap::new);
 
 /// Lines held back so far, by target.
 pub fn suppressed() -> Vec<(&'static str, u64)> {
@@ -35,12 +35,17 @@ pub fn suppressed() -> Vec<(&'static str, u64)> {
 /// yes, how many were held back since the last line.
 pub fn keyed(target: &'static str, key: &str, period: Duration) -> Option<u64> {
     let now = crate::clock::now_us();
-    if let Some(every) = KEYED.get(&(target, key.to_string())) {
+    let hash = |key: &str| {
+        let mut hasher = fnv::FnvHasher::default();
+        std::hash::Hash::hash(key, &mut hasher);
+        std::hash::Hasher::finish(&hasher)
+    };
+    if let Some(every) = KEYED.get(&(target, hash(key))) {
         return every.admit(now);
     }
     let key = if KEYED.len() < MAX_KEYS { key } else { "" };
     KEYED
-        .entry((target, key.to_string()))
+        .entry((target, hash(key)))
         .or_insert_with(|| Every::new(target, period))
         .admit(now)
 }

@@ -49,6 +49,16 @@ impl Rig {
         }
     }
 
+    /// A rig with pebble started; `None` (a loud skip, a failure under CI) without pebble.
+    async fn running(validity: Option<u64>) -> Option<Rig> {
+        if !support::require_tool("pebble") {
+            return None;
+        }
+        let mut rig = Rig::new(validity).await;
+        rig.start_pebble();
+        Some(rig)
+    }
+
     fn start_pebble(&mut self) {
         let options = self.options.clone();
         tokio::task::block_in_place(|| self.pebble.start(&options));
@@ -146,9 +156,16 @@ async fn served_serial(rig: &Rig, addr: SocketAddr, name: &str) -> String {
 
 /// curl, trusting only pebble's root, fetching https://NAME:PORT/ through portero.
 async fn curl(rig: &Rig, addr: SocketAddr, name: &str) -> (bool, String) {
+    let root = rig.pebble.issuing_root().display().to_string();
+    curl_https(addr, name, &["--cacert", &root]).await
+}
+
+/// curl fetching https://NAME:PORT/ from portero at `addr` with `trust` (`--cacert FILE`, or
+/// `-k`); whether it succeeded, and everything it printed.
+async fn curl_https(addr: SocketAddr, name: &str, trust: &[&str]) -> (bool, String) {
     let out = tokio::process::Command::new("curl")
-        .args(["-sS", "--max-time", "10", "--cacert"])
-        .arg(rig.pebble.issuing_root())
+        .args(["-sS", "--max-time", "10"])
+        .args(trust)
         .arg("--resolve")
         .arg(format!("{name}:{}:127.0.0.1", addr.port()))
         .arg(format!("https://{name}:{}/", addr.port()))
@@ -270,11 +287,9 @@ async fn issues_through_tls_alpn01() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn renews_without_cutting_a_connection() {
     support::bounded_by(Duration::from_secs(120), async {
-        if !support::require_tool("pebble") {
+        let Some(rig) = Rig::running(Some(30)).await else {
             return;
-        }
-        let mut rig = Rig::new(Some(30)).await;
-        rig.start_pebble();
+        };
         let app =
             support::daemon::start(&rig.config("\"tls-alpn-01\", \"http-01\"", rig.ports())).await;
         let https = app.listener_addr("https").unwrap();
@@ -344,11 +359,9 @@ fn complete(seen: &[u8]) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_renewals_back_off_and_keep_the_old_certificate() {
     support::bounded_by(Duration::from_secs(120), async {
-        if !support::require_tool("pebble") {
+        let Some(mut rig) = Rig::running(None).await else {
             return;
-        }
-        let mut rig = Rig::new(None).await;
-        rig.start_pebble();
+        };
         let app = support::daemon::start(&rig.config("\"http-01\"", rig.ports())).await;
         let https = app.listener_addr("https").unwrap();
         metric_reaches(&app, ISSUED, "result=\"issued\"", 1.0, LIMIT).await;
@@ -407,21 +420,9 @@ fn portero_now() -> u64 {
         - 1
 }
 
-/// Any HTTPS answer at all (certificate not checked).
+/// Any HTTPS answer at all for a.test (the certificate not checked: `curl -k`).
 async fn curl_status(addr: SocketAddr) -> (bool, String) {
-    let out = tokio::process::Command::new("curl")
-        .args(["-sSk", "--max-time", "10", "--resolve"])
-        .arg(format!("a.test:{}:127.0.0.1", addr.port()))
-        .arg(format!("https://a.test:{}/", addr.port()))
-        .output()
-        .await
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    curl_https(addr, "a.test", &["-k"]).await
 }
 
 /// Two instances sharing the storage directory (the scale-out case): one order between them,
@@ -430,11 +431,9 @@ async fn curl_status(addr: SocketAddr) -> (bool, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_share_one_order() {
     support::bounded_by(Duration::from_secs(120), async {
-        if !support::require_tool("pebble") {
+        let Some(rig) = Rig::running(None).await else {
             return;
-        }
-        let mut rig = Rig::new(None).await;
-        rig.start_pebble();
+        };
         let first = support::daemon::start(&rig.config("\"http-01\"", rig.ports())).await;
         let second = support::daemon::start(&rig.config("\"http-01\"", (0, 0))).await;
         let issued = || async {
@@ -467,11 +466,9 @@ async fn two_instances_share_one_order() {
 /// instance holding pebble's ports (and ordering another name into the same storage) answers
 /// the challenges of an order made by an instance the CA cannot reach, for either challenge.
 async fn answer_for_another(challenge: &str) {
-    if !support::require_tool("pebble") {
+    let Some(rig) = Rig::running(None).await else {
         return;
-    }
-    let mut rig = Rig::new(None).await;
-    rig.start_pebble();
+    };
     let reachable =
         support::daemon::start(&rig.config_for(challenge, rig.ports(), "\"c.test\"")).await;
     metric_reaches(&reachable, ISSUED, "result=\"issued\"", 1.0, LIMIT).await;

@@ -9,12 +9,19 @@ use std::time::{Duration, Instant};
 use support::backend::{Behavior, TestBackend};
 use support::daemon::{Process, binary, config_text};
 
+/// `portero check --config PATH`.
+fn check(path: impl AsRef<std::ffi::OsStr>) -> std::process::Output {
+    Command::new(binary())
+        .arg("check")
+        .arg("--config")
+        .arg(path)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn check_accepts_the_example_config() {
-    let out = Command::new(binary())
-        .args(["check", "--config", "config/portero.toml"])
-        .output()
-        .unwrap();
+    let out = check("config/portero.toml");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -27,10 +34,7 @@ fn check_accepts_the_example_config() {
 
 #[test]
 fn check_accepts_the_acme_example_and_names_what_is_wrong_in_a_broken_acme_section() {
-    let out = Command::new(binary())
-        .args(["check", "--config", "config/acme.toml"])
-        .output()
-        .unwrap();
+    let out = check("config/acme.toml");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -45,12 +49,7 @@ fn check_accepts_the_acme_example_and_names_what_is_wrong_in_a_broken_acme_secti
         .replace("https://acme-staging", "http://acme-staging");
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), broken).unwrap();
-    let out = Command::new(binary())
-        .arg("check")
-        .arg("--config")
-        .arg(file.path())
-        .output()
-        .unwrap();
+    let out = check(file.path());
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("`*.example.com` is a wildcard"), "{stderr}");
@@ -96,12 +95,7 @@ fn check_names_the_line_and_problem_of_a_broken_file_and_exits_non_zero() {
         "[[listener]]\naddress = \"127.0.0.1:8080\"\n\n[timeouts]\nidle = \"soon\"\n\n[pool.api]\nbackends = [\"10.0.0.1:80\"]\nbalanse = \"random\"\n",
     )
     .unwrap();
-    let out = Command::new(binary())
-        .arg("check")
-        .arg("--config")
-        .arg(file.path())
-        .output()
-        .unwrap();
+    let out = check(file.path());
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     let path = file.path().display().to_string();
