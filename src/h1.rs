@@ -14,6 +14,7 @@
 
 mod chunked;
 mod date;
+mod fields;
 mod head;
 mod request;
 mod response;
@@ -22,6 +23,7 @@ mod wire;
 
 pub use chunked::{ChunkError, Chunked, Decoded};
 pub use date::http_date;
+pub use fields::RawFields;
 pub use head::has_token;
 pub use request::{BodyFraming, HeadError, HeadLimits, ParsedRequest, parse_request};
 pub use response::{ResponseFraming, chunk_size_line, encode_response_head, encode_trailers};

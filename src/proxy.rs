@@ -102,10 +102,20 @@ impl Proxy {
             }
         };
         let mut response = response;
+        // The backend's fields may still be its bytes (an HTTP/1.1 backend): the HTTP/1
+        // engine copies them to the client's head, hyper's HTTP/2 server needs a HeaderMap.
+        if exchange.version() >= Version::HTTP_2
+            && let Some(fields) = response.body_mut().take_fields()
+        {
+            fields.prepend_to(response.headers_mut());
+        }
         if let ConnScheme::Https(ConnTls {
             hsts: Some(hsts), ..
         }) = &conn.scheme
         {
+            if let Some(fields) = response.body_mut().fields_mut() {
+                fields.remove("strict-transport-security");
+            }
             response
                 .headers_mut()
                 .insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
@@ -251,6 +261,9 @@ impl Proxy {
             return Ok(response.map(|_| ResponseBody::empty()));
         }
         headers::remove_hop_by_hop(response.headers_mut(), None);
+        if let Some(fields) = response.body_mut().fields_mut() {
+            fields.remove_hop_by_hop();
+        }
         // The client gets our HTTP version, whatever the backend spoke (an HTTP/1.0 backend's
         // version would otherwise turn a keep-alive client connection into a closing one).
         *response.version_mut() = Version::HTTP_11;

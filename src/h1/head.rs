@@ -1,8 +1,8 @@
 //! What parsing a request head and a response head share: the buffer handling around
 //! httparse, and where the header slots live.
 
+use super::fields::visible_ascii;
 use bytes::{Bytes, BytesMut};
-use http::HeaderValue;
 use std::mem::MaybeUninit;
 
 /// Header slots kept on the stack; a limit allowing more parses into a heap array.
@@ -72,19 +72,18 @@ pub(super) fn parse_head<T: Parsed, E>(
 
 /// Whether a `Transfer-Encoding` field's last coding is `chunked` (RFC 9112 §6.3), the only
 /// way a body framed by codings has an end before the connection's.
-pub(super) fn last_coding_is_chunked(value: &HeaderValue) -> bool {
-    value
-        .to_str()
-        .ok()
-        .and_then(|s| s.rsplit(',').next())
-        .is_some_and(|coding| coding.trim().eq_ignore_ascii_case("chunked"))
+pub(super) fn last_coding_is_chunked(value: impl AsRef<[u8]>) -> bool {
+    visible_ascii(value.as_ref())
+        .and_then(|v| v.rsplit(|&b| b == b',').next())
+        .is_some_and(|coding| coding.trim_ascii().eq_ignore_ascii_case(b"chunked"))
 }
 
 /// Whether a comma-separated field (`Connection`, `Expect`...) lists `token`, in any case.
-pub fn has_token(value: &HeaderValue, token: &str) -> bool {
-    value
-        .to_str()
-        .is_ok_and(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+pub fn has_token(value: impl AsRef<[u8]>, token: &str) -> bool {
+    visible_ascii(value.as_ref()).is_some_and(|v| {
+        v.split(|&b| b == b',')
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+    })
 }
 
 /// Runs `parse` with `max_headers` header slots: on the stack up to [`STACK_HEADERS`].

@@ -1,5 +1,6 @@
 //! A response head and a body's chunked framing, as bytes for an HTTP/1.1 client.
 
+use super::RawFields;
 use super::date::http_date;
 use http::{HeaderMap, StatusCode, header};
 
@@ -22,12 +23,14 @@ pub enum ResponseFraming {
     UntilClose,
 }
 
-/// Appends the head of a response to `dst`: status line, every field of `headers` as given,
-/// then what framing and the connection need (`Content-Length` or `Transfer-Encoding`,
-/// `Connection`) and a `Date` when the response has none.
+/// Appends the head of a response to `dst`: status line, every field of `received` (names
+/// lowercased, as `http` would have them) then of `headers` as given, then what framing and
+/// the connection need (`Content-Length` or `Transfer-Encoding`, `Connection`) and a `Date`
+/// when the response has none.
 pub fn encode_response_head(
     dst: &mut Vec<u8>,
     status: StatusCode,
+    received: Option<&RawFields>,
     headers: &HeaderMap,
     framing: ResponseFraming,
     connection: Option<&'static str>,
@@ -37,6 +40,14 @@ pub fn encode_response_head(
     dst.push(b' ');
     dst.extend_from_slice(status.canonical_reason().unwrap_or("Unknown").as_bytes());
     dst.extend_from_slice(b"\r\n");
+    for (name, value) in received.into_iter().flat_map(RawFields::iter) {
+        let at = dst.len();
+        dst.extend_from_slice(name);
+        dst[at..].make_ascii_lowercase();
+        dst.extend_from_slice(b": ");
+        dst.extend_from_slice(value);
+        dst.extend_from_slice(b"\r\n");
+    }
     for (name, value) in headers {
         field(dst, name.as_str().as_bytes(), value.as_bytes());
     }
@@ -54,7 +65,7 @@ pub fn encode_response_head(
     if let Some(connection) = connection {
         field(dst, b"connection", connection.as_bytes());
     }
-    if !headers.contains_key(header::DATE) {
+    if !headers.contains_key(header::DATE) && !received.is_some_and(RawFields::has_date) {
         http_date(|date| field(dst, b"date", date));
     }
     dst.extend_from_slice(b"\r\n");
@@ -109,6 +120,7 @@ mod tests {
         encode_response_head(
             &mut out,
             StatusCode::OK,
+            None,
             &fields,
             ResponseFraming::Length {
                 length: 12,
@@ -128,6 +140,7 @@ mod tests {
         encode_response_head(
             &mut out,
             StatusCode::from_u16(599).unwrap(),
+            None,
             &HeaderMap::new(),
             ResponseFraming::Chunked,
             None,

@@ -3,10 +3,11 @@
 //! the request was sent with. The mirror of `request` and `response`, for the upstream
 //! connection; a chunked response body is decoded with the same [`Chunked`](super::Chunked).
 
+use super::fields::RawFields;
 use super::head::{Parsed, has_token, last_coding_is_chunked, parse_head};
 use super::response::field;
 use bytes::{Bytes, BytesMut};
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, Version, header};
+use http::{HeaderMap, Method, Response, StatusCode, Version, header};
 use std::mem::MaybeUninit;
 
 /// How the request's body is framed on the wire; the encoder writes the field that says so.
@@ -68,6 +69,9 @@ pub fn encode_request_head(
     dst.extend_from_slice(b"\r\n");
 }
 
+/// The longest field name `http::HeaderName` takes.
+const MAX_NAME_BYTES: usize = (1 << 16) - 1;
+
 /// The bounds one response head is read under.
 #[derive(Debug, Clone, Copy)]
 pub struct ResponseLimits {
@@ -98,9 +102,11 @@ pub enum ResponseBodyFraming {
 /// A parsed response head.
 #[derive(Debug)]
 pub struct ParsedResponse {
-    /// Status, version and every field as sent (a repeated `Content-Length` too). The
-    /// reason phrase is not kept: portero's encoder writes the canonical one.
+    /// Status and version, with no fields: they are in `fields`. The reason phrase is not
+    /// kept: portero's encoder writes the canonical one.
     pub response: Response<()>,
+    /// Every field as sent (a repeated `Content-Length` too), as the head's bytes.
+    pub fields: RawFields,
     /// Bytes of the head, leading blank lines included.
     pub len: usize,
     /// The body's framing.
@@ -223,14 +229,15 @@ fn build(
         Version::HTTP_10
     };
     let mut seen = Fields::new(version);
-    let mut headers = HeaderMap::with_capacity(parsed.headers.len());
+    let mut fields = RawFields::with_capacity(head.clone(), parsed.headers.len());
     for field in parsed.headers.iter() {
-        let name =
-            HeaderName::from_bytes(field.name.as_bytes()).map_err(|_| ResponseHeadError::Field)?;
-        let value = HeaderValue::from_maybe_shared(head.slice_ref(field.value))
-            .map_err(|_| ResponseHeadError::Field)?;
-        seen.read(&name, &value);
-        headers.append(name, value);
+        let name = field.name.as_bytes();
+        // httparse checks each byte as `HeaderName` does, not the length `http` allows.
+        if name.len() > MAX_NAME_BYTES {
+            return Err(ResponseHeadError::Field);
+        }
+        seen.read(name, field.value);
+        fields.push(name, field.value);
     }
     let framing = seen.framing(status, method)?;
     let reusable = !matches!(
@@ -240,9 +247,9 @@ fn build(
     let mut response = Response::new(());
     *response.status_mut() = status;
     *response.version_mut() = version;
-    *response.headers_mut() = headers;
     Ok(ParsedResponse {
         response,
+        fields,
         len,
         framing,
         keep_alive: seen.keep_alive && reusable,
@@ -273,29 +280,24 @@ impl Fields {
 
     /// One field's effect. `Content-Length` errors wait for [`Fields::framing`]: a 204 or a
     /// response to HEAD ignores the field, as hyper's client did.
-    fn read(&mut self, name: &HeaderName, value: &HeaderValue) {
-        match *name {
-            header::TRANSFER_ENCODING => {
-                self.transfer_encoding = Some(last_coding_is_chunked(value));
-            }
-            header::CONTENT_LENGTH => {
-                let length = content_length(value);
-                self.content_length = Some(match (self.content_length, length) {
-                    (None, length) => length,
-                    (Some(Ok(previous)), Ok(length)) if previous == length => Ok(length),
-                    _ => Err(ResponseHeadError::ContentLength),
-                });
-            }
+    fn read(&mut self, name: &[u8], value: &[u8]) {
+        if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            self.transfer_encoding = Some(last_coding_is_chunked(value));
+        } else if name.eq_ignore_ascii_case(b"content-length") {
+            let length = content_length(value);
+            self.content_length = Some(match (self.content_length, length) {
+                (None, length) => length,
+                (Some(Ok(previous)), Ok(length)) if previous == length => Ok(length),
+                _ => Err(ResponseHeadError::ContentLength),
+            });
+        } else if name.eq_ignore_ascii_case(b"connection") {
             // As hyper's client: a `close` anywhere wins over a later `keep-alive`.
-            header::CONNECTION => {
-                if self.close || has_token(value, "close") {
-                    self.close = true;
-                    self.keep_alive = false;
-                } else if !self.keep_alive {
-                    self.keep_alive = has_token(value, "keep-alive");
-                }
+            if self.close || has_token(value, "close") {
+                self.close = true;
+                self.keep_alive = false;
+            } else if !self.keep_alive {
+                self.keep_alive = has_token(value, "keep-alive");
             }
-            _ => {}
         }
     }
 
@@ -339,9 +341,9 @@ impl Fields {
 /// A `Content-Length` as hyper's client read one: `1*DIGIT`, or a comma-separated list of
 /// equal ones (RFC 9110 §8.6 lets a recipient take that as the one value). The two largest
 /// u64 values are hyper's reserved ones and are refused, as `parse_request` does.
-fn content_length(value: &HeaderValue) -> Result<u64, ResponseHeadError> {
+fn content_length(value: &[u8]) -> Result<u64, ResponseHeadError> {
     let mut agreed = None;
-    for item in value.as_bytes().split(|&b| b == b',') {
+    for item in value.split(|&b| b == b',') {
         let n = digits(item.trim_ascii()).ok_or(ResponseHeadError::ContentLength)?;
         if agreed.is_some_and(|agreed| agreed != n) {
             return Err(ResponseHeadError::ContentLength);

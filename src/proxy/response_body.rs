@@ -6,6 +6,7 @@
 
 use super::exchange::{Exchange, Outcome};
 use crate::body::{Pace, remove_forbidden_trailers};
+use crate::h1::RawFields;
 use crate::upstream::{UpstreamBody, UpstreamBodyError};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
@@ -198,6 +199,27 @@ impl ResponseBody {
             kind,
             exchange: Some(exchange),
             watch,
+        }
+    }
+}
+
+impl<W> ResponseBody<W> {
+    /// The backend's fields still held as its bytes, when the response came over portero's
+    /// own HTTP/1.1 connection. They come before the response's `HeaderMap`, which then holds
+    /// only what portero adds; whoever writes the head takes them
+    /// ([`take_fields`](Self::take_fields)).
+    pub fn fields_mut(&mut self) -> Option<&mut RawFields> {
+        match &mut self.kind {
+            Kind::Upstream { body, .. } => body.fields_mut(),
+            Kind::Full { .. } => None,
+        }
+    }
+
+    /// Takes the fields [`fields_mut`](Self::fields_mut) would show.
+    pub fn take_fields(&mut self) -> Option<RawFields> {
+        match &mut self.kind {
+            Kind::Upstream { body, .. } => body.take_fields(),
+            Kind::Full { .. } => None,
         }
     }
 }

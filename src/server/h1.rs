@@ -210,6 +210,7 @@ impl<'a> Http1<'a> {
         crate::h1::encode_response_head(
             &mut answer,
             status,
+            None,
             &http::HeaderMap::new(),
             crate::h1::ResponseFraming::Length {
                 length: 0,

@@ -2,6 +2,7 @@
 //! HTTP/1.1 connection, or hyper's (h2c and TLS backends); and the backend side of a 101.
 
 use super::http1;
+use crate::h1::RawFields;
 use bytes::Bytes;
 use http::Response;
 use http_body::{Body, Frame, SizeHint};
@@ -48,6 +49,25 @@ impl UpstreamIo {
         match response.body_mut() {
             UpstreamBody::Http1(body) => body.upgrade().map(UpstreamIo::Http1),
             UpstreamBody::Hyper(_) => Some(UpstreamIo::Hyper(hyper::upgrade::on(response))),
+        }
+    }
+}
+
+impl UpstreamBody {
+    /// The response's fields, when they are still the backend's bytes (portero's own
+    /// HTTP/1.1 connection keeps them so; hyper's client puts them in the `HeaderMap`).
+    pub fn fields_mut(&mut self) -> Option<&mut RawFields> {
+        match self {
+            UpstreamBody::Http1(body) => body.fields_mut(),
+            UpstreamBody::Hyper(_) => None,
+        }
+    }
+
+    /// Takes the fields [`fields_mut`](Self::fields_mut) would show.
+    pub fn take_fields(&mut self) -> Option<RawFields> {
+        match self {
+            UpstreamBody::Http1(body) => body.take_fields(),
+            UpstreamBody::Hyper(_) => None,
         }
     }
 }

@@ -128,13 +128,15 @@ impl<'m> Chosen<'m> {
     /// Whether `parsed` is what was encoded.
     fn matches(&self, parsed: &ParsedResponse) -> bool {
         let response = &parsed.response;
+        // The fields as `http` types, as an HTTP/2 client gets them.
+        let mut headers = http::HeaderMap::new();
+        parsed.fields.prepend_to(&mut headers);
         let dated = self.headers.contains_key(header::DATE);
-        let read: Vec<_> = response
-            .headers()
+        let read: Vec<_> = headers
             .iter()
             .filter(|(name, _)| dated || *name != header::DATE)
             .collect();
-        let added_date = response.headers().get_all(header::DATE).iter().count() == 1;
+        let added_date = headers.get_all(header::DATE).iter().count() == 1;
         response.status() == self.status
             && response.version() == Version::HTTP_11
             && read == self.fields().iter().collect::<Vec<_>>()
@@ -151,6 +153,7 @@ pub fn check(data: &[u8], message: &Message, choices: &mut Choices<'_>) {
     encode_response_head(
         &mut out,
         chosen.status,
+        None,
         &chosen.headers,
         chosen.framing,
         chosen.connection,

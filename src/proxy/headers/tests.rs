@@ -217,3 +217,34 @@ fn cookie_crumbs_are_joined_in_order() {
     join_cookie_crumbs(&mut one);
     assert_eq!(one.get_all("cookie").iter().collect::<Vec<_>>(), ["a=1"]);
 }
+
+/// A response from an HTTP/1.1 backend keeps its fields as bytes (`h1::RawFields`); their
+/// hop-by-hop removal must leave what this module's leaves of the same fields as a map.
+#[test]
+fn raw_fields_lose_the_same_hop_by_hop_fields_as_a_map() {
+    let heads: [&[u8]; 5] = [
+        b"Connection: close\r\nServer: n\r\nContent-Length: 0\r\n",
+        b"Connection: X-Trace, keep-alive\r\nKeep-Alive: timeout=5\r\nX-Trace: 1\r\nX-Kept: 2\r\n",
+        b"Upgrade: ws\r\nTE: trailers\r\nProxy-Connection: x\r\nProxy-Authorization: y\r\n",
+        b"x-a: 1\r\nConnection: X-A\r\nconnection: x-b\r\nX-B: 2\r\nX-C: 3\r\n",
+        b"Connection: x-a, \xff\r\nX-A: 1\r\nTransfer-Encoding: chunked\r\n",
+    ];
+    let limits = crate::h1::ResponseLimits {
+        max_bytes: 16 * 1024,
+        max_headers: 100,
+    };
+    for lines in heads {
+        let head = [b"HTTP/1.1 200 OK\r\n", lines, b"\r\n"].concat();
+        let parsed = crate::h1::parse_response(&mut head[..].into(), limits, &http::Method::GET)
+            .unwrap()
+            .unwrap();
+        let mut expected = HeaderMap::new();
+        parsed.fields.prepend_to(&mut expected);
+        remove_hop_by_hop(&mut expected, None);
+        let mut raw = parsed.fields;
+        raw.remove_hop_by_hop();
+        let mut got = HeaderMap::new();
+        raw.prepend_to(&mut got);
+        assert_eq!(got, expected, "{}", String::from_utf8_lossy(lines));
+    }
+}

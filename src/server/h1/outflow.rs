@@ -2,7 +2,9 @@
 //! needs, then the body frame by frame as the proxy yields it, through a [`Wire`].
 
 use super::Io;
-use crate::h1::{Coding, ResponseFraming, SendError, Wire, encode_response_head, has_token};
+use crate::h1::{
+    Coding, RawFields, ResponseFraming, SendError, Wire, encode_response_head, has_token,
+};
 use crate::proxy::ResponseBody;
 use crate::server::served::Active;
 use http::{HeaderMap, Response, StatusCode, Version, header};
@@ -35,12 +37,15 @@ impl Outflow {
         upgrade: bool,
         close: bool,
     ) -> Self {
-        let (parts, body) = response.into_parts();
+        let (parts, mut body) = response.into_parts();
+        // An HTTP/1.1 backend's fields come as its bytes, and go out as such.
+        let received = body.take_fields();
         let mut headers = parts.headers;
+        let declared = declared_length(received.as_ref(), &headers);
         let framing = framing(
             head_only,
             parts.status,
-            &headers,
+            declared,
             &body.size_hint(),
             version,
         );
@@ -70,8 +75,16 @@ impl Outflow {
         } else {
             None
         };
-        let mut out = Vec::with_capacity(256 + headers.len() * 48);
-        encode_response_head(&mut out, parts.status, &headers, framing, connection);
+        let fields = headers.len() + received.as_ref().map_or(0, RawFields::len);
+        let mut out = Vec::with_capacity(256 + fields * 48);
+        encode_response_head(
+            &mut out,
+            parts.status,
+            received.as_ref(),
+            &headers,
+            framing,
+            connection,
+        );
         Self {
             body,
             closes,
@@ -125,12 +138,22 @@ fn coding(framing: ResponseFraming) -> Coding {
     }
 }
 
+/// The length a response's `Content-Length` declares, read as `http` would read the first
+/// one: from the backend's own fields when it sent them as bytes, else from the `HeaderMap`.
+fn declared_length(received: Option<&RawFields>, headers: &HeaderMap) -> Option<u64> {
+    let value = match received.and_then(RawFields::content_length) {
+        Some(value) => value,
+        None => headers.get(header::CONTENT_LENGTH)?.as_bytes(),
+    };
+    std::str::from_utf8(value).ok()?.parse().ok()
+}
+
 /// How a response's body goes on the wire (RFC 9112 §6.3): none after HEAD, 1xx, 204 and
-/// 304; the declared or known length; chunked for HTTP/1.1; until the close for HTTP/1.0.
+/// 304; the `declared` or known length; chunked for HTTP/1.1; until the close for HTTP/1.0.
 pub(super) fn framing(
     head_only: bool,
     status: StatusCode,
-    headers: &HeaderMap,
+    declared: Option<u64>,
     hint: &SizeHint,
     version: Version,
 ) -> ResponseFraming {
@@ -141,10 +164,6 @@ pub(super) fn framing(
     {
         return ResponseFraming::Empty;
     }
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
     match (declared, hint.exact()) {
         (Some(length), _) => ResponseFraming::Length {
             length,

@@ -6,7 +6,7 @@
 use super::conn::{Conn, Upload, UploadError};
 use super::idle::IdleConns;
 use crate::body::ClientBodyError;
-use crate::h1::{ChunkError, Chunked, Decoded, ResponseBodyFraming};
+use crate::h1::{ChunkError, Chunked, Decoded, RawFields, ResponseBodyFraming};
 use crate::upstream::observed::Open;
 use bytes::{Bytes, BytesMut};
 use http_body::{Frame, SizeHint};
@@ -60,6 +60,8 @@ pub struct Body {
     idle: Arc<IdleConns>,
     /// A failure to report at the next poll (see [`Body::fail`]).
     failed: Option<BodyError>,
+    /// The response's fields, until whoever writes the head to the client takes them.
+    fields: Option<RawFields>,
 }
 
 /// A backend connection after its 101: the socket, and what the backend sent after the head.
@@ -81,6 +83,7 @@ impl Body {
         keep_alive: bool,
         max_trailer_bytes: usize,
         idle: &Arc<IdleConns>,
+        fields: Option<RawFields>,
     ) -> Self {
         let remaining = match framing {
             ResponseBodyFraming::Empty | ResponseBodyFraming::Tunnel => Remaining::Done,
@@ -95,11 +98,22 @@ impl Body {
             keep_alive,
             idle: Arc::clone(idle),
             failed: None,
+            fields,
         };
         if framing == ResponseBodyFraming::Empty {
             body.release();
         }
         body
+    }
+
+    /// The response's fields as the backend sent them, when they have not been taken.
+    pub fn fields_mut(&mut self) -> Option<&mut RawFields> {
+        self.fields.as_mut()
+    }
+
+    /// Takes the response's fields, to write them out.
+    pub fn take_fields(&mut self) -> Option<RawFields> {
+        self.fields.take()
     }
 
     /// The connection of a 101 response, for the tunnel; `None` when the request's body was

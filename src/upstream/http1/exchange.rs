@@ -96,6 +96,15 @@ pub async fn exchange(
             "a tunnel the request did not ask for",
         )));
     }
+    let mut response = parsed.response;
+    // A tunnel's head is the proxy's to rewrite (`Connection: upgrade`), as `http` types;
+    // any other keeps its fields as bytes, for the client's head.
+    let fields = if parsed.framing == ResponseBodyFraming::Tunnel {
+        parsed.fields.prepend_to(response.headers_mut());
+        None
+    } else {
+        Some(parsed.fields)
+    };
     let body = Body::new(
         conn,
         upload.map(Box::new),
@@ -103,8 +112,9 @@ pub async fn exchange(
         parsed.keep_alive && !upload_failed,
         limits.max_bytes,
         idle,
+        fields,
     );
-    Ok(parsed.response.map(|()| body))
+    Ok(response.map(|()| body))
 }
 
 fn failed(error: crate::upstream::UpstreamError) -> Failed {
