@@ -215,12 +215,16 @@ fn init_logging(level: &str, format: LogFormat) {
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
-        // Take a task from the shared queue at every scheduling tick, not every 31st: with
-        // thousands of busy connections per worker, tasks that land there otherwise wait behind
-        // the local queue's, and a fraction of requests waits far longer than the rest. wrk
-        // -c1000 on one core (benches/compare.py): p99 320-343 ms -> 61-73 ms, req/s about
-        // 10% lower; -c64 unchanged within the noise.
-        .global_queue_interval(1)
+        // Take a task from the shared queue every second scheduling tick. With a thousand
+        // busy connections per worker, more tasks wake at once than the worker's local queue
+        // holds (256), and the rest wait in the shared one. wrk -c1000 on one core
+        // (benches/compare.py), p99 over runs of 8 s: every tick, the shared queue is never
+        // empty under that load and the local queue is not served while it is not (tokio's
+        // own tuning never goes below 2 for that reason): a batch of 128 tasks left there
+        // waited seconds (p99 1-4 s, or 128 requests unanswered for 5 s, in about half the
+        // runs). Every second tick: 133-152 ms in five runs of five. Every third: 206-243 ms;
+        // tokio's tuning: 298-366 ms; every 31st: about 1 s.
+        .global_queue_interval(2)
         .enable_all()
         .build()
         .context("starting the runtime")
