@@ -13,7 +13,7 @@ mod trailers;
 
 pub use client::{ClientBody, ClientBodyError};
 pub use inbound::{FedBody, FeedError, Feeder, Inbound, Want, feed};
-pub use pace::{Pace, Written};
+pub use pace::{Pace, Writes, Written};
 pub use trailers::remove_forbidden_trailers;
 
 use crate::clock::now_us;

@@ -12,7 +12,7 @@ pub use handoff::Handoff;
 
 use crate::admission::{Admission, Tier};
 use crate::backend::Backend;
-use crate::body::Written;
+use crate::body::{Writes, Written};
 use crate::clock::now_us;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -43,7 +43,7 @@ pub struct ConnInfo {
     pub tier: Tier,
     /// How far the connection's writes have got: written by the connection as the client
     /// takes bytes, read by HTTP/1 response bodies to keep pace with it.
-    pub written: Arc<Written>,
+    pub written: Written,
 }
 
 impl ConnInfo {
@@ -56,11 +56,18 @@ impl ConnInfo {
     }
 }
 
-/// A client connection, live.
+impl Writes for ClientConn {
+    fn written(&self) -> &Written {
+        &self.info.written
+    }
+}
+
+/// A client connection, live. One allocation per connection, with what it is inline: an idle
+/// keep-alive connection pays for each of its allocations (BENCHMARKS.md, issue 21).
 #[derive(Debug)]
 pub struct ClientConn {
-    /// What it is.
-    pub info: Arc<ConnInfo>,
+    /// What it is: all the proxy reads of it.
+    pub info: ConnInfo,
     /// What it is doing.
     pub activity: ConnActivity,
     /// For a connection admitted in burst, the admission it counts against.
@@ -77,13 +84,13 @@ impl ClientConn {
     /// A newly accepted connection.
     pub fn new(listener: Arc<str>, peer: SocketAddr, scheme: ConnScheme, tier: Tier) -> Self {
         Self {
-            info: Arc::new(ConnInfo {
+            info: ConnInfo {
                 listener,
                 peer,
                 scheme,
                 tier,
-                written: Arc::default(),
-            }),
+                written: Written::default(),
+            },
             activity: ConnActivity::default(),
             burst_of: None,
             close: Notify::new(),
@@ -150,8 +157,8 @@ pub enum ConnScheme {
     /// Plain HTTP on a listener that answers everything with a 308 to https; the https port
     /// to name (`None` = 443).
     Redirect(Option<u16>),
-    /// HTTPS.
-    Https(ConnTls),
+    /// HTTPS. Boxed: a plain connection does not carry room for it.
+    Https(Box<ConnTls>),
 }
 
 /// What a TLS handshake settled for a connection.

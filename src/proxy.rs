@@ -18,7 +18,7 @@ pub use response_body::{BodyError, ResponseBody, Watch};
 
 use crate::body::{ClientBody, Inbound};
 pub use crate::conn::Tunnel;
-use crate::conn::{ConnInfo, ConnScheme, ConnTls};
+use crate::conn::{ClientConn, ConnInfo, ConnScheme};
 use crate::overload::{Level, Overload};
 use crate::route::normalize_host;
 use crate::snapshot::{SharedSnapshot, Snapshot};
@@ -68,13 +68,14 @@ impl Proxy {
     pub async fn handle<W: Watch>(
         self: Arc<Self>,
         request: Request<Inbound>,
-        conn: Arc<ConnInfo>,
+        client: Arc<ClientConn>,
         mut watch: W,
     ) -> Result<Response<ResponseBody<W>>, Infallible> {
         let snapshot = self.snapshot.load_full();
+        let conn = &client.info;
         let mut exchange = Exchange::begin(
             Arc::clone(&self.recorder),
-            Arc::clone(&conn),
+            Arc::clone(&client),
             request.method().clone(),
             request.uri(),
             request.version(),
@@ -85,7 +86,7 @@ impl Proxy {
         let level = self.overload.level();
         let forwarded = match level {
             Level::Refuse => Err(ProxyError::Overloaded),
-            _ => self.forward(&snapshot, request, &conn, &mut exchange).await,
+            _ => self.forward(&snapshot, request, conn, &mut exchange).await,
         };
         let response = match forwarded {
             Ok(response) => response,
@@ -109,9 +110,8 @@ impl Proxy {
         {
             fields.prepend_to(response.headers_mut());
         }
-        if let ConnScheme::Https(ConnTls {
-            hsts: Some(hsts), ..
-        }) = &conn.scheme
+        if let ConnScheme::Https(tls) = &conn.scheme
+            && let Some(hsts) = &tls.hsts
         {
             if let Some(fields) = response.body_mut().fields_mut() {
                 fields.remove("strict-transport-security");
@@ -157,10 +157,11 @@ impl Proxy {
             }
             // The certificate this connection negotiated must cover the Host it asks for,
             // or one tenant's SNI could reach another tenant's site.
-            ConnScheme::Https(ConnTls {
-                covered: Some(cert),
-                ..
-            }) if !crate::tls::covers(&cert.names, &normalize_host(&host)) => {
+            ConnScheme::Https(tls)
+                if tls.covered.as_ref().is_some_and(|cert| {
+                    !crate::tls::covers(&cert.names, &normalize_host(&host))
+                }) =>
+            {
                 return Err(ProxyError::Misdirected);
             }
             _ => {}

@@ -46,12 +46,25 @@ impl Written {
     }
 }
 
+/// What keeps a connection's [`Written`]: a body holds its owner (the client connection) for
+/// as long as it paces itself against it.
+pub trait Writes: std::fmt::Debug + Send + Sync {
+    /// The connection's writes.
+    fn written(&self) -> &Written;
+}
+
+impl Writes for Written {
+    fn written(&self) -> &Written {
+        self
+    }
+}
+
 /// One response body's account of what it handed hyper and what reached the client.
 #[derive(Debug, Default)]
 pub struct Pace {
     /// The client connection's writes; `None` leaves the body unpaced (HTTP/2, portero's own
     /// bodies).
-    written: Option<Arc<Written>>,
+    written: Option<Arc<dyn Writes>>,
     /// The connection's bytes written when this body first asked; the response head and this
     /// body are written after it.
     base: Option<u64>,
@@ -61,7 +74,7 @@ pub struct Pace {
 
 impl Pace {
     /// Paces a body against a connection's writes.
-    pub fn with(written: Arc<Written>) -> Self {
+    pub fn with(written: Arc<dyn Writes>) -> Self {
         Self {
             written: Some(written),
             base: None,
@@ -75,6 +88,7 @@ impl Pace {
         let Some(written) = &self.written else {
             return false;
         };
+        let written = written.written();
         let now = written.get();
         let base = *self.base.get_or_insert(now);
         if !behind(self.handed, now - base) {
@@ -107,7 +121,7 @@ mod tests {
         let written = Arc::new(Written::default());
         written.add(500); // an earlier response on the connection
         let cx = Context::from_waker(Waker::noop());
-        let mut pace = Pace::with(Arc::clone(&written));
+        let mut pace = Pace::with(Arc::clone(&written) as Arc<dyn Writes>);
         assert!(!pace.must_wait(&cx), "the first frame goes");
         pace.handed(16_384);
         assert!(pace.must_wait(&cx));

@@ -6,7 +6,7 @@
 
 use crate::access_log::{AccessLog, Record};
 use crate::backend::InFlight;
-use crate::conn::{ConnInfo, ConnScheme};
+use crate::conn::{ClientConn, ConnInfo, ConnScheme};
 use crate::metrics::{ByClass, Metrics, PoolSeries};
 use crate::pool::Pool;
 use http::{HeaderValue, Method, StatusCode, Uri, Version};
@@ -59,7 +59,7 @@ struct Logged {
 #[derive(Debug)]
 pub struct Exchange {
     recorder: Arc<Recorder>,
-    conn: Arc<ConnInfo>,
+    conn: Arc<ClientConn>,
     started: Instant,
     /// `None` while the access log is off.
     logged: Option<Logged>,
@@ -81,7 +81,7 @@ impl Exchange {
     /// Starts recording a request that came in on `conn`.
     pub fn begin(
         recorder: Arc<Recorder>,
-        conn: Arc<ConnInfo>,
+        conn: Arc<ClientConn>,
         method: Method,
         uri: &Uri,
         version: Version,
@@ -222,6 +222,11 @@ impl Exchange {
 
     /// The client's connection.
     pub fn conn(&self) -> &ConnInfo {
+        &self.conn.info
+    }
+
+    /// The client's connection, shared (a body paces itself against its writes).
+    pub fn client(&self) -> &Arc<ClientConn> {
         &self.conn
     }
 
@@ -266,7 +271,7 @@ impl Exchange {
             .map_or(&self.recorder.unrouted, |p| p.series());
         series
             .requests
-            .inc(&m.requests.total, &self.conn.listener, pool, status);
+            .inc(&m.requests.total, &self.conn.info.listener, pool, status);
         series
             .request_duration
             .get(&m.requests.duration, pool)
@@ -279,7 +284,7 @@ impl Exchange {
         if let Some(by) = aborted_by {
             m.requests
                 .aborted
-                .with_label_values(&[&*self.conn.listener, by])
+                .with_label_values(&[&*self.conn.info.listener, by])
                 .inc();
         }
         let failed = self.outcome != Outcome::Complete;
@@ -288,8 +293,8 @@ impl Exchange {
         {
             self.recorder.access_log.log(&Record {
                 time: humantime::format_rfc3339_millis(logged.started_at).to_string(),
-                listener: &self.conn.listener,
-                client: self.conn.peer.to_string(),
+                listener: &self.conn.info.listener,
+                client: self.conn.info.peer.to_string(),
                 method: self.method.as_str(),
                 host: &logged.host,
                 path: logged.uri.path_and_query().map_or("/", |p| p.as_str()),
@@ -308,7 +313,7 @@ impl Exchange {
                     .unwrap_or(""),
                 outcome: self.outcome.as_str(),
                 error: self.error,
-                tls: match &self.conn.scheme {
+                tls: match &self.conn.info.scheme {
                     ConnScheme::Https(tls) => Some(tls.version),
                     _ => None,
                 },

@@ -5,7 +5,7 @@
 //! counts) when the body ends, fails or is dropped.
 
 use super::exchange::{Exchange, Outcome};
-use crate::body::{Pace, remove_forbidden_trailers};
+use crate::body::{Pace, Writes, remove_forbidden_trailers};
 use crate::h1::RawFields;
 use crate::upstream::{UpstreamBody, UpstreamBodyError};
 use bytes::Bytes;
@@ -192,7 +192,7 @@ impl ResponseBody {
         if let Kind::Upstream { pace, .. } = &mut kind {
             watch.streaming();
             if exchange.version() < http::Version::HTTP_2 {
-                *pace = Pace::with(Arc::clone(&exchange.conn().written));
+                *pace = Pace::with(Arc::clone(exchange.client()) as Arc<dyn Writes>);
             }
         }
         ResponseBody {

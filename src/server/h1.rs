@@ -152,6 +152,12 @@ impl<'a> Http1<'a> {
                 Poll::Ready(Ok(n)) => Poll::Ready(Ok(n > 0)),
                 Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
                 Poll::Pending => {
+                    // Nothing came: the buffer the last request read ahead into is let go,
+                    // or every keep-alive connection would keep a page of it (4 KiB,
+                    // resident once a request has been read into it).
+                    if self.buf.capacity() > 0 {
+                        self.buf = BytesMut::new();
+                    }
                     if self.served > 0 && !counted {
                         counted = true;
                         parked.inc();
@@ -238,7 +244,7 @@ impl<'a> Http1<'a> {
         let request = request.map(|()| body.unwrap_or_else(Inbound::empty));
         let active = Active::start(Arc::clone(self.conn));
         let mut responding =
-            pin!(Arc::clone(&self.ctx.proxy).handle(request, Arc::clone(&self.conn.info), active,));
+            pin!(Arc::clone(&self.ctx.proxy).handle(request, Arc::clone(self.conn), active,));
         let response = poll_fn(|cx| {
             if let Poll::Ready(answer) = responding.as_mut().poll(cx) {
                 let Ok(response) = answer;

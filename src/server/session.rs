@@ -60,14 +60,15 @@ type Responding =
 pub fn serve(accepted: Box<Accepted>) -> impl Future<Output = ()> + Send {
     async move {
         // Taken apart inside: a captured argument keeps its place in every state of the task,
-        // so one box pointer is captured rather than the five of them.
+        // so one box pointer is captured rather than the five of them. Moved out of a
+        // temporary, so that the box is freed here rather than kept to the connection's end.
         let Accepted {
             stream,
             peer,
             mut permit,
             listener,
             ctx,
-        } = *accepted;
+        } = *{ accepted };
         permit.accepted();
         let open = ctx
             .metrics
@@ -220,11 +221,11 @@ async fn open_stream(
     } else {
         None
     };
-    let scheme = ConnScheme::Https(ConnTls {
+    let scheme = ConnScheme::Https(Box::new(ConnTls {
         version,
         covered,
         hsts: tls.hsts.clone(),
-    });
+    }));
     Some((ClientStream::Tls(Box::new(stream)), scheme, Some(protocol)))
 }
 
@@ -292,7 +293,7 @@ impl Session<'_> {
         service_fn(move |request: Request<Incoming>| -> Responding {
             let request = request.map(Inbound::Hyper);
             let active = Active::start(Arc::clone(&conn));
-            Box::pin(Arc::clone(&proxy).handle(request, Arc::clone(&conn.info), active))
+            Box::pin(Arc::clone(&proxy).handle(request, Arc::clone(&conn), active))
         })
     }
 
