@@ -14,10 +14,12 @@ use crate::admission::{Admission, Tier};
 use crate::backend::Backend;
 use crate::body::{Writes, Written};
 use crate::clock::now_us;
+use atomic_waker::AtomicWaker;
+use std::future::poll_fn;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use tokio::sync::Notify;
+use std::task::{Context, Poll};
 
 /// A 101 response's backend side, carried out of the proxy as a response extension:
 /// the connection splices the two sockets once the 101 is written.
@@ -72,7 +74,8 @@ pub struct ClientConn {
     pub activity: ConnActivity,
     /// For a connection admitted in burst, the admission it counts against.
     burst_of: Option<Arc<Admission>>,
-    close: Notify,
+    /// The connection's own task, woken when it is asked to close (it is the only waiter).
+    close: AtomicWaker,
     closing: AtomicBool,
     /// Why it was closed for reading too slowly, if it was (`portero_slow_readers_total`).
     slow_reader: OnceLock<&'static str>,
@@ -93,7 +96,7 @@ impl ClientConn {
             },
             activity: ConnActivity::default(),
             burst_of: None,
-            close: Notify::new(),
+            close: AtomicWaker::new(),
             closing: AtomicBool::new(false),
             slow_reader: OnceLock::new(),
             handoff: Handoff::default(),
@@ -123,7 +126,7 @@ impl ClientConn {
     /// once when idle), HTTP/2 with GOAWAY after its open streams.
     pub fn request_close(&self) {
         if !self.closing.swap(true, Ordering::AcqRel) {
-            self.close.notify_one();
+            self.close.wake();
         }
     }
 
@@ -143,9 +146,25 @@ impl ClientConn {
         self.slow_reader.get().copied()
     }
 
+    /// Ready once [`request_close`](Self::request_close) has been called; until then `cx` is
+    /// woken when it is. Only the connection's own task waits, so one waker is kept, with no
+    /// lock and no future held in the task while the connection is idle.
+    pub fn poll_close_requested(&self, cx: &Context<'_>) -> Poll<()> {
+        if self.is_closing() {
+            return Poll::Ready(());
+        }
+        self.close.register(cx.waker());
+        // Again once registered: a request in between would otherwise wake no one.
+        if self.is_closing() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+
     /// Resolves when [`request_close`](Self::request_close) has been called.
     pub async fn close_requested(&self) {
-        self.close.notified().await;
+        poll_fn(|cx| self.poll_close_requested(cx)).await;
     }
 }
 
@@ -267,6 +286,14 @@ impl ConnActivity {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One allocation per connection, in jemalloc's 256-byte class with the `Arc`'s two
+    /// counts: a plain connection carries no room for TLS details (BENCHMARKS.md, issue 21).
+    #[test]
+    fn a_connection_fits_one_256_byte_allocation() {
+        let size = size_of::<ClientConn>() + 2 * size_of::<usize>();
+        assert!(size <= 256, "Arc<ClientConn> allocates {size} bytes");
+    }
 
     #[test]
     fn idle_means_no_request_and_no_tunnel() {

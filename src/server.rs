@@ -112,7 +112,8 @@ struct ConnSettings {
     /// The bounds of an HTTP/1 request head.
     head: HeadLimits,
     http2: http2::Builder<TokioExecutor>,
-    timeouts: IoTimeouts,
+    /// Shared by every connection's I/O (one pointer each, not four fields).
+    timeouts: Arc<IoTimeouts>,
     tls_handshake: Duration,
     at_limit: AtLimit,
     /// Daemon-wide allow/deny lists.
@@ -227,7 +228,7 @@ impl ConnSettings {
                 max_headers: config.limits.max_headers,
             },
             http2: http2_builder(config),
-            timeouts,
+            timeouts: Arc::new(timeouts),
             tls_handshake: config.timeouts.tls_handshake,
             at_limit: config.admission.at_limit,
             access: config.security.access.clone(),

@@ -81,36 +81,38 @@ pub struct ConnIo<S> {
     // One timer per connection, as hyper's own; moved later lazily (see `Deadline`).
     deadline: Deadline,
     conn: Arc<ClientConn>,
-    // Only the two deadlines this wrapper sets itself; `send_rate` keeps the write ones.
-    request_header: Duration,
-    idle: Duration,
+    timeouts: Arc<IoTimeouts>,
     phase: Phase,
     protocol: Option<Protocol>,
     seen_epoch: u32,
     write_blocked: bool,
-    /// Armed while a write is blocked, at the end of [`SendRate`]'s window; created the first
-    /// time one is.
-    write_deadline: Option<Pin<Box<Sleep>>>,
-    send_rate: SendRate,
+    /// Created the first time a write waits on the client: most connections never have one,
+    /// and every idle connection would carry its room.
+    write_wait: Option<Box<WriteWait>>,
+}
+
+/// How writes have waited on the client (see [`SendRate`]).
+struct WriteWait {
+    rate: SendRate,
+    /// Armed while a write is blocked, at the end of the rate's window.
+    timer: Pin<Box<Sleep>>,
 }
 
 impl<S: AsyncRead + AsyncWrite + ResetOnClose + Unpin> ConnIo<S> {
     /// Wraps a freshly accepted stream; its first byte is due within `request_header`.
-    pub fn new(inner: S, conn: Arc<ClientConn>, timeouts: IoTimeouts) -> Self {
+    pub fn new(inner: S, conn: Arc<ClientConn>, timeouts: Arc<IoTimeouts>) -> Self {
         let seen_epoch = conn.activity.epoch();
         Self {
             inner,
             prefix: BytesMut::new(),
             deadline: Deadline::at(Instant::now() + timeouts.request_header),
             conn,
-            request_header: timeouts.request_header,
-            idle: timeouts.idle,
+            timeouts,
             phase: Phase::Fresh,
             protocol: None,
             seen_epoch,
             write_blocked: false,
-            write_deadline: None,
-            send_rate: SendRate::new(timeouts.client_write, timeouts.min_send_rate),
+            write_wait: None,
         }
     }
 
@@ -131,7 +133,8 @@ impl<S: AsyncRead + AsyncWrite + ResetOnClose + Unpin> ConnIo<S> {
     /// server's preface and a GOAWAY are written here, and `None` is returned, as it is when
     /// the client closed or stayed silent.
     pub async fn preface(&mut self) -> io::Result<Option<Protocol>> {
-        self.deadline.set(Instant::now() + self.request_header);
+        self.deadline
+            .set(Instant::now() + self.timeouts.request_header);
         match self.read_preface().await? {
             Some(true) => Ok(Some(self.decided(Protocol::Http2))),
             Some(false) => {
@@ -164,7 +167,8 @@ impl<S: AsyncRead + AsyncWrite + ResetOnClose + Unpin> ConnIo<S> {
     /// The protocol was settled elsewhere (TLS ALPN): the first head (or stream) is due within
     /// its deadline from now.
     pub fn known(&mut self, protocol: Protocol) -> Protocol {
-        self.deadline.set(Instant::now() + self.request_header);
+        self.deadline
+            .set(Instant::now() + self.timeouts.request_header);
         self.decided(protocol)
     }
 
@@ -207,12 +211,13 @@ impl<S: AsyncRead + AsyncWrite + ResetOnClose + Unpin> ConnIo<S> {
 
     fn start_head(&mut self) {
         self.phase = Phase::Head;
-        self.deadline.set(Instant::now() + self.request_header);
+        self.deadline
+            .set(Instant::now() + self.timeouts.request_header);
     }
 
     fn set_idle(&mut self) {
         self.phase = Phase::Idle;
-        self.deadline.set(Instant::now() + self.idle);
+        self.deadline.set(Instant::now() + self.timeouts.idle);
     }
 
     /// Brings the phase up to date with the requests on the connection.
@@ -233,25 +238,35 @@ impl<S: AsyncRead + AsyncWrite + ResetOnClose + Unpin> ConnIo<S> {
 impl<S> ConnIo<S> {
     /// A write returned `Pending`: how the client's reading is judged now.
     fn write_waits(&mut self, cx: &mut Context<'_>) -> Verdict {
-        let mut due = self.send_rate.waiting(Instant::now());
-        loop {
-            let timer = match &mut self.write_deadline {
-                Some(timer) => {
-                    if timer.deadline() != due {
-                        timer.as_mut().reset(due);
-                    }
-                    timer
+        let now = Instant::now();
+        let wait = match &mut self.write_wait {
+            Some(wait) => {
+                let due = wait.rate.waiting(now);
+                if wait.timer.deadline() != due {
+                    wait.timer.as_mut().reset(due);
                 }
-                None => self
-                    .write_deadline
-                    .insert(Box::pin(tokio::time::sleep_until(due))),
-            };
-            if timer.as_mut().poll(cx).is_pending() {
+                wait
+            }
+            None => {
+                let timeouts = &self.timeouts;
+                let mut rate = SendRate::new(timeouts.client_write, timeouts.min_send_rate);
+                let due = rate.waiting(now);
+                self.write_wait.insert(Box::new(WriteWait {
+                    rate,
+                    timer: Box::pin(tokio::time::sleep_until(due)),
+                }))
+            }
+        };
+        loop {
+            if wait.timer.as_mut().poll(cx).is_pending() {
                 return Verdict::Reading;
             }
-            match self.send_rate.deadline(Instant::now()) {
+            match wait.rate.deadline(Instant::now()) {
                 // A new window, the write still waiting in it.
-                Verdict::Reading => due = self.send_rate.waiting(Instant::now()),
+                Verdict::Reading => {
+                    let due = wait.rate.waiting(Instant::now());
+                    wait.timer.as_mut().reset(due);
+                }
                 verdict => return verdict,
             }
         }
@@ -329,7 +344,11 @@ impl<S: AsyncRead + AsyncWrite + ResetOnClose + Unpin> ConnIo<S> {
                 if n > 0 {
                     self.conn.info.written.add(n);
                 }
-                self.send_rate.took(n, Instant::now)
+                // No account yet: no write has waited, so there is no window to judge.
+                match &mut self.write_wait {
+                    Some(wait) => wait.rate.took(n, Instant::now),
+                    None => Verdict::Reading,
+                }
             }
             Poll::Ready(Err(_)) => Verdict::Reading,
         };

@@ -39,7 +39,7 @@ use std::io;
 use std::mem::MaybeUninit;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker, ready};
+use std::task::{Context, Poll, ready};
 use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
@@ -71,11 +71,6 @@ pub(super) struct Http1<'a> {
     /// no allocation, between requests.
     buf: BytesMut,
     limits: HeadLimits,
-    /// Ready once the connection has been asked to close (drain, reclaim, burst).
-    asked_to_close: Pin<&'a mut (dyn Future<Output = ()> + Send + 'a)>,
-    close_asked: bool,
-    /// The waker `asked_to_close` last registered.
-    close_waker: Option<Waker>,
     /// Created once draining starts: the moment whatever is left must stop.
     hard_stop: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
     served: u64,
@@ -85,20 +80,12 @@ pub(super) struct Http1<'a> {
 }
 
 impl<'a> Http1<'a> {
-    pub(super) fn new(
-        ctx: &'a ServerCtx,
-        conn: &'a Arc<ClientConn>,
-        limits: HeadLimits,
-        asked_to_close: Pin<&'a mut (dyn Future<Output = ()> + Send + 'a)>,
-    ) -> Self {
+    pub(super) fn new(ctx: &'a ServerCtx, conn: &'a Arc<ClientConn>, limits: HeadLimits) -> Self {
         Self {
             ctx,
             conn,
             buf: BytesMut::new(),
             limits,
-            asked_to_close,
-            close_asked: false,
-            close_waker: None,
             hard_stop: None,
             served: 0,
             parked: ctx
@@ -347,24 +334,10 @@ impl<'a> Http1<'a> {
         Poll::Pending
     }
 
-    /// Whether the connection has been asked to close. The request is polled only when it
-    /// may have come: the task's waker is not registered with it yet, or a close or drain
-    /// was flagged since (both flags are set before their wake-ups are sent). A poll takes
-    /// the notify's lock, once per request otherwise.
+    /// Whether the connection has been asked to close (a drain asks every connection); if
+    /// not, the task is woken when it is.
     fn close_requested(&mut self, cx: &mut Context<'_>) -> bool {
-        if self.close_asked {
-            return true;
-        }
-        let flagged = self.conn.is_closing() || self.ctx.is_draining();
-        let registered = self
-            .close_waker
-            .as_ref()
-            .is_some_and(|waker| waker.will_wake(cx.waker()));
-        if flagged || !registered {
-            self.close_waker = Some(cx.waker().clone());
-            self.close_asked = self.asked_to_close.as_mut().poll(cx).is_ready();
-        }
-        self.close_asked
+        self.conn.poll_close_requested(cx).is_ready()
     }
 
     /// Ready (with an error) once the drain deadline has passed: whatever is left stops.

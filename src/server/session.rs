@@ -116,7 +116,11 @@ pub fn serve(accepted: Box<Accepted>) -> impl Future<Output = ()> + Send {
                 ctx: &ctx,
                 conn: &conn,
             };
-            let io = ConnIo::new(stream, Arc::clone(&conn), ctx.settings.load().timeouts);
+            let io = ConnIo::new(
+                stream,
+                Arc::clone(&conn),
+                Arc::clone(&ctx.settings.load().timeouts),
+            );
             if let Err(e) = session.run(io, protocol).await {
                 tracing::debug!(peer = %conn.info.peer, error = %e, "connection ended with an error");
             }
@@ -265,7 +269,10 @@ impl Session<'_> {
                 Some(Protocol::Http2) => Ok(Box::pin(self.http2(io)).await?),
                 Some(Protocol::Http1) => {
                     if let Some(tunnel) = self.http1(&mut io).await? {
-                        self.tunnel(io, tunnel).await;
+                        // Boxed: inline, the tunnel's state (with the socket moved into it)
+                        // would be the largest of this future, and every idle connection
+                        // would carry room for it.
+                        Box::pin(self.tunnel(io, tunnel)).await;
                     }
                     Ok(())
                 }
@@ -302,24 +309,22 @@ impl Session<'_> {
     /// would keep two copies of `ConnIo` in the connection's task (rust-lang/rust#62958).
     async fn http1(&self, io: &mut Io) -> io::Result<Option<Tunnel>> {
         let limits = self.ctx.settings.load().head;
-        let mut asked = pin!(self.asked_to_close());
-        let mut engine = Http1::new(self.ctx, self.conn, limits, asked.as_mut());
+        let mut engine = Http1::new(self.ctx, self.conn, limits);
         Ok(match engine.run(io).await? {
             Ended::Closed => None,
             Ended::Upgraded(tunnel) => Some(tunnel),
         })
     }
 
-    /// Splices an upgraded connection with its backend. Boxed: a connection's task stays
-    /// small until it is a tunnel.
+    /// Splices an upgraded connection with its backend (boxed by its caller).
     async fn tunnel(&self, io: Io, tunnel: Tunnel) {
-        Box::pin(tunnel::run(
+        tunnel::run(
             io,
             tunnel.upstream.lock().ok().and_then(|mut io| io.take()),
             tunnel.backend.cut_signal(),
             &self.ctx.hard_stop,
             self.conn.info.peer,
-        ))
+        )
         .await;
     }
 

@@ -17,7 +17,7 @@ fn conn_io() -> (ConnIo<DuplexStream>, DuplexStream) {
         crate::conn::ConnScheme::Http,
         Tier::Baseline,
     ));
-    (ConnIo::new(server, conn, TIMEOUTS), client)
+    (ConnIo::new(server, conn, Arc::new(TIMEOUTS)), client)
 }
 
 #[tokio::test(start_paused = true)]
@@ -90,4 +90,13 @@ fn the_408_is_a_well_formed_response() {
 
 impl ResetOnClose for DuplexStream {
     fn reset_on_close(&self) {}
+}
+
+/// Every idle keep-alive connection's task carries a `ConnIo`; what only some connections
+/// need (a write's account of waiting on its client) is boxed when first needed. The bound
+/// keeps the task in jemalloc's 640-byte class (BENCHMARKS.md, issue 21).
+#[test]
+fn the_connection_io_stays_small() {
+    let size = size_of::<ConnIo<crate::server::stream::ClientStream>>();
+    assert!(size <= 136, "ConnIo is {size} bytes");
 }
