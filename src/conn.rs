@@ -1,6 +1,7 @@
 //! One client connection. [`ConnInfo`] is what it is, fixed at accept: its listener, its
-//! client, its scheme and TLS facts, its admission tier; it is all the proxy gets of it.
-//! [`ClientConn`] is the server's live view: what it is doing (requests in progress, idle
+//! client, its scheme and TLS facts, its admission tier; it is all the proxy reads of it.
+//! [`ClientConn`], which holds it (one allocation per connection, as an idle connection pays
+//! for each), is the server's live view: what it is doing (requests in progress, idle
 //! since when, streams moving, upgraded or not) and a way to ask it to close gracefully. The
 //! server updates the activity around each request it hands the proxy; the connection's I/O
 //! reads it to choose its timeout; admission pressure asks idle ones to close. What crosses

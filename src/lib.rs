@@ -61,7 +61,7 @@
 //!
 //! Names: `config/X.rs` reads the part of the file that module `X` runs on (`config/pool.rs`
 //! makes a [`config::PoolConfig`] for [`pool`], `config/tls.rs` the TLS settings [`tls`]
-//! loads). A client connection is [`conn::ConnInfo`] (what it is: all the proxy sees) and
+//! loads). A client connection is [`conn::ConnInfo`] (what it is: all the proxy reads) inside
 //! [`conn::ClientConn`] (what it is doing); `server::session` serves it, over
 //! `server::conn_io` (its socket with portero's timeouts).
 
