@@ -8,6 +8,7 @@
 //! request every few milliseconds and a header timeout of seconds, that is one timer move per
 //! timeout instead of two or three per request (BENCHMARKS.md).
 
+use pin_project_lite::pin_project;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -16,41 +17,54 @@ use tokio::time::{Instant, Sleep};
 /// A deadline polled like a timer; [`set`](Deadline::set) is cheap when it moves later.
 #[derive(Debug)]
 pub struct Deadline {
-    // Boxed because its owners are polled through `Unpin` wrappers.
-    timer: Pin<Box<Sleep>>,
-    /// When it is really due; the timer may be armed earlier, never later.
-    due: Instant,
+    // Boxed because its owners are polled through `Unpin` wrappers; the due time rides in
+    // the same box, as every idle connection's task carries this (one pointer).
+    timer: Pin<Box<Timer>>,
+}
+
+pin_project! {
+    #[derive(Debug)]
+    struct Timer {
+        #[pin]
+        sleep: Sleep,
+        // When it is really due; the timer may be armed earlier, never later.
+        due: Instant,
+    }
 }
 
 impl Deadline {
     /// Due at `due`.
     pub fn at(due: Instant) -> Self {
         Self {
-            timer: Box::pin(tokio::time::sleep_until(due)),
-            due,
+            timer: Box::pin(Timer {
+                sleep: tokio::time::sleep_until(due),
+                due,
+            }),
         }
     }
 
     /// Now due at `due`, earlier or later than before.
     pub fn set(&mut self, due: Instant) {
-        self.due = due;
-        if due < self.timer.deadline() {
-            self.timer.as_mut().reset(due);
+        let timer = self.timer.as_mut().project();
+        *timer.due = due;
+        if due < timer.sleep.deadline() {
+            timer.sleep.reset(due);
         }
     }
 
     /// Ready once the deadline has passed; registers the waker until then.
     pub fn poll_elapsed(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         loop {
-            if self.timer.as_mut().poll(cx).is_pending() {
+            let mut timer = self.timer.as_mut().project();
+            if timer.sleep.as_mut().poll(cx).is_pending() {
                 return Poll::Pending;
             }
-            if self.due <= self.timer.deadline() {
+            if *timer.due <= timer.sleep.deadline() {
                 return Poll::Ready(());
             }
             // Fired at an earlier deadline that has since moved: wait for the real one.
-            let due = self.due;
-            self.timer.as_mut().reset(due);
+            let due = *timer.due;
+            timer.sleep.reset(due);
         }
     }
 }

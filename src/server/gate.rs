@@ -14,7 +14,7 @@ pub struct Admitted {
     /// The client's address.
     pub client: SocketAddr,
     /// Released when the connection ends.
-    pub slot: Option<PerIpSlot>,
+    pub slot: Option<Box<PerIpSlot>>,
 }
 
 /// Lets the connection through, or refuses it (counted, answered where HTTP can be, closed).

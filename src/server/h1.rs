@@ -97,26 +97,36 @@ impl<'a> Http1<'a> {
     }
 
     /// Serves requests until the connection closes or becomes a tunnel; bytes the client sent
-    /// after a 101 are put back into `io` for the tunnel.
-    pub(super) async fn run(&mut self, io: &mut Io) -> io::Result<Ended> {
-        loop {
-            // Parked until the next request's first bytes: the only await an idle connection
-            // sits in, so its state is all the task holds. Everything a request needs (its
-            // head, the proxy's future, the response on its way) is boxed for the request.
-            let next = if self.wait_for_request(io).await? {
-                Box::pin(self.request(io)).await?
-            } else {
-                Next::Close
-            };
-            match next {
-                Next::KeepAlive => {}
-                Next::Close => {
-                    let _ = io.shutdown().await;
-                    return Ok(Ended::Closed);
-                }
-                Next::Upgrade(tunnel) => {
-                    io.unread(self.buf.split().freeze());
-                    return Ok(Ended::Upgraded(tunnel));
+    /// after a 101 are put back into `io` for the tunnel. An `async` block, not an `async fn`,
+    /// whose arguments would be kept twice in every idle connection's task.
+    #[allow(
+        clippy::manual_async_fn,
+        reason = "an async fn keeps its arguments twice"
+    )]
+    pub(super) fn run<'s>(
+        &'s mut self,
+        io: &'s mut Io,
+    ) -> impl Future<Output = io::Result<Ended>> + Send + 's {
+        async move {
+            loop {
+                // Parked until the next request's first bytes: the only await an idle connection
+                // sits in, so its state is all the task holds. Everything a request needs (its
+                // head, the proxy's future, the response on its way) is boxed for the request.
+                let next = if self.wait_for_request(io).await? {
+                    Box::pin(self.request(io)).await?
+                } else {
+                    Next::Close
+                };
+                match next {
+                    Next::KeepAlive => {}
+                    Next::Close => {
+                        let _ = io.shutdown().await;
+                        return Ok(Ended::Closed);
+                    }
+                    Next::Upgrade(tunnel) => {
+                        io.unread(self.buf.split().freeze());
+                        return Ok(Ended::Upgraded(tunnel));
+                    }
                 }
             }
         }
@@ -125,39 +135,47 @@ impl<'a> Http1<'a> {
     /// Waits for the first bytes of a request (at once when pipelined ones are buffered);
     /// false when the connection is done first: the client closed or stayed silent past
     /// `timeouts.idle` (`ConnIo`'s deadline), or it was asked to close.
-    async fn wait_for_request(&mut self, io: &mut Io) -> io::Result<bool> {
-        let parked = self.parked.clone();
-        let mut counted = false;
-        let result = poll_fn(|cx| {
-            if !self.buf.is_empty() {
-                return Poll::Ready(Ok(true));
-            }
-            if self.close_requested(cx) {
-                return Poll::Ready(Ok(false));
-            }
-            match self.poll_read_fresh(io, cx) {
-                Poll::Ready(Ok(n)) => Poll::Ready(Ok(n > 0)),
-                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-                Poll::Pending => {
-                    // Nothing came: the buffer the last request read ahead into is let go,
-                    // or every keep-alive connection would keep a page of it (4 KiB,
-                    // resident once a request has been read into it).
-                    if self.buf.capacity() > 0 {
-                        self.buf = BytesMut::new();
-                    }
-                    if self.served > 0 && !counted {
-                        counted = true;
-                        parked.inc();
-                    }
-                    Poll::Pending
+    #[allow(
+        clippy::manual_async_fn,
+        reason = "an async fn keeps its arguments twice"
+    )]
+    fn wait_for_request<'s>(
+        &'s mut self,
+        io: &'s mut Io,
+    ) -> impl Future<Output = io::Result<bool>> + Send + 's {
+        async move {
+            let mut counted = false;
+            let result = poll_fn(|cx| {
+                if !self.buf.is_empty() {
+                    return Poll::Ready(Ok(true));
                 }
+                if self.close_requested(cx) {
+                    return Poll::Ready(Ok(false));
+                }
+                match self.poll_read_fresh(io, cx) {
+                    Poll::Ready(Ok(n)) => Poll::Ready(Ok(n > 0)),
+                    Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                    Poll::Pending => {
+                        // Nothing came: the buffer the last request read ahead into is let go,
+                        // or every keep-alive connection would keep a page of it (4 KiB,
+                        // resident once a request has been read into it).
+                        if self.buf.capacity() > 0 {
+                            self.buf = BytesMut::new();
+                        }
+                        if self.served > 0 && !counted {
+                            counted = true;
+                            self.parked.inc();
+                        }
+                        Poll::Pending
+                    }
+                }
+            })
+            .await;
+            if counted {
+                self.parked.dec();
             }
-        })
-        .await;
-        if counted {
-            parked.dec();
+            result
         }
-        result
     }
 
     /// One request, from the rest of its head to the end of its response.

@@ -16,6 +16,7 @@ use super::conn_io::{ConnIo, Protocol};
 use super::h1::{Ended, Http1};
 use super::h2_guard::H2Guard;
 use super::listener::{ListenerCtx, ListenerSettings};
+use super::per_ip::PerIpSlot;
 use super::send_rate::Verdict;
 use super::served::Active;
 use super::stream::ClientStream;
@@ -31,6 +32,7 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use prometheus::IntGauge;
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
@@ -51,92 +53,129 @@ type Responding =
 ///
 /// The connection's task is as large as the largest state of this future, and an idle
 /// keep-alive connection pays for all of it: so the steps before serving are boxed (a PROXY
-/// header's buffer, a TLS handshake), and this is an `async` block rather than an `async fn`,
-/// whose arguments would be kept twice (rust-lang/rust#62958). README, "Resource budget".
+/// header's buffer, a TLS handshake: `open_connection`), and this is an `async` block rather
+/// than an `async fn`, whose arguments would be kept twice (rust-lang/rust#62958). A unit test
+/// keeps it within tokio's 512-byte task. README, "Resource budget".
 #[allow(
     clippy::manual_async_fn,
     reason = "an async fn keeps its arguments twice"
 )]
 pub fn serve(accepted: Box<Accepted>) -> impl Future<Output = ()> + Send {
     async move {
-        // Taken apart inside: a captured argument keeps its place in every state of the task,
-        // so one box pointer is captured rather than the five of them. Moved out of a
-        // temporary, so that the box is freed here rather than kept to the connection's end.
-        let Accepted {
+        // Boxed: the gate, a TLS handshake and the listener's settings are needed only until
+        // the connection is open, and an idle connection's task would carry their room.
+        let Some(Opened {
             stream,
-            peer,
-            mut permit,
-            listener,
+            protocol,
+            conn,
             ctx,
-        } = *{ accepted };
-        permit.accepted();
-        let open = ctx
-            .metrics
-            .connections
-            .open
-            .with_label_values(&[&listener.name]);
-        open.inc();
-        let settings = listener.settings.load_full();
-        // let-else, not if-let: the scrutinee of an if-let would stay in the task's state;
-        // and taken apart in the pattern, as a whole local would keep its room to the end.
-        let Some((stream, gate::Admitted { client, slot })) =
-            Box::pin(gate::pass(stream, peer, &listener, &settings, &ctx)).await
+            open,
+            slot,
+            permit,
+        }) = Box::pin(open_connection(accepted)).await
         else {
-            open.dec();
             return;
         };
-        if settings.mode != ListenerMode::Http {
-            let session = tcp::Session {
-                client,
-                listener: &listener.name,
-                mode: &settings.mode,
-            };
-            // Boxed, as the steps above: an HTTP connection's task does not carry it.
-            Box::pin(tcp::serve(stream, session, &ctx)).await;
-            open.dec();
-            drop(slot);
-            return;
-        }
-        let Some((stream, scheme, protocol)) =
-            Box::pin(open_stream(stream, &settings, &listener.name, &ctx)).await
-        else {
-            open.dec();
-            return;
+        let id = ctx.register(&conn);
+        let io = ConnIo::new(
+            stream,
+            Arc::clone(&conn),
+            Arc::clone(&ctx.settings.load().timeouts),
+        );
+        let session = Session {
+            ctx: &ctx,
+            conn: &conn,
         };
-        drop(settings);
-        // Scoped: the connection's state is gone before its slot and permit are given back.
-        {
-            let conn = ClientConn::new(Arc::clone(&listener.name), client, scheme, permit.tier());
-            let conn = Arc::new(match permit.tier() {
-                Tier::Baseline => conn,
-                Tier::Burst => conn.in_burst_of(Arc::clone(&ctx.admission)),
-            });
-            let id = ctx.register(&conn);
-            let session = Session {
-                ctx: &ctx,
-                conn: &conn,
-            };
-            let io = ConnIo::new(
-                stream,
-                Arc::clone(&conn),
-                Arc::clone(&ctx.settings.load().timeouts),
-            );
-            if let Err(e) = session.run(io, protocol).await {
-                tracing::debug!(peer = %conn.info.peer, error = %e, "connection ended with an error");
-            }
-            if let Some(reason) = conn.slow_reader() {
-                ctx.metrics
-                    .connections
-                    .slow_readers
-                    .with_label_values(&[&listener.name, reason])
-                    .inc();
-            }
-            ctx.unregister(id);
+        if let Err(e) = session.run(io, protocol).await {
+            tracing::debug!(peer = %conn.info.peer, error = %e, "connection ended with an error");
         }
+        if let Some(reason) = conn.slow_reader() {
+            ctx.metrics
+                .connections
+                .slow_readers
+                .with_label_values(&[&conn.info.listener, reason])
+                .inc();
+        }
+        ctx.unregister(id);
+        // The connection's state is gone before its slot and permit are given back.
+        drop(conn);
         open.dec();
         drop(slot);
         drop(permit);
     }
+}
+
+/// An HTTP connection ready to be served, and what it holds until it closes.
+struct Opened {
+    stream: ClientStream,
+    /// Known from ALPN or the listener's protocols; `None`: told from the first bytes.
+    protocol: Option<Protocol>,
+    conn: Arc<ClientConn>,
+    ctx: Arc<ServerCtx>,
+    /// `portero_connections_open{listener}`, counting this connection.
+    open: IntGauge,
+    slot: Option<Box<PerIpSlot>>,
+    permit: Permit,
+}
+
+/// Lets an accepted connection through the gate and opens it (TLS, the protocol); a tcp or
+/// tls-passthrough listener's connection is served here, to its end. `None` when there is
+/// nothing more to serve.
+async fn open_connection(accepted: Box<Accepted>) -> Option<Opened> {
+    // Moved out of a temporary, so that the box is freed here.
+    let Accepted {
+        stream,
+        peer,
+        mut permit,
+        listener,
+        ctx,
+    } = *{ accepted };
+    permit.accepted();
+    let open = ctx
+        .metrics
+        .connections
+        .open
+        .with_label_values(&[&listener.name]);
+    open.inc();
+    let settings = listener.settings.load_full();
+    let Some((stream, gate::Admitted { client, slot })) =
+        gate::pass(stream, peer, &listener, &settings, &ctx).await
+    else {
+        open.dec();
+        return None;
+    };
+    if settings.mode != ListenerMode::Http {
+        let session = tcp::Session {
+            client,
+            listener: &listener.name,
+            mode: &settings.mode,
+        };
+        // Boxed: the HTTP connections' setup does not carry its room.
+        Box::pin(tcp::serve(stream, session, &ctx)).await;
+        open.dec();
+        drop(slot);
+        return None;
+    }
+    let Some((stream, scheme, protocol)) =
+        open_stream(stream, &settings, &listener.name, &ctx).await
+    else {
+        open.dec();
+        return None;
+    };
+    let conn = ClientConn::new(Arc::clone(&listener.name), client, scheme, permit.tier());
+    let conn = Arc::new(match permit.tier() {
+        Tier::Baseline => conn,
+        Tier::Burst => conn.in_burst_of(Arc::clone(&ctx.admission)),
+    });
+    Some(Opened {
+        stream,
+        protocol,
+        conn,
+        ctx,
+        open,
+        slot,
+        permit,
+    })
 }
 
 /// An accepted connection, handed to its task in one box (see [`serve`]).
@@ -238,17 +277,18 @@ struct Session<'a> {
     conn: &'a Arc<ClientConn>,
 }
 
-impl Session<'_> {
-    /// An `async` block, not an `async fn`, for the reason `serve` gives.
+impl<'a> Session<'a> {
+    /// An `async` block, not an `async fn`, for the reason `serve` gives; the session is
+    /// moved in, so that its caller does not keep it as well.
     #[allow(
         clippy::manual_async_fn,
         reason = "an async fn keeps its arguments twice"
     )]
     fn run(
-        &self,
+        self,
         mut io: Io,
         known: Option<Protocol>,
-    ) -> impl Future<Output = Result<(), Box<dyn std::error::Error + Send + Sync>>> + Send + '_
+    ) -> impl Future<Output = Result<(), Box<dyn std::error::Error + Send + Sync>>> + Send + 'a
     {
         async move {
             let protocol = match known {
@@ -357,5 +397,24 @@ impl Session<'_> {
             result = connection.as_mut() => result,
             () = self.ctx.hard_stop.cancelled() => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The size of what `make` returns, read from its type (no value needed).
+    fn returned_size<A, F>(_make: fn(A) -> F) -> usize {
+        size_of::<F>()
+    }
+
+    /// Every idle keep-alive connection pays for its task, and the task is as large as the
+    /// largest state of `serve`'s future: at most 400 bytes keeps it in jemalloc's 512-byte
+    /// class (tokio adds 112). Past it the next class is 640 (BENCHMARKS.md, issue 21).
+    #[test]
+    fn the_connection_task_fits_512_bytes() {
+        let size = returned_size(serve);
+        assert!(size <= 400, "a connection's future is {size} bytes");
     }
 }
