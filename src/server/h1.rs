@@ -152,12 +152,12 @@ impl<'a> Http1<'a> {
                 if self.close_requested(cx) {
                     return Poll::Ready(Ok(false));
                 }
-                match self.poll_read_fresh(io, cx) {
+                match self.poll_read_fresh(io, cx, FIRST_READ) {
                     Poll::Ready(Ok(n)) => Poll::Ready(Ok(n > 0)),
                     Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
                     Poll::Pending => {
-                        // Nothing came: the buffer the last request read ahead into is let go,
-                        // or every keep-alive connection would keep a page of it (4 KiB,
+                        // Nothing came: the buffer the last request was read into is let
+                        // go, or every keep-alive connection would keep it (up to a page,
                         // resident once a request has been read into it).
                         if self.buf.capacity() > 0 {
                             self.buf = BytesMut::new();
@@ -335,9 +335,11 @@ impl<'a> Http1<'a> {
             }
         }
         // Read ahead up to a head's worth; past it, a leaving client is noticed when the
-        // pipelined requests before it have been served.
+        // pipelined requests before it have been served. Onto the stack: the read usually
+        // finds nothing, and a buffer reserved for it would be one more allocation a request.
         while self.buf.len() <= self.limits.max_bytes {
-            match ready!(self.poll_read_more(io, cx, self.limits.max_bytes + 1)) {
+            let room = self.limits.max_bytes + 1 - self.buf.len();
+            match ready!(self.poll_read_fresh(io, cx, room)) {
                 Ok(0) => {
                     tracing::debug!(peer = %self.conn.info.peer, "client closed with a request in progress");
                     return Poll::Ready(Err(io::Error::new(
@@ -372,11 +374,17 @@ impl<'a> Http1<'a> {
         }
     }
 
-    /// A read into a connection that holds no buffer: onto the stack, then into a buffer
-    /// sized to what came. Ready(0) at the end of the stream.
-    fn poll_read_fresh(&mut self, io: &mut Io, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+    /// A read that usually finds nothing (between requests, or ahead while one is served):
+    /// onto the stack, then appended to the buffer, which is allocated only when something
+    /// came. At most `room` bytes (and `FIRST_READ`); Ready(0) at the end of the stream.
+    fn poll_read_fresh(
+        &mut self,
+        io: &mut Io,
+        cx: &mut Context<'_>,
+        room: usize,
+    ) -> Poll<io::Result<usize>> {
         let mut chunk = [MaybeUninit::<u8>::uninit(); FIRST_READ];
-        let mut read = ReadBuf::uninit(&mut chunk);
+        let mut read = ReadBuf::uninit(&mut chunk[..room.min(FIRST_READ)]);
         ready!(Pin::new(io).poll_read(cx, &mut read))?;
         let got = read.filled();
         self.buf.extend_from_slice(got);
