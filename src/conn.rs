@@ -18,8 +18,8 @@ use crate::clock::now_us;
 use atomic_waker::AtomicWaker;
 use std::future::poll_fn;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 /// A 101 response's backend side, carried out of the proxy as a response extension:
@@ -78,8 +78,10 @@ pub struct ClientConn {
     /// The connection's own task, woken when it is asked to close (it is the only waiter).
     close: AtomicWaker,
     closing: AtomicBool,
-    /// Why it was closed for reading too slowly, if it was (`portero_slow_readers_total`).
-    slow_reader: OnceLock<&'static str>,
+    /// Why it was closed for reading too slowly, if it was (`portero_slow_readers_total`):
+    /// a [`SlowReader`] as a byte, 0 for none. A byte beside `closing`, not a 24-byte
+    /// `OnceLock`, keeps the connection in jemalloc's 224-byte class.
+    slow_reader: AtomicU8,
     /// What a request's watch hands its connection (a tunnel to splice).
     pub handoff: Handoff,
 }
@@ -99,7 +101,7 @@ impl ClientConn {
             burst_of: None,
             close: AtomicWaker::new(),
             closing: AtomicBool::new(false),
-            slow_reader: OnceLock::new(),
+            slow_reader: AtomicU8::new(0),
             handoff: Handoff::default(),
         }
     }
@@ -138,13 +140,19 @@ impl ClientConn {
 
     /// Records that the connection is closed because its client reads too slowly, and why
     /// (the first reason given stands).
-    pub fn set_slow_reader(&self, reason: &'static str) {
-        let _ = self.slow_reader.set(reason);
+    pub fn set_slow_reader(&self, reason: SlowReader) {
+        let _ =
+            self.slow_reader
+                .compare_exchange(0, reason as u8, Ordering::AcqRel, Ordering::Acquire);
     }
 
     /// Why the connection was closed for reading too slowly, if it was.
-    pub fn slow_reader(&self) -> Option<&'static str> {
-        self.slow_reader.get().copied()
+    pub fn slow_reader(&self) -> Option<SlowReader> {
+        match self.slow_reader.load(Ordering::Acquire) {
+            1 => Some(SlowReader::Stalled),
+            2 => Some(SlowReader::TooSlow),
+            _ => None,
+        }
     }
 
     /// Ready once [`request_close`](Self::request_close) has been called; until then `cx` is
@@ -166,6 +174,25 @@ impl ClientConn {
     /// Resolves when [`request_close`](Self::request_close) has been called.
     pub async fn close_requested(&self) {
         poll_fn(|cx| self.poll_close_requested(cx)).await;
+    }
+}
+
+/// Why a connection was closed for reading too slowly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlowReader {
+    /// It took no byte for a whole `timeouts.client_write`.
+    Stalled = 1,
+    /// It took some, at fewer than `limits.min_send_rate` bytes per second.
+    TooSlow = 2,
+}
+
+impl SlowReader {
+    /// The `reason` label of `portero_slow_readers_total`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SlowReader::Stalled => "stalled",
+            SlowReader::TooSlow => "min_send_rate",
+        }
     }
 }
 
@@ -288,12 +315,27 @@ impl ConnActivity {
 mod tests {
     use super::*;
 
-    /// One allocation per connection, in jemalloc's 256-byte class with the `Arc`'s two
+    /// One allocation per connection, in jemalloc's 224-byte class with the `Arc`'s two
     /// counts: a plain connection carries no room for TLS details (BENCHMARKS.md, issue 21).
     #[test]
-    fn a_connection_fits_one_256_byte_allocation() {
+    fn a_connection_fits_one_224_byte_allocation() {
         let size = size_of::<ClientConn>() + 2 * size_of::<usize>();
-        assert!(size <= 256, "Arc<ClientConn> allocates {size} bytes");
+        assert!(size <= 224, "Arc<ClientConn> allocates {size} bytes");
+    }
+
+    #[test]
+    fn the_first_slow_reader_reason_stands() {
+        let conn = ClientConn::new(
+            Arc::from("http"),
+            "127.0.0.1:1".parse().unwrap(),
+            ConnScheme::Http,
+            Tier::Baseline,
+        );
+        assert_eq!(conn.slow_reader(), None);
+        conn.set_slow_reader(SlowReader::TooSlow);
+        conn.set_slow_reader(SlowReader::Stalled);
+        assert_eq!(conn.slow_reader(), Some(SlowReader::TooSlow));
+        assert_eq!(SlowReader::TooSlow.as_str(), "min_send_rate");
     }
 
     #[test]

@@ -352,9 +352,9 @@ impl<S: AsyncRead + AsyncWrite + ResetOnClose + Unpin> ConnIo<S> {
             }
             Poll::Ready(Err(_)) => Verdict::Reading,
         };
-        if verdict != Verdict::Reading {
-            tracing::debug!(peer = %self.conn.info.peer, reason = verdict.as_str(), "client reads too slowly: closing");
-            self.conn.set_slow_reader(verdict.as_str());
+        if let Some(reason) = verdict.slow_reader() {
+            tracing::debug!(peer = %self.conn.info.peer, reason = reason.as_str(), "client reads too slowly: closing");
+            self.conn.set_slow_reader(reason);
             self.inner.reset_on_close();
             let message = match verdict {
                 Verdict::Stalled => "client did not read for timeouts.client_write",

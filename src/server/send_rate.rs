@@ -10,6 +10,7 @@
 //! A client that keeps up never makes a write wait, so it never opens a window: the clock is
 //! read only on the slow path.
 
+use crate::conn::SlowReader;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -25,12 +26,13 @@ pub enum Verdict {
 }
 
 impl Verdict {
-    /// The `reason` label of `portero_slow_readers_total`.
-    pub fn as_str(self) -> &'static str {
+    /// Why a connection closed on this verdict is counted as a slow reader; `None` while
+    /// the client keeps reading.
+    pub fn slow_reader(self) -> Option<SlowReader> {
         match self {
-            Verdict::Reading => "reading",
-            Verdict::Stalled => "stalled",
-            Verdict::TooSlow => "min_send_rate",
+            Verdict::Reading => None,
+            Verdict::Stalled => Some(SlowReader::Stalled),
+            Verdict::TooSlow => Some(SlowReader::TooSlow),
         }
     }
 }

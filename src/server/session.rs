@@ -17,7 +17,6 @@ use super::h1::{Ended, Http1};
 use super::h2_guard::H2Guard;
 use super::listener::{ListenerCtx, ListenerSettings};
 use super::per_ip::PerIpSlot;
-use super::send_rate::Verdict;
 use super::served::Active;
 use super::stream::ClientStream;
 use super::tunnel;
@@ -26,7 +25,7 @@ use crate::admission::{Permit, Tier};
 use crate::body::Inbound;
 use crate::clock::now_us;
 use crate::config::ListenerMode;
-use crate::conn::{ClientConn, ConnScheme, ConnTls, Tunnel};
+use crate::conn::{ClientConn, ConnScheme, ConnTls, SlowReader, Tunnel};
 use crate::proxy::ResponseBody;
 use http::{Request, Response};
 use hyper::body::Incoming;
@@ -93,7 +92,7 @@ pub fn serve(accepted: Box<Accepted>) -> impl Future<Output = ()> + Send {
             ctx.metrics
                 .connections
                 .slow_readers
-                .with_label_values(&[&conn.info.listener, reason])
+                .with_label_values(&[&conn.info.listener, reason.as_str()])
                 .inc();
         }
         ctx.unregister(id);
@@ -384,7 +383,7 @@ impl<'a> Session<'a> {
                 () = self.asked_to_close() => break,
                 _ = watch.tick() => {
                     if self.conn.activity.stalled(now_us(), limit.as_micros() as u64) {
-                        self.conn.set_slow_reader(Verdict::Stalled.as_str());
+                        self.conn.set_slow_reader(SlowReader::Stalled);
                         tracing::debug!(peer = %self.conn.info.peer, "HTTP/2 responses stalled for timeouts.client_write: closing");
                         return Ok(());
                     }
