@@ -203,7 +203,12 @@ impl<'a> Http1<'a> {
                     Ok(None) => {}
                     Err(error) => return Poll::Ready(Ok(Err(error))),
                 }
-                match ready!(self.poll_read_more(io, cx, self.limits.max_bytes + 1)) {
+                match ready!(poll_read_into(
+                    io,
+                    cx,
+                    &mut self.buf,
+                    self.limits.max_bytes + 1
+                )) {
                     Ok(0) => return Poll::Ready(Ok(Ok(None))),
                     Ok(_) => {}
                     Err(e) => return Poll::Ready(Err(e)),
@@ -389,16 +394,6 @@ impl<'a> Http1<'a> {
         let got = read.filled();
         self.buf.extend_from_slice(got);
         Poll::Ready(Ok(got.len()))
-    }
-
-    /// A read appended to the buffer, which may grow up to `cap` bytes.
-    fn poll_read_more(
-        &mut self,
-        io: &mut Io,
-        cx: &mut Context<'_>,
-        cap: usize,
-    ) -> Poll<io::Result<usize>> {
-        poll_read_into(io, cx, &mut self.buf, cap)
     }
 }
 
