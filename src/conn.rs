@@ -227,6 +227,9 @@ pub struct ConnActivity {
     epoch: AtomicU32,
     idle_since_us: AtomicU64,
     upgraded: AtomicBool,
+    /// An HTTP/1 connection waiting for its next request, its idle time kept by the server's
+    /// idle sweep rather than a timer of its own.
+    parked: AtomicBool,
     /// Response bodies streaming from backends, and when one last moved a frame to the client.
     streams: AtomicU32,
     progress_us: AtomicU64,
@@ -239,6 +242,7 @@ impl Default for ConnActivity {
             epoch: AtomicU32::new(0),
             idle_since_us: AtomicU64::new(now_us()),
             upgraded: AtomicBool::new(false),
+            parked: AtomicBool::new(false),
             streams: AtomicU32::new(0),
             progress_us: AtomicU64::new(0),
         }
@@ -274,6 +278,19 @@ impl ConnActivity {
     /// no request in progress and not a tunnel.
     pub fn idle_since(&self) -> Option<u64> {
         (self.active() == 0 && !self.is_upgraded())
+            .then(|| self.idle_since_us.load(Ordering::Acquire))
+    }
+
+    /// Marks an HTTP/1 connection as parked between requests (or no longer).
+    pub fn set_parked(&self, parked: bool) {
+        self.parked.store(parked, Ordering::Release);
+    }
+
+    /// When a parked connection became idle (µs, as [`idle_since`](Self::idle_since)); `None`
+    /// when it is not parked.
+    pub fn parked_since(&self) -> Option<u64> {
+        self.parked
+            .load(Ordering::Acquire)
             .then(|| self.idle_since_us.load(Ordering::Acquire))
     }
 

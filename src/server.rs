@@ -9,6 +9,7 @@ mod deadline;
 mod gate;
 mod h1;
 mod h2_guard;
+pub mod idle_sweep;
 pub mod listener;
 pub mod per_ip;
 pub mod proxy_protocol;
@@ -36,7 +37,7 @@ use hyper::server::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use socket2::{Domain, Socket, Type};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -100,11 +101,13 @@ pub struct ServerCtx {
     /// The access log, for tcp listeners' sessions.
     access_log: AccessLog,
     settings: ArcSwap<ConnSettings>,
+    /// Notified when the settings are replaced (the idle sweep rereads `timeouts.idle`).
+    settings_changed: tokio::sync::Notify,
     /// Open connections per client address.
     per_ip: Arc<per_ip::PerIp>,
-    /// Open connections, so the longest-idle one can be asked to close at the ceiling.
-    open: DashMap<u64, Weak<ClientConn>>,
-    next_id: AtomicU64,
+    /// Open connections, so the longest-idle one can be asked to close at the ceiling, keyed
+    /// by their address (unique while they are registered): no id for a task to carry.
+    open: DashMap<usize, Weak<ClientConn>>,
 }
 
 /// Per-connection settings derived from the config, replaced whole on reload.
@@ -149,9 +152,9 @@ impl ServerCtx {
             drain_started: AtomicBool::new(false),
             hard_stop,
             settings: ArcSwap::from_pointee(ConnSettings::from_config(config)),
+            settings_changed: tokio::sync::Notify::new(),
             per_ip: Arc::default(),
             open: DashMap::new(),
-            next_id: AtomicU64::new(0),
         }
     }
 
@@ -173,24 +176,25 @@ impl ServerCtx {
         self.drain_started.load(Ordering::Acquire)
     }
 
-    /// Applies the limits and timeouts of a new config to connections accepted from now on.
+    /// Applies the limits and timeouts of a new config to connections accepted from now on
+    /// (and `timeouts.idle` to every parked HTTP/1 connection: `idle_sweep`).
     pub fn update(&self, config: &Config) {
         self.settings
             .store(Arc::new(ConnSettings::from_config(config)));
+        self.settings_changed.notify_one();
     }
 
-    fn register(&self, conn: &Arc<ClientConn>) -> u64 {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        self.open.insert(id, Arc::downgrade(conn));
+    fn register(&self, conn: &Arc<ClientConn>) {
+        self.open.insert(key(conn), Arc::downgrade(conn));
         // After the insert: either the drain's sweep finds this entry, or this sees its flag.
         if self.is_draining() {
             conn.request_close();
         }
-        id
     }
 
-    fn unregister(&self, id: u64) {
-        self.open.remove(&id);
+    /// Before the connection is dropped, so that its address is not reused while registered.
+    fn unregister(&self, conn: &Arc<ClientConn>) {
+        self.open.remove(&key(conn));
     }
 
     /// Asks the connection idle for longest to close, to free a slot for one that waits.
@@ -212,6 +216,11 @@ impl ServerCtx {
             None => false,
         }
     }
+}
+
+/// A registered connection's key: its address.
+fn key(conn: &Arc<ClientConn>) -> usize {
+    Arc::as_ptr(conn) as usize
 }
 
 impl ConnSettings {

@@ -111,6 +111,21 @@ async fn row_24_slowloris_gets_408_and_close_at_the_header_timeout() {
         let idle = idle_from.elapsed();
         assert!(idle >= Duration::from_millis(900), "closed after {idle:?}");
         assert!(client.unread().is_empty(), "closed without a response");
+
+        // A second head pipelined behind a whole request, then left unfinished, is bounded
+        // by `request_header` too: its first bytes came with the first request's, so it is
+        // never a parked connection for the idle sweep.
+        let mut client = RawClient::connect(rig.addr()).await;
+        let mut bytes = get("/r24-first", "");
+        bytes.extend_from_slice(b"GET /r24-second HTTP/1.1\r\nHost: t\r\nX-Slow: ");
+        client.send(&bytes).await.unwrap();
+        assert_eq!(client.response(WAIT).await.map(|r| r.status()), Some(200));
+        let started = Instant::now();
+        let second = client.response(WAIT).await.map(|r| r.status());
+        assert_eq!(second, Some(408), "the unfinished head is answered 408");
+        let waited = started.elapsed();
+        assert!(waited < Duration::from_secs(3), "408 after {waited:?}");
+        assert!(client.closed_within(WAIT).await, "closed after the 408");
         rig.still_serves().await;
     })
     .await;

@@ -16,7 +16,7 @@ use crate::metrics::{Metrics, PoolSeries};
 use crate::overload::Overload;
 use crate::proxy::Proxy;
 use crate::proxy::exchange::Recorder;
-use crate::server::ServerCtx;
+use crate::server::{self, ServerCtx};
 use crate::snapshot::{Members, SharedSnapshot, Snapshot};
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
@@ -192,6 +192,10 @@ impl Bound {
         let gauge = metrics.control.overload_level.clone();
         let watched = Arc::clone(&snapshot);
         tokio::spawn(async move { overload.run(watched, gauge, stop).await });
+        tokio::spawn(server::idle_sweep::run(
+            Arc::clone(&app.server),
+            stop_background.clone(),
+        ));
         tokio::spawn(crate::health::run(
             Arc::clone(&snapshot),
             generations.clone(),

@@ -8,8 +8,9 @@
 //! - from the first byte of an HTTP/1 request head until the request starts: `request_header`
 //!   (answer 408, then close) — slowloris;
 //! - while any request is in progress: none (body and upstream timeouts apply there);
-//! - after the last request ended: `idle` (close silently), for HTTP/1 keep-alive and for an
-//!   HTTP/2 connection with no open stream;
+//! - after the last request ended: `idle` (close silently) for an HTTP/2 connection with no
+//!   open stream; none here for HTTP/1, whose parked connections the server's idle sweep
+//!   closes (`idle_sweep`), so that an idle keep-alive connection holds no timer;
 //! - once upgraded to a tunnel (WebSocket): none; shutdown's drain deadline bounds it.
 //!
 //! Writes are judged by [`SendRate`]: once writes have waited on the client for
@@ -76,10 +77,13 @@ enum Phase {
 /// A client connection's stream with portero's timeouts and its own read-ahead.
 pub struct ConnIo<S> {
     inner: S,
-    /// Bytes read ahead and not handed on yet.
-    prefix: BytesMut,
-    // One timer per connection, as hyper's own; moved later lazily (see `Deadline`).
-    deadline: Deadline,
+    /// Bytes read ahead and not handed on yet: a connection's first bytes, or what came after
+    /// an upgrade request. Boxed: most of a connection's life has none.
+    prefix: Option<Box<BytesMut>>,
+    /// The current phase's deadline, armed at its first wait (a head that arrives whole
+    /// never arms one) and moved later lazily (see `Deadline`). `None` while an HTTP/1
+    /// connection is parked: every idle connection would carry its 128 bytes.
+    deadline: Option<Deadline>,
     conn: Arc<ClientConn>,
     timeouts: Arc<IoTimeouts>,
     phase: Phase,
@@ -104,8 +108,8 @@ impl<S: AsyncRead + AsyncWrite + ResetOnClose + Unpin> ConnIo<S> {
         let seen_epoch = conn.activity.epoch();
         Self {
             inner,
-            prefix: BytesMut::new(),
-            deadline: Deadline::at(Instant::now() + timeouts.request_header),
+            prefix: None,
+            deadline: None,
             conn,
             timeouts,
             phase: Phase::Fresh,
@@ -118,7 +122,7 @@ impl<S: AsyncRead + AsyncWrite + ResetOnClose + Unpin> ConnIo<S> {
 
     /// Reads until the protocol is known: HTTP/2 when the connection preface arrives, HTTP/1
     /// at the first byte that differs from it. `None` when the client closed or stayed silent
-    /// past `request_header`.
+    /// past `request_header`, or the connection was asked to close.
     pub async fn detect(&mut self) -> io::Result<Option<Protocol>> {
         Ok(match self.read_preface().await? {
             Some(true) => Some(self.decided(Protocol::Http2)),
@@ -133,8 +137,7 @@ impl<S: AsyncRead + AsyncWrite + ResetOnClose + Unpin> ConnIo<S> {
     /// server's preface and a GOAWAY are written here, and `None` is returned, as it is when
     /// the client closed or stayed silent.
     pub async fn preface(&mut self) -> io::Result<Option<Protocol>> {
-        self.deadline
-            .set(Instant::now() + self.timeouts.request_header);
+        self.deadline = None;
         match self.read_preface().await? {
             Some(true) => Ok(Some(self.decided(Protocol::Http2))),
             Some(false) => {
@@ -151,8 +154,9 @@ impl<S: AsyncRead + AsyncWrite + ResetOnClose + Unpin> ConnIo<S> {
     /// `None` when the client closed or stayed silent first.
     async fn read_preface(&mut self) -> io::Result<Option<bool>> {
         loop {
-            let n = self.prefix.len().min(H2_PREFACE.len());
-            if self.prefix[..n] != H2_PREFACE[..n] {
+            let prefix = self.prefix.as_deref().map_or(&[][..], |p| &p[..]);
+            let n = prefix.len().min(H2_PREFACE.len());
+            if prefix[..n] != H2_PREFACE[..n] {
                 return Ok(Some(false));
             }
             if n == H2_PREFACE.len() {
@@ -167,8 +171,7 @@ impl<S: AsyncRead + AsyncWrite + ResetOnClose + Unpin> ConnIo<S> {
     /// The protocol was settled elsewhere (TLS ALPN): the first head (or stream) is due within
     /// its deadline from now.
     pub fn known(&mut self, protocol: Protocol) -> Protocol {
-        self.deadline
-            .set(Instant::now() + self.timeouts.request_header);
+        self.deadline = None;
         self.decided(protocol)
     }
 
@@ -183,41 +186,75 @@ impl<S: AsyncRead + AsyncWrite + ResetOnClose + Unpin> ConnIo<S> {
         protocol
     }
 
+    /// The connection it is the I/O of.
+    pub fn conn(&self) -> &Arc<ClientConn> {
+        &self.conn
+    }
+
     /// Puts back bytes read but not used (what a client sent after an upgrade request).
     pub fn unread(&mut self, bytes: Bytes) {
         if !bytes.is_empty() {
-            let rest = self.prefix.split();
-            self.prefix.extend_from_slice(&bytes);
-            self.prefix.extend_from_slice(&rest);
+            let prefix = self.prefix.get_or_insert_default();
+            let rest = prefix.split();
+            prefix.extend_from_slice(&bytes);
+            prefix.extend_from_slice(&rest);
         }
     }
 
-    /// Reads what is available into the read-ahead; `false` on end of stream or at the deadline.
+    /// Reads what is available into the read-ahead; `false` on end of stream, at the deadline,
+    /// or once the connection is asked to close (a drain before its first request): watched
+    /// here, not beside this future, which would make every connection's task larger.
     async fn read_ahead(&mut self) -> io::Result<bool> {
         poll_fn(|cx| {
+            if self.conn.poll_close_requested(cx).is_ready() {
+                return Poll::Ready(Ok(false));
+            }
             let mut chunk = [0u8; 2048];
             let mut buf = ReadBuf::new(&mut chunk);
             match Pin::new(&mut self.inner).poll_read(cx, &mut buf) {
+                Poll::Ready(Ok(())) if buf.filled().is_empty() => Poll::Ready(Ok(false)),
                 Poll::Ready(Ok(())) => {
-                    self.prefix.extend_from_slice(buf.filled());
-                    Poll::Ready(Ok(!buf.filled().is_empty()))
+                    let prefix = self.prefix.get_or_insert_default();
+                    prefix.extend_from_slice(buf.filled());
+                    Poll::Ready(Ok(true))
                 }
                 Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-                Poll::Pending => self.deadline.poll_elapsed(cx).map(|()| Ok(false)),
+                Poll::Pending => self.poll_deadline(cx).map(|()| Ok(false)),
             }
         })
         .await
     }
 
-    fn start_head(&mut self) {
-        self.phase = Phase::Head;
-        self.deadline
-            .set(Instant::now() + self.timeouts.request_header);
+    /// The HTTP/1 engine begins a request head (read by `ConnIo` or already buffered, as a
+    /// pipelined one is): it is due within `request_header` of its first wait.
+    pub fn head_started(&mut self) {
+        self.follow_requests();
+        if self.phase == Phase::Idle {
+            self.phase = Phase::Head;
+            self.deadline = None;
+        }
     }
 
     fn set_idle(&mut self) {
         self.phase = Phase::Idle;
-        self.deadline.set(Instant::now() + self.timeouts.idle);
+        match (self.protocol, &mut self.deadline) {
+            (Some(Protocol::Http1), _) => self.deadline = None,
+            (_, Some(deadline)) => deadline.set(Instant::now() + self.timeouts.idle),
+            (_, None) => {}
+        }
+    }
+
+    /// Ready once the current phase's deadline has passed, arming it at its first wait.
+    /// Never while a request is in progress, nor for a parked HTTP/1 connection.
+    fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let limit = match (self.phase, self.protocol) {
+            (Phase::Active, _) | (Phase::Idle, Some(Protocol::Http1)) => return Poll::Pending,
+            (Phase::Idle, _) => self.timeouts.idle,
+            (Phase::Fresh | Phase::Head, _) => self.timeouts.request_header,
+        };
+        self.deadline
+            .get_or_insert_with(|| Deadline::at(Instant::now() + limit))
+            .poll_elapsed(cx)
     }
 
     /// Brings the phase up to date with the requests on the connection.
@@ -284,13 +321,13 @@ impl<S: AsyncRead + AsyncWrite + ResetOnClose + Unpin> AsyncRead for ConnIo<S> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if !this.prefix.is_empty() {
-            let n = this.prefix.len().min(buf.remaining());
-            buf.put_slice(&this.prefix[..n]);
-            this.prefix.advance(n);
-            if this.prefix.is_empty() {
+        if let Some(prefix) = &mut this.prefix {
+            let n = prefix.len().min(buf.remaining());
+            buf.put_slice(&prefix[..n]);
+            prefix.advance(n);
+            if prefix.is_empty() {
                 // Hold no allocation once it is all handed on.
-                this.prefix = BytesMut::new();
+                this.prefix = None;
             }
             return Poll::Ready(Ok(()));
         }
@@ -298,22 +335,11 @@ impl<S: AsyncRead + AsyncWrite + ResetOnClose + Unpin> AsyncRead for ConnIo<S> {
             // A tunnel (WebSocket...): the bytes are not HTTP, and HTTP deadlines do not apply.
             return Pin::new(&mut this.inner).poll_read(cx, buf);
         }
-        this.follow_requests();
-        let before = buf.filled().len();
-        match Pin::new(&mut this.inner).poll_read(cx, buf) {
-            Poll::Ready(Ok(())) => {
-                let got = &buf.filled()[before..];
-                let waiting = this.phase == Phase::Idle && this.conn.activity.active() == 0;
-                if !got.is_empty() && waiting && this.protocol == Some(Protocol::Http1) {
-                    this.start_head();
-                }
-                return Poll::Ready(Ok(()));
-            }
-            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-            Poll::Pending => {}
+        if let Poll::Ready(result) = Pin::new(&mut this.inner).poll_read(cx, buf) {
+            return Poll::Ready(result);
         }
         this.follow_requests();
-        if this.phase == Phase::Active || this.deadline.poll_elapsed(cx).is_pending() {
+        if this.poll_deadline(cx).is_pending() {
             return Poll::Pending;
         }
         if this.phase == Phase::Head && !this.write_blocked {

@@ -16,8 +16,9 @@
 //! without keep-alive, a body left unread, a drain, a reclaim, a burst connection over the
 //! baseline), or becomes a tunnel after a 101.
 //!
-//! Deadlines are `ConnIo`'s: `request_header` from a head's first byte (408), `idle` between
-//! requests, none while a request is in progress (the body and upstream timeouts apply).
+//! Deadlines are `ConnIo`'s: `request_header` from a head's first byte (408), none while a
+//! request is in progress (the body and upstream timeouts apply). Between requests the
+//! connection is parked, and the server's idle sweep closes it after `idle` (`idle_sweep`).
 
 mod inflow;
 mod outflow;
@@ -27,7 +28,7 @@ use super::conn_io::ConnIo;
 use super::served::Active;
 use super::stream::ClientStream;
 use crate::body::Inbound;
-use crate::conn::{ClientConn, Tunnel};
+use crate::conn::Tunnel;
 use crate::h1::{HeadError, HeadLimits, ParsedRequest, parse_request};
 use bytes::{BufMut, BytesMut};
 use http::Method;
@@ -66,47 +67,44 @@ enum Next {
 /// One HTTP/1 connection's engine.
 pub(super) struct Http1<'a> {
     ctx: &'a ServerCtx,
-    conn: &'a Arc<ClientConn>,
     /// Bytes read and not used yet: part of a head, a body, pipelined requests. Empty, with
     /// no allocation, between requests.
     buf: BytesMut,
     limits: HeadLimits,
-    /// Created once draining starts: the moment whatever is left must stop.
-    hard_stop: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
-    served: u64,
     /// `portero_connections_parked{listener}`: counted while waiting for a next request with
     /// nothing read of it (no buffer held).
     parked: IntGauge,
 }
 
 impl<'a> Http1<'a> {
-    pub(super) fn new(ctx: &'a ServerCtx, conn: &'a Arc<ClientConn>, limits: HeadLimits) -> Self {
+    pub(super) fn new(ctx: &'a ServerCtx, listener: &str, limits: HeadLimits) -> Self {
         Self {
             ctx,
-            conn,
             buf: BytesMut::new(),
             limits,
-            hard_stop: None,
-            served: 0,
             parked: ctx
                 .metrics
                 .connections
                 .parked
-                .with_label_values(&[&conn.info.listener]),
+                .with_label_values(&[listener]),
         }
     }
 
     /// Serves requests until the connection closes or becomes a tunnel; bytes the client sent
-    /// after a 101 are put back into `io` for the tunnel. An `async` block, not an `async fn`,
-    /// whose arguments would be kept twice in every idle connection's task.
+    /// after a 101 are put back into `io` for the tunnel. The engine is moved in, and this is
+    /// an `async` block, not an `async fn`, whose arguments would be kept twice: every idle
+    /// connection's task carries this future.
     #[allow(
         clippy::manual_async_fn,
         reason = "an async fn keeps its arguments twice"
     )]
     pub(super) fn run<'s>(
-        &'s mut self,
+        mut self,
         io: &'s mut Io,
-    ) -> impl Future<Output = io::Result<Ended>> + Send + 's {
+    ) -> impl Future<Output = io::Result<Ended>> + Send + 's
+    where
+        'a: 's,
+    {
         async move {
             loop {
                 // Parked until the next request's first bytes: the only await an idle connection
@@ -119,67 +117,71 @@ impl<'a> Http1<'a> {
                 };
                 match next {
                     Next::KeepAlive => {}
-                    Next::Close => {
-                        let _ = io.shutdown().await;
-                        return Ok(Ended::Closed);
-                    }
+                    Next::Close => break,
                     Next::Upgrade(tunnel) => {
                         io.unread(self.buf.split().freeze());
                         return Ok(Ended::Upgraded(tunnel));
                     }
                 }
             }
+            let _ = io.shutdown().await;
+            Ok(Ended::Closed)
         }
     }
 
     /// Waits for the first bytes of a request (at once when pipelined ones are buffered);
-    /// false when the connection is done first: the client closed or stayed silent past
-    /// `timeouts.idle` (`ConnIo`'s deadline), or it was asked to close.
-    #[allow(
-        clippy::manual_async_fn,
-        reason = "an async fn keeps its arguments twice"
-    )]
+    /// false when the connection is done first: the client closed, or it was asked to close
+    /// (a drain, a reclaim, or the idle sweep once it has been parked for `timeouts.idle`).
+    /// While it waits after a request, the connection counts as parked. A `poll_fn`, not an
+    /// `async` block: the idle connection's task holds just its three fields.
     fn wait_for_request<'s>(
         &'s mut self,
         io: &'s mut Io,
     ) -> impl Future<Output = io::Result<bool>> + Send + 's {
-        async move {
-            let mut counted = false;
-            let result = poll_fn(|cx| {
-                if !self.buf.is_empty() {
-                    return Poll::Ready(Ok(true));
+        let mut parked = false;
+        poll_fn(move |cx| {
+            let poll = self.poll_next_request(io, cx);
+            match (&poll, parked) {
+                // After a request (a new connection's first bytes are `ConnIo`'s to wait for).
+                (Poll::Pending, false) if io.conn().activity.epoch() > 0 => {
+                    parked = true;
+                    self.parked.inc();
+                    // From now on the idle sweep keeps its idle time (no timer).
+                    io.conn().activity.set_parked(true);
                 }
-                if self.close_requested(cx) {
-                    return Poll::Ready(Ok(false));
+                (Poll::Ready(_), true) => {
+                    parked = false;
+                    self.parked.dec();
+                    io.conn().activity.set_parked(false);
                 }
-                match self.poll_read_fresh(io, cx, FIRST_READ) {
-                    Poll::Ready(Ok(n)) => Poll::Ready(Ok(n > 0)),
-                    Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-                    Poll::Pending => {
-                        // Nothing came: the buffer the last request was read into is let
-                        // go, or every keep-alive connection would keep it (up to a page,
-                        // resident once a request has been read into it).
-                        if self.buf.capacity() > 0 {
-                            self.buf = BytesMut::new();
-                        }
-                        if self.served > 0 && !counted {
-                            counted = true;
-                            self.parked.inc();
-                        }
-                        Poll::Pending
-                    }
-                }
-            })
-            .await;
-            if counted {
-                self.parked.dec();
+                _ => {}
             }
-            result
+            poll
+        })
+    }
+
+    /// One poll of `wait_for_request`: bytes already buffered, a close request, or fresh
+    /// bytes from the socket.
+    fn poll_next_request(&mut self, io: &mut Io, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
+        if !self.buf.is_empty() {
+            return Poll::Ready(Ok(true));
         }
+        if io.conn().poll_close_requested(cx).is_ready() {
+            return Poll::Ready(Ok(false));
+        }
+        let poll = self.poll_read_fresh(io, cx, FIRST_READ);
+        if poll.is_pending() && self.buf.capacity() > 0 {
+            // Nothing came: the buffer the last request was read into is let go, or every
+            // keep-alive connection would keep it (up to a page, resident once a request has
+            // been read into it).
+            self.buf = BytesMut::new();
+        }
+        poll.map_ok(|n| n > 0)
     }
 
     /// One request, from the rest of its head to the end of its response.
     async fn request(&mut self, io: &mut Io) -> io::Result<Next> {
+        io.head_started();
         match self.read_head(io).await? {
             Ok(Some(parsed)) => self.exchange(io, parsed).await,
             Ok(None) => Ok(Next::Close),
@@ -220,7 +222,7 @@ impl<'a> Http1<'a> {
 
     /// Answers a refused head, as hyper's server did, and gives up on the connection.
     async fn refuse(&mut self, io: &mut Io, error: HeadError) {
-        tracing::debug!(peer = %self.conn.info.peer, %error, "request head refused");
+        tracing::debug!(peer = %io.conn().info.peer, %error, "request head refused");
         let status = error.status();
         let mut answer = Vec::with_capacity(128);
         crate::h1::encode_response_head(
@@ -252,30 +254,30 @@ impl<'a> Http1<'a> {
         let version = request.version();
         let (body, mut inflow) = Inflow::start(framing, expect_continue, &mut self.buf);
         let request = request.map(|()| body.unwrap_or_else(Inbound::empty));
-        let active = Active::start(Arc::clone(self.conn));
+        let mut hard_stop = HardStop::default();
+        let active = Active::start(Arc::clone(io.conn()));
         let mut responding =
-            pin!(Arc::clone(&self.ctx.proxy).handle(request, Arc::clone(self.conn), active,));
+            pin!(Arc::clone(&self.ctx.proxy).handle(request, Arc::clone(io.conn()), active,));
         let response = poll_fn(|cx| {
             if let Poll::Ready(answer) = responding.as_mut().poll(cx) {
                 let Ok(response) = answer;
                 return Poll::Ready(Ok(response));
             }
-            ready!(self.poll_hard_stop(cx))?;
+            ready!(hard_stop.poll(self.ctx, cx))?;
             match self.poll_while_busy(io, cx, &mut inflow) {
                 Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
                 _ => Poll::Pending,
             }
         })
         .await?;
-        self.served += 1;
 
         let status = response.status();
         let tunnel = (status == http::StatusCode::SWITCHING_PROTOCOLS && upgrade)
-            .then(|| self.conn.handoff.take_tunnel())
+            .then(|| io.conn().handoff.take_tunnel())
             .flatten();
         let close = !keep_alive
             || inflow.as_ref().is_some_and(|i| !i.is_done())
-            || self.conn.is_closing()
+            || io.conn().is_closing()
             || self.ctx.is_draining();
         let mut outflow = pin!(Outflow::new(
             response,
@@ -285,7 +287,7 @@ impl<'a> Http1<'a> {
             close,
         ));
         poll_fn(|cx| {
-            ready!(self.poll_hard_stop(cx))?;
+            ready!(hard_stop.poll(self.ctx, cx))?;
             match outflow.as_mut().poll_send(io, cx) {
                 Poll::Ready(result) => Poll::Ready(result),
                 Poll::Pending => match self.poll_while_busy(io, cx, &mut inflow) {
@@ -301,7 +303,7 @@ impl<'a> Http1<'a> {
             // Answered before the body ended (a backend may): the upload goes on, and the
             // connection serves again once it has.
             poll_fn(|cx| {
-                ready!(self.poll_hard_stop(cx))?;
+                ready!(hard_stop.poll(self.ctx, cx))?;
                 while flow.is_feeding() {
                     ready!(flow.poll_feed(io, cx, &mut self.buf))?;
                 }
@@ -315,7 +317,7 @@ impl<'a> Http1<'a> {
             return Ok(Next::Upgrade(tunnel));
         }
         let unread = inflow.as_ref().is_some_and(|i| !i.is_done());
-        if outflow.closes() || unread || self.conn.is_closing() || self.ctx.is_draining() {
+        if outflow.closes() || unread || io.conn().is_closing() || self.ctx.is_draining() {
             return Ok(Next::Close);
         }
         Ok(Next::KeepAlive)
@@ -346,7 +348,7 @@ impl<'a> Http1<'a> {
             let room = self.limits.max_bytes + 1 - self.buf.len();
             match ready!(self.poll_read_fresh(io, cx, room)) {
                 Ok(0) => {
-                    tracing::debug!(peer = %self.conn.info.peer, "client closed with a request in progress");
+                    tracing::debug!(peer = %io.conn().info.peer, "client closed with a request in progress");
                     return Poll::Ready(Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
                         "client closed the connection with a request in progress",
@@ -357,26 +359,6 @@ impl<'a> Http1<'a> {
             }
         }
         Poll::Pending
-    }
-
-    /// Whether the connection has been asked to close (a drain asks every connection); if
-    /// not, the task is woken when it is.
-    fn close_requested(&mut self, cx: &mut Context<'_>) -> bool {
-        self.conn.poll_close_requested(cx).is_ready()
-    }
-
-    /// Ready (with an error) once the drain deadline has passed: whatever is left stops.
-    fn poll_hard_stop(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if !self.ctx.is_draining() {
-            return Poll::Ready(Ok(()));
-        }
-        let stop = self
-            .hard_stop
-            .get_or_insert_with(|| Box::pin(self.ctx.hard_stop.clone().cancelled_owned()));
-        match stop.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Err(io::Error::other("stopped at the drain deadline"))),
-            Poll::Pending => Poll::Ready(Ok(())),
-        }
     }
 
     /// A read that usually finds nothing (between requests, or ahead while one is served):
@@ -394,6 +376,27 @@ impl<'a> Http1<'a> {
         let got = read.filled();
         self.buf.extend_from_slice(got);
         Poll::Ready(Ok(got.len()))
+    }
+}
+
+/// The drain deadline, watched while a request is served: created once draining starts, and
+/// per request, as an idle connection's task would carry it.
+#[derive(Default)]
+struct HardStop(Option<Pin<Box<WaitForCancellationFutureOwned>>>);
+
+impl HardStop {
+    /// Ready (with an error) once the drain deadline has passed: whatever is left stops.
+    fn poll(&mut self, ctx: &ServerCtx, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if !ctx.is_draining() {
+            return Poll::Ready(Ok(()));
+        }
+        let stop = self
+            .0
+            .get_or_insert_with(|| Box::pin(ctx.hard_stop.clone().cancelled_owned()));
+        match stop.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::other("stopped at the drain deadline"))),
+            Poll::Pending => Poll::Ready(Ok(())),
+        }
     }
 }
 

@@ -2,8 +2,8 @@
 //! HTTP/1 from HTTP/2. HTTP/2 is served by one hyper connection for its whole life. HTTP/1 is
 //! served by portero's own engine (`server::h1`), which holds a read buffer only while a
 //! request is in progress: between requests the connection waits for its next request holding
-//! only the socket and a timer ("parked"). After a 101 the socket is spliced with the
-//! backend's.
+//! only the socket ("parked"; the server's idle sweep keeps its idle time). After a 101 the
+//! socket is spliced with the backend's.
 //!
 //! A tcp or tls-passthrough listener's connection is not HTTP at all: after the gate it is
 //! handed to `tcp`.
@@ -34,7 +34,6 @@ use hyper_util::rt::TokioIo;
 use prometheus::IntGauge;
 use std::convert::Infallible;
 use std::future::Future;
-use std::io;
 use std::net::SocketAddr;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
@@ -54,7 +53,7 @@ type Responding =
 /// keep-alive connection pays for all of it: so the steps before serving are boxed (a PROXY
 /// header's buffer, a TLS handshake: `open_connection`), and this is an `async` block rather
 /// than an `async fn`, whose arguments would be kept twice (rust-lang/rust#62958). A unit test
-/// keeps it within tokio's 512-byte task. README, "Resource budget".
+/// keeps it within a 384-byte task. README, "Resource budget".
 #[allow(
     clippy::manual_async_fn,
     reason = "an async fn keeps its arguments twice"
@@ -68,14 +67,13 @@ pub fn serve(accepted: Box<Accepted>) -> impl Future<Output = ()> + Send {
             protocol,
             conn,
             ctx,
-            open,
             slot,
             permit,
         }) = Box::pin(open_connection(accepted)).await
         else {
             return;
         };
-        let id = ctx.register(&conn);
+        ctx.register(&conn);
         let io = ConnIo::new(
             stream,
             Arc::clone(&conn),
@@ -95,7 +93,9 @@ pub fn serve(accepted: Box<Accepted>) -> impl Future<Output = ()> + Send {
                 .with_label_values(&[&conn.info.listener, reason.as_str()])
                 .inc();
         }
-        ctx.unregister(id);
+        ctx.unregister(&conn);
+        // Looked up again rather than kept: every idle connection's task would carry it.
+        let open = open_gauge(&ctx, &conn.info.listener);
         // The connection's state is gone before its slot and permit are given back.
         drop(conn);
         open.dec();
@@ -110,9 +110,8 @@ struct Opened {
     /// Known from ALPN or the listener's protocols; `None`: told from the first bytes.
     protocol: Option<Protocol>,
     conn: Arc<ClientConn>,
+    /// The connection counts in `portero_connections_open{listener}` until it closes.
     ctx: Arc<ServerCtx>,
-    /// `portero_connections_open{listener}`, counting this connection.
-    open: IntGauge,
     slot: Option<Box<PerIpSlot>>,
     permit: Permit,
 }
@@ -130,11 +129,7 @@ async fn open_connection(accepted: Box<Accepted>) -> Option<Opened> {
         ctx,
     } = *{ accepted };
     permit.accepted();
-    let open = ctx
-        .metrics
-        .connections
-        .open
-        .with_label_values(&[&listener.name]);
+    let open = open_gauge(&ctx, &listener.name);
     open.inc();
     let settings = listener.settings.load_full();
     let Some((stream, gate::Admitted { client, slot })) =
@@ -171,10 +166,14 @@ async fn open_connection(accepted: Box<Accepted>) -> Option<Opened> {
         protocol,
         conn,
         ctx,
-        open,
         slot,
         permit,
     })
+}
+
+/// `portero_connections_open{listener}`.
+fn open_gauge(ctx: &ServerCtx, listener: &str) -> IntGauge {
+    ctx.metrics.connections.open.with_label_values(&[listener])
 }
 
 /// An accepted connection, handed to its task in one box (see [`serve`]).
@@ -293,21 +292,19 @@ impl<'a> Session<'a> {
             let protocol = match known {
                 Some(Protocol::Http1) => Some(io.known(Protocol::Http1)),
                 // portero checks the preface itself: h2 closes on a bad one without a GOAWAY.
-                Some(Protocol::Http2) => tokio::select! {
-                    protocol = io.preface() => protocol?,
-                    () = self.asked_to_close() => None,
-                },
-                None => tokio::select! {
-                    protocol = io.detect() => protocol?,
-                    () = self.asked_to_close() => None,
-                },
+                // Both end early (`None`) when the connection is asked to close.
+                Some(Protocol::Http2) => io.preface().await?,
+                None => io.detect().await?,
             };
             match protocol {
                 None => Ok(()),
                 // Boxed: the parked state below must not carry hyper's connection inline.
                 Some(Protocol::Http2) => Ok(Box::pin(self.http2(io)).await?),
                 Some(Protocol::Http1) => {
-                    if let Some(tunnel) = self.http1(&mut io).await? {
+                    // The engine's future is this state's whole content beside the socket.
+                    let limits = self.ctx.settings.load().head;
+                    let engine = Http1::new(self.ctx, &self.conn.info.listener, limits);
+                    if let Ended::Upgraded(tunnel) = engine.run(&mut io).await? {
                         // Boxed: inline, the tunnel's state (with the socket moved into it)
                         // would be the largest of this future, and every idle connection
                         // would carry room for it.
@@ -340,18 +337,6 @@ impl<'a> Session<'a> {
             let request = request.map(Inbound::Hyper);
             let active = Active::start(Arc::clone(&conn));
             Box::pin(Arc::clone(&proxy).handle(request, Arc::clone(&conn), active))
-        })
-    }
-
-    /// HTTP/1 until the connection closes, or becomes a tunnel after a 101 (spliced here, with
-    /// the socket owned). The engine borrows the socket: an `async fn` taking it by value
-    /// would keep two copies of `ConnIo` in the connection's task (rust-lang/rust#62958).
-    async fn http1(&self, io: &mut Io) -> io::Result<Option<Tunnel>> {
-        let limits = self.ctx.settings.load().head;
-        let mut engine = Http1::new(self.ctx, self.conn, limits);
-        Ok(match engine.run(io).await? {
-            Ended::Closed => None,
-            Ended::Upgraded(tunnel) => Some(tunnel),
         })
     }
 
@@ -409,11 +394,12 @@ mod tests {
     }
 
     /// Every idle keep-alive connection pays for its task, and the task is as large as the
-    /// largest state of `serve`'s future: at most 400 bytes keeps it in jemalloc's 512-byte
-    /// class (tokio adds 112). Past it the next class is 640 (BENCHMARKS.md, issue 21).
+    /// largest state of `serve`'s future: at most 272 bytes keeps it in jemalloc's 384-byte
+    /// class (tokio adds 112). Past it the next classes are 448 and 512 (BENCHMARKS.md,
+    /// issue 21). Release builds are 8 bytes smaller; the bound holds in both.
     #[test]
-    fn the_connection_task_fits_512_bytes() {
+    fn the_connection_task_fits_384_bytes() {
         let size = returned_size(serve);
-        assert!(size <= 400, "a connection's future is {size} bytes");
+        assert!(size <= 272, "a connection's future is {size} bytes");
     }
 }

@@ -80,6 +80,44 @@ async fn unread_bytes_come_first_and_an_idle_read_ends_at_the_idle_timeout() {
     assert_eq!(started.elapsed(), TIMEOUTS.idle);
 }
 
+/// An HTTP/1 connection that has served one request, now idle.
+async fn after_one_request() -> (ConnIo<DuplexStream>, DuplexStream) {
+    let (mut io, mut client) = conn_io();
+    client.write_all(b"GET /1 HTTP/1.1\r\n\r\n").await.unwrap();
+    assert_eq!(io.detect().await.unwrap(), Some(Protocol::Http1));
+    let mut head = vec![0u8; 19];
+    io.read_exact(&mut head).await.unwrap();
+    io.conn.activity.request_started();
+    io.conn.activity.request_finished();
+    (io, client)
+}
+
+/// An HTTP/1 connection between requests holds no timer: the idle sweep closes it.
+#[tokio::test(start_paused = true)]
+async fn a_parked_http1_connection_holds_no_timer() {
+    let (mut io, _client) = after_one_request().await;
+    let mut byte = [0u8; 1];
+    let waited = tokio::time::timeout(3 * TIMEOUTS.idle, io.read(&mut byte)).await;
+    assert!(waited.is_err(), "no deadline of its own: {waited:?}");
+    assert!(io.deadline.is_none(), "a parked connection keeps no timer");
+}
+
+/// A head that starts from bytes already buffered (pipelined behind the last request) is
+/// bounded by `request_header` from its first wait, and answered 408.
+#[tokio::test(start_paused = true)]
+async fn a_buffered_head_that_stalls_gets_408_at_the_header_timeout() {
+    let (mut io, mut client) = after_one_request().await;
+    io.head_started();
+    let started = Instant::now();
+    let mut byte = [0u8; 1];
+    let read = tokio::time::timeout(3 * TIMEOUTS.idle, io.read(&mut byte)).await;
+    assert_eq!(read.expect("bounded by request_header").unwrap(), 0);
+    assert_eq!(started.elapsed(), TIMEOUTS.request_header);
+    let mut answer = vec![0u8; REQUEST_TIMEOUT.len()];
+    client.read_exact(&mut answer).await.unwrap();
+    assert_eq!(answer, REQUEST_TIMEOUT);
+}
+
 #[test]
 fn the_408_is_a_well_formed_response() {
     let text = std::str::from_utf8(REQUEST_TIMEOUT).unwrap();
@@ -93,10 +131,11 @@ impl ResetOnClose for DuplexStream {
 }
 
 /// Every idle keep-alive connection's task carries a `ConnIo`; what only some connections
-/// need (a write's account of waiting on its client) is boxed when first needed. The bound
-/// keeps the task in jemalloc's 640-byte class (BENCHMARKS.md, issue 21).
+/// need (a write's account of waiting on its client, read-ahead bytes, a timer) is boxed
+/// when first needed. Part of keeping the task in jemalloc's 384-byte class (BENCHMARKS.md,
+/// issue 21; `session::tests`).
 #[test]
 fn the_connection_io_stays_small() {
     let size = size_of::<ConnIo<crate::server::stream::ClientStream>>();
-    assert!(size <= 136, "ConnIo is {size} bytes");
+    assert!(size <= 88, "ConnIo is {size} bytes (80 in release)");
 }
