@@ -392,6 +392,32 @@ async fn idle_keep_alive_connections_are_closed_after_the_idle_timeout_not_the_h
     assert!(done.elapsed() >= Duration::from_millis(800));
 }
 
+/// The idle time of parked HTTP/1 connections is kept by one sweep that reads the live
+/// settings: a reload that shortens `timeouts.idle` closes connections already parked.
+#[tokio::test]
+async fn a_reload_that_shortens_the_idle_time_closes_parked_connections() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let a = TestBackend::named("a").await;
+    let text =
+        |idle: &str| config_text(&[(a.addr, 1)], &format!("[timeouts]\nidle = \"{idle}\"\n"));
+    let (app, file) = support::daemon::start_with_file(&text("300s")).await;
+    let mut stream = tokio::net::TcpStream::connect(traffic(&app)).await.unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = stream.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    std::fs::write(file.path(), text("500ms")).unwrap();
+    app.reload("test").await.unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf))
+        .await
+        .expect("still open 10 s after the reload: the old idle time was kept")
+        .unwrap();
+    assert_eq!(n, 0, "closed silently");
+}
+
 #[tokio::test]
 async fn post_bodies_stream_to_the_backend() {
     let sink = TestBackend::start("sink", Behavior::Sink).await;
