@@ -23,7 +23,7 @@ use crate::overload::{Level, Overload};
 use crate::route::normalize_host;
 use crate::snapshot::{SharedSnapshot, Snapshot};
 use crate::tls::Answers;
-use crate::upstream::UpstreamIo;
+use crate::upstream::{RequestHead, UpstreamIo};
 use exchange::{Exchange, Recorder};
 use headers::Hop;
 use http::{HeaderValue, Request, Response, StatusCode, Uri, Version, header};
@@ -233,9 +233,11 @@ impl Proxy {
         let tries = Tries {
             pool,
             clients: &target.clients,
-            method: parts.method,
-            path: parts.uri.path_and_query().cloned(),
-            headers: parts.headers,
+            head: RequestHead {
+                method: parts.method,
+                path: parts.uri.path_and_query().cloned(),
+                headers: parts.headers,
+            },
             no_host: host.is_empty(),
             te_trailers,
             replay,

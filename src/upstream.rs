@@ -7,7 +7,7 @@ use crate::body::{ClientBodyError, RequestBody};
 use crate::config::UpstreamProtocol;
 use crate::config::UpstreamTls;
 use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{HeaderMap, HeaderValue, Request, Response, Uri, Version, header};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, Uri, Version, header};
 use hyper_rustls::{FixedServerNameResolver, HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::{Connect, HttpConnector, capture_connection};
@@ -169,13 +169,12 @@ impl Upstream {
         }
     }
 
-    /// The URI of `path` for a request to this backend: origin-form for portero's own
-    /// HTTP/1.1 pool; for hyper-util's client (h2c, TLS) absolute, with the site the client
-    /// asked for (`host`, its Host or `:authority`) as the authority, which hyper sends as
-    /// `:authority` on HTTP/2 (RFC 9113 §8.3.1) — the connection itself goes to the backend
+    /// The absolute URI of `path` for hyper-util's client (h2c, TLS), with the site the
+    /// client asked for (`host`, its Host or `:authority`) as the authority, which hyper sends
+    /// as `:authority` on HTTP/2 (RFC 9113 §8.3.1) — the connection itself goes to the backend
     /// whatever the URI names. Without a usable `host`, the backend's `address`.
-    pub fn uri(
-        &self,
+    fn absolute_uri(
+        scheme: Scheme,
         address: &Authority,
         host: Option<&HeaderValue>,
         path: Option<&PathAndQuery>,
@@ -185,16 +184,9 @@ impl Upstream {
             path.cloned()
                 .unwrap_or_else(|| PathAndQuery::from_static("/")),
         );
-        let scheme = match self.client {
-            Transport::Http1(_) => None,
-            Transport::Plain(_) => Some(Scheme::HTTP),
-            Transport::Tls(_) => Some(Scheme::HTTPS),
-        };
-        if let Some(scheme) = scheme {
-            let site = host.and_then(|h| Authority::try_from(h.as_bytes()).ok());
-            parts.scheme = Some(scheme);
-            parts.authority = Some(site.unwrap_or_else(|| address.clone()));
-        }
+        let site = host.and_then(|h| Authority::try_from(h.as_bytes()).ok());
+        parts.scheme = Some(scheme);
+        parts.authority = Some(site.unwrap_or_else(|| address.clone()));
         Uri::from_parts(parts).expect("scheme, authority and path make a valid URI")
     }
 
@@ -213,19 +205,57 @@ impl Upstream {
         self.version
     }
 
-    /// Sends `request` (whose URI comes from [`Upstream::uri`]) and waits for the response
-    /// head. The response body holds the connection until it ends.
+    /// Sends `head` with `body` to the backend at `address` and waits for the response head.
+    /// The response body holds the connection until it ends. The head is borrowed, so that
+    /// a retry sends it again without a copy made on every first try: portero's own
+    /// HTTP/1.1 pool encodes it from the borrow; hyper-util's client is handed a `Request`
+    /// of its own.
     pub async fn send(
         &self,
-        request: Request<RequestBody>,
+        head: &RequestHead,
+        address: &Authority,
+        body: RequestBody,
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
         match &self.client {
             // portero's own codec enforces the head's rules as it parses.
-            Transport::Http1(pool) => Ok(pool.send(request).await?.map(UpstreamBody::Http1)),
-            Transport::Plain(client) => send_legacy(client, request, self.max_head).await,
-            Transport::Tls(client) => send_legacy(client, request, self.max_head).await,
+            Transport::Http1(pool) => Ok(pool.send(head, body).await?.map(UpstreamBody::Http1)),
+            Transport::Plain(client) => {
+                let request = self.legacy_request(head, Scheme::HTTP, address, body);
+                send_legacy(client, request, self.max_head).await
+            }
+            Transport::Tls(client) => {
+                let request = self.legacy_request(head, Scheme::HTTPS, address, body);
+                send_legacy(client, request, self.max_head).await
+            }
         }
     }
+
+    fn legacy_request(
+        &self,
+        head: &RequestHead,
+        scheme: Scheme,
+        address: &Authority,
+        body: RequestBody,
+    ) -> Request<RequestBody> {
+        let host = head.headers.get(header::HOST);
+        let mut request = Request::new(body);
+        *request.method_mut() = head.method.clone();
+        *request.uri_mut() = Self::absolute_uri(scheme, address, host, head.path.as_ref());
+        *request.version_mut() = self.version;
+        *request.headers_mut() = head.headers.clone();
+        request
+    }
+}
+
+/// A request's head as the proxy sends it to a backend, shared by all of its tries.
+#[derive(Debug)]
+pub struct RequestHead {
+    /// The method.
+    pub method: Method,
+    /// Path and query (`/` when `None`).
+    pub path: Option<PathAndQuery>,
+    /// The fields, already rewritten for the backend.
+    pub headers: HeaderMap,
 }
 
 /// Sends through hyper-util's client.

@@ -325,6 +325,40 @@ async fn a_retried_get_reaches_the_next_backend_with_its_headers() {
     assert!(headers.contains_key("x-request-id"), "{headers:?}");
 }
 
+/// An HTTP/1.0 request that names no host gets each backend's own as Host, try by try: the
+/// tries share one head, and the retry's Host is the next backend's, not the first one's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_request_without_host_names_the_backend_it_reaches() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (counts, good, app) = swallower_then_good().await;
+    let swallowed = || counts.lock().unwrap().get("GET").copied().unwrap_or(0);
+    let mut retried = None;
+    for _ in 0..10 {
+        let before = swallowed();
+        let mut stream = tokio::net::TcpStream::connect(traffic(&app)).await.unwrap();
+        stream
+            .write_all(b"GET /items HTTP/1.0\r\n\r\n")
+            .await
+            .unwrap();
+        let mut reply = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut reply))
+            .await
+            .expect("answered and closed")
+            .unwrap();
+        assert!(
+            reply.starts_with(b"HTTP/1.1 200"),
+            "{:?}",
+            String::from_utf8_lossy(&reply)
+        );
+        if swallowed() > before {
+            retried = Some(good.last_headers());
+            break;
+        }
+    }
+    let headers = retried.expect("round robin sends one of the GETs to the swallower first");
+    assert_eq!(headers.get("host").unwrap(), &good.addr.to_string());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_post_whose_connect_failed_is_retried_elsewhere_because_nothing_was_sent() {
     let dead = std::net::TcpListener::bind("127.0.0.1:0")

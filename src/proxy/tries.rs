@@ -11,10 +11,9 @@ use crate::backend::Backend;
 use crate::body::{BodySlot, ClientBody, RequestBody, Upload, UploadState};
 use crate::clock::now_us;
 use crate::pool::{PickRequest, Pool};
-use crate::upstream::{PoolClients, Upstream, UpstreamBody, UpstreamError};
+use crate::upstream::{PoolClients, RequestHead, Upstream, UpstreamBody, UpstreamError};
 use bytes::Bytes;
-use http::uri::PathAndQuery;
-use http::{HeaderMap, HeaderValue, Method, Request, Response, header};
+use http::{HeaderValue, Method, Response, header};
 use http_body_util::BodyExt;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -75,12 +74,9 @@ pub struct Tries<'a> {
     pub pool: &'a Arc<Pool>,
     /// The clients of its members, by the same index.
     pub clients: &'a PoolClients,
-    /// Method of the request.
-    pub method: Method,
-    /// Path and query.
-    pub path: Option<PathAndQuery>,
-    /// Headers, already rewritten for the backend.
-    pub headers: HeaderMap,
+    /// What every try sends: method, path and the headers already rewritten for the
+    /// backend; each try sets its own Host (when the client named none) and TE.
+    pub head: RequestHead,
     /// Whether the client named no host (HTTP/1.0): each try sets the backend's.
     pub no_host: bool,
     /// Whether the client's TE accepted trailers: tries that may go over HTTP/2 say
@@ -134,14 +130,10 @@ impl Tries<'_> {
             let Some(body) = self.replay.body(exchange) else {
                 break;
             };
-            // The last try takes the headers rather than a copy. It is the last when the
-            // tries run out, or when no other backend is left to retry on (a pool of one, a
-            // sidecar's, never needs the copy).
-            let last = attempt + 1 == tries || self.pool.members().len() <= tried.len() + 1;
-            let request = self.request(&backend, upstream, body, last);
+            self.fit_head(&backend, upstream);
             exchange.set_backend(backend.begin_request());
             let sent = Instant::now();
-            let send = upstream.send(request);
+            let send = upstream.send(&self.head, backend.authority(), body);
             let result = match &self.replay {
                 // A body already in memory is at its end from the start: the timer runs from
                 // now, and the send future is awaited in place (passed down by value, a
@@ -181,7 +173,7 @@ impl Tries<'_> {
                     let retryable = match &error {
                         UpstreamError::Connect(_) | UpstreamError::ConnectTimeout => true,
                         UpstreamError::Request(_) | UpstreamError::ClientBody(_) => {
-                            is_idempotent(&self.method) && self.replay.is_full()
+                            is_idempotent(&self.head.method) && self.replay.is_full()
                         }
                     };
                     last_error = ProxyError::Upstream(error);
@@ -225,37 +217,23 @@ impl Tries<'_> {
         }
     }
 
-    fn request(
-        &mut self,
-        backend: &Backend,
-        upstream: &Upstream,
-        body: RequestBody,
-        last: bool,
-    ) -> Request<RequestBody> {
-        // Earlier tries copy the headers, in case a retry needs them.
-        let mut headers = if last {
-            std::mem::take(&mut self.headers)
-        } else {
-            self.headers.clone()
-        };
-        if self.no_host
-            && let Ok(host) = HeaderValue::from_str(backend.label())
-        {
-            headers.insert(header::HOST, host);
+    /// Sets the head's Host (when the client named none: the backend's) and TE (`trailers`
+    /// to a backend that may speak HTTP/2, none over HTTP/1.1) for a try to `backend`.
+    fn fit_head(&mut self, backend: &Backend, upstream: &Upstream) {
+        let headers = &mut self.head.headers;
+        if self.no_host {
+            match HeaderValue::from_str(backend.label()) {
+                Ok(host) => headers.insert(header::HOST, host),
+                Err(_) => headers.remove(header::HOST),
+            };
         }
-        if self.te_trailers && upstream.may_speak_http2() {
-            headers.insert(header::TE, HeaderValue::from_static("trailers"));
+        if self.te_trailers {
+            if upstream.may_speak_http2() {
+                headers.insert(header::TE, HeaderValue::from_static("trailers"));
+            } else {
+                headers.remove(header::TE);
+            }
         }
-        let mut request = Request::new(body);
-        *request.method_mut() = self.method.clone();
-        *request.uri_mut() = upstream.uri(
-            backend.authority(),
-            headers.get(header::HOST),
-            self.path.as_ref(),
-        );
-        *request.version_mut() = upstream.version();
-        *request.headers_mut() = headers;
-        request
     }
 }
 

@@ -8,12 +8,12 @@
 //! the connection and gives it back when it has ended, so a connection is never shared by two
 //! requests.
 
-use super::UpstreamError;
 use super::http1::{self, Conn, IdleConns, Upload, exchange, request_framing};
 use super::observed::ObservedConnector;
+use super::{RequestHead, UpstreamError};
 use crate::body::RequestBody;
 use crate::h1::{ResponseLimits, encode_request_head};
-use http::{Request, Response, Uri};
+use http::{Response, Uri};
 use std::sync::Arc;
 use std::time::Duration;
 use tower_service::Service;
@@ -57,24 +57,24 @@ impl KeepAlive {
     /// sent again goes once more on a new connection, as Go's and hyper's clients do.
     pub async fn send(
         &self,
-        request: Request<RequestBody>,
+        head: &RequestHead,
+        mut body: RequestBody,
     ) -> Result<Response<http1::Body>, UpstreamError> {
-        let (parts, mut body) = request.into_parts();
-        let target = match parts.uri.path_and_query().map(|p| p.as_str()) {
+        let target = match head.path.as_ref().map(|p| p.as_str()) {
             Some(target) if !target.is_empty() => target,
             _ => "/",
         };
-        let mut spare = parts.method.is_idempotent().then(|| body.spare());
+        let mut spare = head.method.is_idempotent().then(|| body.spare());
         loop {
             let (conn, reused) = match self.idle.checkout() {
                 Some(conn) => (conn, true),
                 None => (self.connect().await?, false),
             };
-            let framing = request_framing(&parts.headers, &body);
-            let mut head = Vec::with_capacity(256 + parts.headers.len() * 48);
-            encode_request_head(&mut head, &parts.method, target, &parts.headers, framing);
-            let upload = Upload::new(head, body, framing);
-            match exchange(conn, upload, &parts.method, self.limits, &self.idle).await {
+            let framing = request_framing(&head.headers, &body);
+            let mut bytes = Vec::with_capacity(256 + head.headers.len() * 48);
+            encode_request_head(&mut bytes, &head.method, target, &head.headers, framing);
+            let upload = Upload::new(bytes, body, framing);
+            match exchange(conn, upload, &head.method, self.limits, &self.idle).await {
                 Ok(response) => return Ok(response),
                 Err(failed) => match spare.take() {
                     Some(again) if reused && failed.closed_unanswered && again.is_resendable() => {
