@@ -53,6 +53,7 @@ pub struct UpstreamSettings {
 #[derive(Clone, Debug)]
 pub struct Upstream {
     client: Transport,
+    /// The version a request through hyper-util's client carries (HTTP/2 for h2c).
     version: Version,
     /// Open connections to the backend, pooled or busy.
     open: Arc<AtomicI64>,
@@ -198,11 +199,6 @@ impl Upstream {
     /// Whether requests may go over HTTP/2: h2c, or TLS, where ALPN decides per connection.
     pub fn may_speak_http2(&self) -> bool {
         !matches!(self.client, Transport::Http1(_))
-    }
-
-    /// The HTTP version requests to this backend must carry.
-    pub fn version(&self) -> Version {
-        self.version
     }
 
     /// Sends `head` with `body` to the backend at `address` and waits for the response head.
