@@ -189,6 +189,9 @@ impl Proxy {
 
         let upgrade = headers::requested_upgrade(request.headers());
         let from_h2 = request.version() == Version::HTTP_2;
+        // The authority of an absolute-form target or of HTTP/2's :authority wins over any
+        // Host header (RFC 9112 §3.2.2); otherwise `host` is the Host header as it came.
+        let host_from_target = request.uri().authority().is_some();
         let headers = request.headers_mut();
         let te_trailers = headers::remove_hop_by_hop(headers, upgrade.clone());
         if from_h2 {
@@ -201,11 +204,11 @@ impl Proxy {
             host: &host,
         };
         headers::set_forwarded(headers, &hop);
-        // The authority of an absolute-form target or of HTTP/2's :authority wins over any
-        // Host header (RFC 9112 §3.2.2). An HTTP/1.0 request may name none: each try then
-        // names its backend.
-        if let Ok(value) = HeaderValue::from_str(&host)
+        // The winning authority becomes the Host; a Host header that is already it stays as
+        // it is. An HTTP/1.0 request may name none: each try then names its backend.
+        if host_from_target
             && !host.is_empty()
+            && let Ok(value) = HeaderValue::from_str(&host)
         {
             headers.insert(header::HOST, value);
         }
