@@ -103,7 +103,8 @@ struct WriteWait {
 }
 
 impl<S: AsyncRead + AsyncWrite + ResetOnClose + Unpin> ConnIo<S> {
-    /// Wraps a freshly accepted stream; its first byte is due within `request_header`.
+    /// Wraps a freshly accepted stream; its first byte is due within `request_header` of
+    /// the first wait for it.
     pub fn new(inner: S, conn: Arc<ClientConn>, timeouts: Arc<IoTimeouts>) -> Self {
         let seen_epoch = conn.activity.epoch();
         Self {

@@ -316,12 +316,6 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// Resolves once the connection is asked to close: reclaimed at the ceiling, over the
-    /// baseline in burst, or draining (`ServerCtx::start_draining` asks each connection).
-    async fn asked_to_close(&self) {
-        self.conn.close_requested().await;
-    }
-
     /// The proxy as hyper's HTTP/2 connection calls it.
     fn service(
         &self,
@@ -365,7 +359,8 @@ impl<'a> Session<'a> {
         loop {
             tokio::select! {
                 result = connection.as_mut() => return result,
-                () = self.asked_to_close() => break,
+                // Reclaimed at the ceiling, over the baseline in burst, or draining.
+                () = self.conn.close_requested() => break,
                 _ = watch.tick() => {
                     if self.conn.activity.stalled(now_us(), limit.as_micros() as u64) {
                         self.conn.set_slow_reader(SlowReader::Stalled);
