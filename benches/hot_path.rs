@@ -116,8 +116,7 @@ fn header_rewrite(c: &mut Criterion) {
                 || template.clone(),
                 |h| {
                     headers::remove_hop_by_hop(h, None);
-                    headers::set_forwarded(h, &hop);
-                    headers::ensure_request_id(h)
+                    headers::forwarding(h, &hop)
                 },
                 criterion::BatchSize::SmallInput,
             )

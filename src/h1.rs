@@ -29,6 +29,6 @@ pub use request::{BodyFraming, HeadError, HeadLimits, ParsedRequest, parse_reque
 pub use response::{ResponseFraming, chunk_size_line, encode_response_head, encode_trailers};
 pub use upstream::{
     ParsedResponse, RequestFraming, ResponseBodyFraming, ResponseHeadError, ResponseLimits,
-    encode_request_head, parse_response,
+    encode_request_head, encode_request_head_with, parse_response,
 };
 pub use wire::{Coding, SendError, Wire};

@@ -203,7 +203,7 @@ impl Proxy {
             proto: conn.proto(),
             host: &host,
         };
-        headers::set_forwarded(headers, &hop);
+        let forwarding = headers::forwarding(headers, &hop);
         // The winning authority becomes the Host; a Host header that is already it stays as
         // it is. An HTTP/1.0 request may name none: each try then names its backend.
         if host_from_target
@@ -212,7 +212,7 @@ impl Proxy {
         {
             headers.insert(header::HOST, value);
         }
-        exchange.set_request_id(headers::ensure_request_id(headers));
+        exchange.set_request_id(forwarding.request_id);
 
         let (parts, body) = request.into_parts();
         let timeouts = &config.timeouts;
@@ -240,6 +240,7 @@ impl Proxy {
                 method: parts.method,
                 path: parts.uri.path_and_query().cloned(),
                 headers: parts.headers,
+                added: forwarding.fields,
             },
             no_host: host.is_empty(),
             te_trailers,

@@ -7,7 +7,7 @@ use crate::body::{ClientBodyError, RequestBody};
 use crate::config::UpstreamProtocol;
 use crate::config::UpstreamTls;
 use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{HeaderMap, HeaderValue, Method, Request, Response, Uri, Version, header};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Uri, Version, header};
 use hyper_rustls::{FixedServerNameResolver, HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::{Connect, HttpConnector, capture_connection};
@@ -238,7 +238,7 @@ impl Upstream {
         *request.method_mut() = head.method.clone();
         *request.uri_mut() = Self::absolute_uri(scheme, address, host, head.path.as_ref());
         *request.version_mut() = self.version;
-        *request.headers_mut() = head.headers.clone();
+        *request.headers_mut() = head.all_headers();
         request
     }
 }
@@ -252,6 +252,20 @@ pub struct RequestHead {
     pub path: Option<PathAndQuery>,
     /// The fields, already rewritten for the backend.
     pub headers: HeaderMap,
+    /// Fields that follow `headers` (the proxy's `X-Forwarded-*` and `X-Request-Id`), none of
+    /// them named in `headers`: kept apart so that no request pays for hashing them in.
+    pub added: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl RequestHead {
+    /// `headers` and `added` in one map, for a client that takes a `HeaderMap`.
+    pub fn all_headers(&self) -> HeaderMap {
+        let mut headers = self.headers.clone();
+        for (name, value) in &self.added {
+            headers.insert(name.clone(), value.clone());
+        }
+        headers
+    }
 }
 
 /// Sends through hyper-util's client.

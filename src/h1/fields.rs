@@ -18,16 +18,51 @@ struct Span {
     name_len: u32,
     value_at: u32,
     value_len: u32,
-    /// Read once, when the field is added: the client's head asks for these two.
+    /// Read once, when the field is added, so that no later step compares its name again.
     known: Known,
 }
 
-/// The fields the client's head needs to find.
+/// The names a head's readers look for: framing, the connection, and the client's `Date`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Known {
+pub(super) enum Known {
     ContentLength,
+    TransferEncoding,
+    Connection,
+    /// Another hop-by-hop name of [`HOP_BY_HOP`].
+    HopByHop,
     Date,
     Other,
+}
+
+impl Known {
+    /// What `name` is, in any case. By length first: most names are none of these, and
+    /// one comparison at most tells.
+    pub(super) fn of(name: &[u8]) -> Self {
+        let (known, candidate): (Known, &str) = match name.len() {
+            2 => (Known::HopByHop, "te"),
+            4 => (Known::Date, "date"),
+            7 => (Known::HopByHop, "upgrade"),
+            10 if name[0].eq_ignore_ascii_case(&b'c') => (Known::Connection, "connection"),
+            10 => (Known::HopByHop, "keep-alive"),
+            14 => (Known::ContentLength, "content-length"),
+            16 => (Known::HopByHop, "proxy-connection"),
+            17 => (Known::TransferEncoding, "transfer-encoding"),
+            19 => (Known::HopByHop, "proxy-authorization"),
+            _ => return Known::Other,
+        };
+        if name.eq_ignore_ascii_case(candidate.as_bytes()) {
+            known
+        } else {
+            Known::Other
+        }
+    }
+
+    fn is_hop_by_hop(self) -> bool {
+        matches!(
+            self,
+            Known::Connection | Known::HopByHop | Known::TransferEncoding
+        )
+    }
 }
 
 /// The fields of one head, in the order they came, names in the case they came in.
@@ -39,7 +74,12 @@ pub struct RawFields {
 
 /// The fields that describe one connection, never the message (RFC 9110 §7.6.1, with the
 /// non-standard `Keep-Alive` and `Proxy-Connection`): the list `proxy::headers` removes
-/// from a `HeaderMap`.
+/// from a `HeaderMap`, and exactly the names [`Known::of`] finds hop-by-hop (a unit test
+/// holds the two together).
+#[cfg_attr(
+    not(test),
+    allow(dead_code, reason = "the list Known::of is tested against")
+)]
 const HOP_BY_HOP: [&str; 7] = [
     "connection",
     "keep-alive",
@@ -60,21 +100,18 @@ impl RawFields {
     }
 
     /// Adds a field; `name` and `value` are slices of the head given to
-    /// [`with_capacity`](Self::with_capacity).
-    pub(super) fn push(&mut self, name: &[u8], value: &[u8]) {
+    /// [`with_capacity`](Self::with_capacity). Returns what the name is, for the caller's
+    /// own reading of the field.
+    pub(super) fn push(&mut self, name: &[u8], value: &[u8]) -> Known {
+        let known = Known::of(name);
         self.spans.push(Span {
             name_at: self.offset(name),
             name_len: len32(name),
             value_at: self.offset(value),
             value_len: len32(value),
-            known: if name.eq_ignore_ascii_case(b"content-length") {
-                Known::ContentLength
-            } else if name.eq_ignore_ascii_case(b"date") {
-                Known::Date
-            } else {
-                Known::Other
-            },
+            known,
         });
+        known
     }
 
     fn offset(&self, part: &[u8]) -> u32 {
@@ -141,21 +178,26 @@ impl RawFields {
     /// Removes the hop-by-hop fields: the fixed set, and every name `Connection` lists. The
     /// same rule as `proxy::headers::remove_hop_by_hop` without an upgrade.
     pub fn remove_hop_by_hop(&mut self) {
+        // Without a `Connection` field only the fixed names are hop-by-hop, and most
+        // responses carry none of them: nothing to collect or keep.
+        if !self.spans.iter().any(|span| span.known.is_hop_by_hop()) {
+            return;
+        }
         let head = &self.head;
         let listed: Vec<&[u8]> = self
             .spans
             .iter()
-            .filter(|span| name_of(head, span).eq_ignore_ascii_case(b"connection"))
+            .filter(|span| span.known == Known::Connection)
             .filter_map(|span| visible_ascii(value_of(head, span)))
             .flat_map(|value| value.split(|&b| b == b','))
             .map(<[u8]>::trim_ascii)
-            .filter(|token| !token.is_empty())
+            // The fixed names go below in any case (`Connection: keep-alive`, as most
+            // servers send, lists nothing more).
+            .filter(|token| !token.is_empty() && !Known::of(token).is_hop_by_hop())
             .collect();
         self.spans.retain(|span| {
             let name = name_of(head, span);
-            !HOP_BY_HOP
-                .iter()
-                .any(|fixed| name.eq_ignore_ascii_case(fixed.as_bytes()))
+            !span.known.is_hop_by_hop()
                 && !listed.iter().any(|token| name.eq_ignore_ascii_case(token))
         });
     }

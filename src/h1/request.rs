@@ -171,9 +171,9 @@ fn build(
         expect_continue: false,
         upgrade: method == Method::CONNECT,
     };
-    // Room for the fields the proxy adds (X-Forwarded-*, Forwarded, the request id), so the
-    // map is not grown on the way out.
-    let mut headers = HeaderMap::with_capacity(parsed.headers.len() + 6);
+    // Room for the two fields a try may set in the map (Host, TE), so it is not grown on the
+    // way out; the forwarding fields go beside it (`proxy::headers::Forwarding`).
+    let mut headers = HeaderMap::with_capacity(parsed.headers.len() + 2);
     for field in parsed.headers.iter() {
         let name = HeaderName::from_bytes(field.name.as_bytes())
             .map_err(|_| HeadError::Malformed("field name"))?;

@@ -3,11 +3,11 @@
 //! the request was sent with. The mirror of `request` and `response`, for the upstream
 //! connection; a chunked response body is decoded with the same [`Chunked`](super::Chunked).
 
-use super::fields::RawFields;
+use super::fields::{Known, RawFields};
 use super::head::{Parsed, has_token, last_coding_is_chunked, parse_head};
 use super::response::field;
 use bytes::{Bytes, BytesMut};
-use http::{HeaderMap, Method, Response, StatusCode, Version, header};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, Version, header};
 use std::mem::MaybeUninit;
 
 /// How the request's body is framed on the wire; the encoder writes the field that says so.
@@ -45,6 +45,19 @@ pub fn encode_request_head(
     headers: &HeaderMap,
     framing: RequestFraming,
 ) {
+    encode_request_head_with(dst, method, target, headers, &[], framing);
+}
+
+/// [`encode_request_head`], with `added` written after `headers`: the fields the proxy adds
+/// to every request, kept out of the map (see `proxy::headers::Forwarding`).
+pub fn encode_request_head_with(
+    dst: &mut Vec<u8>,
+    method: &Method,
+    target: &str,
+    headers: &HeaderMap,
+    added: &[(HeaderName, HeaderValue)],
+    framing: RequestFraming,
+) {
     debug_assert!(
         !target.is_empty() && !target.bytes().any(|b| b <= b' ' || b == 0x7f),
         "not a request-target: {target:?}"
@@ -53,7 +66,7 @@ pub fn encode_request_head(
     dst.push(b' ');
     dst.extend_from_slice(target.as_bytes());
     dst.extend_from_slice(b" HTTP/1.1\r\n");
-    for (name, value) in headers {
+    for (name, value) in headers.iter().chain(added.iter().map(|(n, v)| (n, v))) {
         if *name != header::CONTENT_LENGTH && *name != header::TRANSFER_ENCODING {
             field(dst, name.as_str().as_bytes(), value.as_bytes());
         }
@@ -236,8 +249,8 @@ fn build(
         if name.len() > MAX_NAME_BYTES {
             return Err(ResponseHeadError::Field);
         }
-        seen.read(name, field.value);
-        fields.push(name, field.value);
+        let known = fields.push(name, field.value);
+        seen.read(known, field.value);
     }
     let framing = seen.framing(status, method)?;
     let reusable = !matches!(
@@ -280,24 +293,28 @@ impl Fields {
 
     /// One field's effect. `Content-Length` errors wait for [`Fields::framing`]: a 204 or a
     /// response to HEAD ignores the field, as hyper's client did.
-    fn read(&mut self, name: &[u8], value: &[u8]) {
-        if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            self.transfer_encoding = Some(last_coding_is_chunked(value));
-        } else if name.eq_ignore_ascii_case(b"content-length") {
-            let length = content_length(value);
-            self.content_length = Some(match (self.content_length, length) {
-                (None, length) => length,
-                (Some(Ok(previous)), Ok(length)) if previous == length => Ok(length),
-                _ => Err(ResponseHeadError::ContentLength),
-            });
-        } else if name.eq_ignore_ascii_case(b"connection") {
+    fn read(&mut self, name: Known, value: &[u8]) {
+        match name {
+            Known::TransferEncoding => {
+                self.transfer_encoding = Some(last_coding_is_chunked(value));
+            }
+            Known::ContentLength => {
+                let length = content_length(value);
+                self.content_length = Some(match (self.content_length, length) {
+                    (None, length) => length,
+                    (Some(Ok(previous)), Ok(length)) if previous == length => Ok(length),
+                    _ => Err(ResponseHeadError::ContentLength),
+                });
+            }
             // As hyper's client: a `close` anywhere wins over a later `keep-alive`.
-            if self.close || has_token(value, "close") {
+            Known::Connection if self.close || has_token(value, "close") => {
                 self.close = true;
                 self.keep_alive = false;
-            } else if !self.keep_alive {
+            }
+            Known::Connection if !self.keep_alive => {
                 self.keep_alive = has_token(value, "keep-alive");
             }
+            _ => {}
         }
     }
 

@@ -146,50 +146,111 @@ pub struct Hop<'a> {
     pub host: &'a str,
 }
 
-/// Sets `X-Forwarded-For`/`-Proto`/`-Host`. From a trusted proxy the chain is kept and the peer
-/// appended; from anyone else every forwarding header is replaced, so nobody on the internet
-/// can claim to be someone else (`Forwarded` and `X-Real-IP` included).
-pub fn set_forwarded(headers: &mut HeaderMap, hop: &Hop<'_>) {
+/// The fields portero adds to a request for its backend, and the request's id.
+#[derive(Debug)]
+pub struct Forwarding {
+    /// `X-Forwarded-For`, `-Proto`, `-Host`, and `X-Request-Id` when the client sent none:
+    /// none of them left in the request's map. They go beside it rather than into it (a
+    /// hashed insert each cost more than the rest of the rewrite): portero's HTTP/1.1
+    /// encoder writes them after the request's own fields, and a request for hyper's client
+    /// gets them inserted ([`Forwarding::apply_to`] does the same for a map).
+    pub fields: Vec<(HeaderName, HeaderValue)>,
+    /// The client's `X-Request-Id`, or the one made for it.
+    pub request_id: HeaderValue,
+}
+
+impl Forwarding {
+    /// Inserts the fields into `headers`.
+    pub fn apply_to(self, headers: &mut HeaderMap) {
+        for (name, value) in self.fields {
+            headers.insert(name, value);
+        }
+    }
+}
+
+/// The forwarding fields a request sent by a client we know this much of gets, with the ones
+/// they replace taken out of `headers`. From a trusted proxy the `X-Forwarded-For` chain is
+/// kept and the peer appended, and its `-Proto` and `-Host` stay; from anyone else every
+/// forwarding field is replaced, so nobody on the internet can claim to be someone else
+/// (`Forwarded` and `X-Real-IP` are removed). The request id is the client's when it sent
+/// one, otherwise a new one.
+pub fn forwarding(headers: &mut HeaderMap, hop: &Hop<'_>) -> Forwarding {
+    // One pass over the few fields finds all of them: a hashed lookup per name, almost never
+    // sent, cost more.
     let mut xff = String::with_capacity(48);
-    if hop.trusted {
-        for value in headers.get_all(&X_FORWARDED_FOR) {
-            if let Ok(v) = value.to_str() {
-                let v = v.trim();
-                if !v.is_empty() {
-                    xff.push_str(v);
-                    xff.push_str(", ");
-                }
+    let mut sent = Sent::default();
+    let mut request_id = None;
+    for (name, value) in headers.iter() {
+        if name == X_FORWARDED_FOR {
+            sent.forwarded_for = true;
+            if hop.trusted
+                && let Ok(v) = value.to_str()
+                && !v.trim().is_empty()
+            {
+                xff.push_str(v.trim());
+                xff.push_str(", ");
             }
-        }
-    } else {
-        // Removed only when there: one pass over the few names costs less than two hashed
-        // removals of names that are almost never sent.
-        let (mut forwarded, mut real_ip) = (false, false);
-        for name in headers.keys() {
-            forwarded |= name == header::FORWARDED;
-            real_ip |= name == X_REAL_IP;
-        }
-        if forwarded {
-            headers.remove(header::FORWARDED);
-        }
-        if real_ip {
-            headers.remove(&X_REAL_IP);
+        } else if name == X_FORWARDED_PROTO {
+            sent.proto = true;
+        } else if name == X_FORWARDED_HOST {
+            sent.host = true;
+        } else if name == header::FORWARDED {
+            sent.forwarded = true;
+        } else if name == X_REAL_IP {
+            sent.real_ip = true;
+        } else if name == X_REQUEST_ID && request_id.is_none() {
+            request_id = Some(value.clone());
         }
     }
     push_ip(&mut xff, hop.peer);
-    headers.insert(
+    let mut fields = Vec::with_capacity(4);
+    fields.push((
         X_FORWARDED_FOR.clone(),
         HeaderValue::try_from(xff).expect("an IP list is a valid header value"),
-    );
-    if !(hop.trusted && headers.contains_key(&X_FORWARDED_PROTO)) {
-        headers.insert(
+    ));
+    if !(hop.trusted && sent.proto) {
+        fields.push((
             X_FORWARDED_PROTO.clone(),
             HeaderValue::from_static(hop.proto),
-        );
+        ));
     }
-    if !(hop.trusted && headers.contains_key(&X_FORWARDED_HOST)) {
-        if let Ok(host) = HeaderValue::from_str(hop.host) {
-            headers.insert(X_FORWARDED_HOST.clone(), host);
+    if !(hop.trusted && sent.host)
+        && let Ok(host) = HeaderValue::from_str(hop.host)
+    {
+        fields.push((X_FORWARDED_HOST.clone(), host));
+    }
+    let request_id = request_id.unwrap_or_else(|| {
+        let id = new_request_id();
+        fields.push((X_REQUEST_ID.clone(), id.clone()));
+        id
+    });
+    sent.remove_replaced(headers, hop.trusted);
+    Forwarding { fields, request_id }
+}
+
+/// The forwarding fields a request came with.
+#[derive(Debug, Default)]
+struct Sent {
+    forwarded_for: bool,
+    proto: bool,
+    host: bool,
+    forwarded: bool,
+    real_ip: bool,
+}
+
+impl Sent {
+    /// Removes the fields [`forwarding`] replaces, or drops for an untrusted peer: only those
+    /// sent, and only when they are.
+    fn remove_replaced(&self, headers: &mut HeaderMap, trusted: bool) {
+        let gone = [
+            (self.forwarded_for, &X_FORWARDED_FOR),
+            (self.proto && !trusted, &X_FORWARDED_PROTO),
+            (self.host && !trusted, &X_FORWARDED_HOST),
+            (self.forwarded && !trusted, &header::FORWARDED),
+            (self.real_ip && !trusted, &X_REAL_IP),
+        ];
+        for (_, name) in gone.into_iter().filter(|(sent, _)| *sent) {
+            headers.remove(name);
         }
     }
 }
@@ -239,16 +300,6 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: impl Fn(IpAddr) -> 
         }
     }
     client
-}
-
-/// Returns the request's `X-Request-Id`, adding a fresh one when the client sent none.
-pub fn ensure_request_id(headers: &mut HeaderMap) -> HeaderValue {
-    if let Some(id) = headers.get(&X_REQUEST_ID) {
-        return id.clone();
-    }
-    let id = new_request_id();
-    headers.insert(X_REQUEST_ID.clone(), id.clone());
-    id
 }
 
 /// 128 random bits as 32 hex digits.

@@ -12,7 +12,7 @@ use super::http1::{self, Conn, IdleConns, Upload, exchange, request_framing};
 use super::observed::ObservedConnector;
 use super::{RequestHead, UpstreamError};
 use crate::body::RequestBody;
-use crate::h1::{ResponseLimits, encode_request_head};
+use crate::h1::{ResponseLimits, encode_request_head_with};
 use http::{Response, Uri};
 use std::sync::Arc;
 use std::time::Duration;
@@ -71,8 +71,16 @@ impl KeepAlive {
                 None => (self.connect().await?, false),
             };
             let framing = request_framing(&head.headers, &body);
-            let mut bytes = Vec::with_capacity(256 + head.headers.len() * 48);
-            encode_request_head(&mut bytes, &head.method, target, &head.headers, framing);
+            let fields = head.headers.len() + head.added.len();
+            let mut bytes = Vec::with_capacity(256 + fields * 48);
+            encode_request_head_with(
+                &mut bytes,
+                &head.method,
+                target,
+                &head.headers,
+                &head.added,
+                framing,
+            );
             let upload = Upload::new(bytes, body, framing);
             match exchange(conn, upload, &head.method, self.limits, &self.idle).await {
                 Ok(response) => return Ok(response),

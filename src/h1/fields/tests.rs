@@ -123,3 +123,33 @@ impl RawFields {
         self.iter().any(|(field, _)| field == name)
     }
 }
+
+#[test]
+fn the_known_names_are_exactly_the_hop_by_hop_list_and_the_heads_own() {
+    for name in HOP_BY_HOP {
+        for spelled in [name.to_string(), name.to_ascii_uppercase()] {
+            assert!(Known::of(spelled.as_bytes()).is_hop_by_hop(), "{spelled}");
+        }
+    }
+    assert_eq!(Known::of(b"Content-Length"), Known::ContentLength);
+    assert_eq!(Known::of(b"DATE"), Known::Date);
+    assert_eq!(Known::of(b"Transfer-Encoding"), Known::TransferEncoding);
+    assert_eq!(Known::of(b"connection"), Known::Connection);
+    // Names of the same lengths, and near misses, are none of them.
+    for other in [
+        "tf",
+        "data",
+        "upgradf",
+        "connectiox",
+        "keep-alivf",
+        "content-lengtx",
+        "x-request-id",
+        "",
+        "content-type",
+        "proxy-connectioN!",
+        "transfer-encodinx",
+        "set-cookie",
+    ] {
+        assert_eq!(Known::of(other.as_bytes()), Known::Other, "{other}");
+    }
+}

@@ -65,7 +65,7 @@ fn connection_cannot_strip_our_own_forwarding_headers() {
         ("x-forwarded-for", "6.6.6.6"),
     ]);
     remove_hop_by_hop(&mut h, None);
-    set_forwarded(&mut h, &hop(false));
+    forwarding(&mut h, &hop(false)).apply_to(&mut h);
     assert_eq!(h.get("x-forwarded-for").unwrap(), "192.0.2.7");
 }
 
@@ -96,7 +96,7 @@ fn spoofed_forwarding_headers_are_replaced_for_untrusted_peers() {
         ("forwarded", "for=1.2.3.4"),
         ("x-real-ip", "1.2.3.4"),
     ]);
-    set_forwarded(&mut h, &hop(false));
+    forwarding(&mut h, &hop(false)).apply_to(&mut h);
     assert_eq!(h.get("x-forwarded-for").unwrap(), "192.0.2.7");
     assert_eq!(h.get("x-forwarded-proto").unwrap(), "http");
     assert_eq!(h.get("x-forwarded-host").unwrap(), "example.com");
@@ -104,7 +104,7 @@ fn spoofed_forwarding_headers_are_replaced_for_untrusted_peers() {
     assert!(h.get("x-real-ip").is_none());
     for (name, value) in [("forwarded", "for=1.2.3.4"), ("x-real-ip", "1.2.3.4")] {
         let mut h = map(&[(name, value), (name, value)]);
-        set_forwarded(&mut h, &hop(false));
+        forwarding(&mut h, &hop(false)).apply_to(&mut h);
         assert!(h.get(name).is_none(), "{name} alone, twice");
     }
 }
@@ -116,7 +116,10 @@ fn trusted_proxies_chain_is_appended_to() {
         ("x-forwarded-for", "5.6.7.8"),
         ("x-forwarded-proto", "https"),
     ]);
-    set_forwarded(&mut h, &hop(true));
+    let added = forwarding(&mut h, &hop(true));
+    // What stays in the map and what is added never name the same field.
+    assert!(added.fields.iter().all(|(name, _)| !h.contains_key(name)));
+    added.apply_to(&mut h);
     assert_eq!(
         h.get("x-forwarded-for").unwrap(),
         "1.2.3.4, 5.6.7.8, 192.0.2.7"
@@ -128,10 +131,16 @@ fn trusted_proxies_chain_is_appended_to() {
 #[test]
 fn request_id_is_kept_or_made() {
     let mut h = map(&[("x-request-id", "abc")]);
-    assert_eq!(ensure_request_id(&mut h), "abc");
+    let added = forwarding(&mut h, &hop(false));
+    assert_eq!(added.request_id, "abc");
+    assert!(added.fields.iter().all(|(name, _)| name != X_REQUEST_ID));
+    added.apply_to(&mut h);
+    assert_eq!(h.get_all("x-request-id").iter().count(), 1);
     let mut h = HeaderMap::new();
-    let id = ensure_request_id(&mut h);
+    let added = forwarding(&mut h, &hop(false));
+    let id = added.request_id.clone();
     assert_eq!(id.len(), 32);
+    added.apply_to(&mut h);
     assert_eq!(h.get("x-request-id").unwrap(), &id);
     assert_ne!(new_request_id(), new_request_id());
 }
