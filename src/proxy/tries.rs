@@ -94,111 +94,119 @@ pub struct Tries<'a> {
 
 impl Tries<'_> {
     /// Sends the request, retrying when safe; the response of the last try (whose body holds
-    /// its connection), or its error.
-    pub async fn send(
+    /// its connection), or its error. An `async` block, not an `async fn`, which would keep
+    /// `self` twice in its future: every request's future is moved whole several times.
+    #[allow(
+        clippy::manual_async_fn,
+        reason = "an async fn keeps its arguments twice"
+    )]
+    pub fn send(
         mut self,
         exchange: &mut Exchange,
-    ) -> Result<Response<UpstreamBody>, ProxyError> {
-        let config = self.pool.config();
-        let budget = self.pool.retry_budget();
-        budget.on_request();
-        let tries = (config.retries as usize + 1).min(MAX_TRIES);
-        let mut tried: Vec<SocketAddr> = Vec::new();
-        let mut last_error = ProxyError::NoHealthyBackend;
-        for attempt in 0..tries {
-            let now = now_us();
-            if attempt > 0 {
-                if !budget.try_retry(now) {
-                    tracing::debug!(pool = %self.pool.name(), "retry budget spent");
-                    break;
-                }
-                exchange.retried();
-            }
-            let Some(picked) = self.pool.pick(&PickRequest {
-                now,
-                key: self.key,
-                exclude: &tried,
-            }) else {
-                break;
-            };
-            if picked.panic {
-                exchange.picked_in_panic();
-            }
-            let backend = Arc::clone(picked.backend);
-            let member = &self.pool.members()[picked.index];
-            let upstream = self.clients.get(picked.index);
-            let Some(body) = self.replay.body(exchange) else {
-                break;
-            };
-            self.fit_head(&backend, upstream);
-            exchange.set_backend(backend.begin_request());
-            let sent = Instant::now();
-            let send = upstream.send(&self.head, backend.authority(), body);
-            let result = match &self.replay {
-                // A body already in memory is at its end from the start: the timer runs from
-                // now, and the send future is awaited in place (passed down by value, a
-                // future this size cost ~900 instructions of copies per request).
-                Replay::Full(_) => {
-                    let deadline = self.deadline.filter(|&d| d < sent + self.timeout);
-                    let wait = deadline.map_or(self.timeout, |d| d.saturating_duration_since(sent));
-                    match tokio::time::timeout(wait, send).await {
-                        Ok(result) => Head::Sent(result),
-                        Err(_) if deadline.is_some() => Head::PastDeadline,
-                        Err(_) => Head::TimedOut,
-                    }
-                }
-                // Streamed uploads, rarer and longer, take the boxed path.
-                Replay::Unread(slot) => Box::pin(self.streamed_head(send, slot)).await,
-            };
-            match result {
-                Head::Sent(Ok(response)) => {
-                    exchange.upstream_responded(
-                        sent.elapsed(),
-                        response.status(),
-                        &member.requests,
-                    );
-                    outcome(
-                        self.pool,
-                        &backend,
-                        !response.status().is_server_error(),
-                        exchange.metrics(),
-                    );
-                    return Ok(response);
-                }
-                Head::Sent(Err(UpstreamError::ClientBody(error))) => {
-                    // The client's fault, not the backend's: not counted against it, no retry.
-                    return Err(ProxyError::ClientBody(error));
-                }
-                Head::Sent(Err(error)) => {
-                    let retryable = match &error {
-                        UpstreamError::Connect(_) | UpstreamError::ConnectTimeout => true,
-                        UpstreamError::Request(_) | UpstreamError::ClientBody(_) => {
-                            is_idempotent(&self.head.method) && self.replay.is_full()
-                        }
-                    };
-                    last_error = ProxyError::Upstream(error);
-                    exchange.try_failed(last_error.kind());
-                    outcome(self.pool, &backend, false, exchange.metrics());
-                    if !retryable {
+    ) -> impl Future<Output = Result<Response<UpstreamBody>, ProxyError>> {
+        async move {
+            let config = self.pool.config();
+            let budget = self.pool.retry_budget();
+            budget.on_request();
+            let tries = (config.retries as usize + 1).min(MAX_TRIES);
+            let mut tried: Vec<SocketAddr> = Vec::new();
+            let mut last_error = ProxyError::NoHealthyBackend;
+            for attempt in 0..tries {
+                let now = now_us();
+                if attempt > 0 {
+                    if !budget.try_retry(now) {
+                        tracing::debug!(pool = %self.pool.name(), "retry budget spent");
                         break;
                     }
-                    tried.push(backend.address());
+                    exchange.retried();
                 }
-                Head::PastDeadline => {
-                    last_error = ProxyError::DeadlineExceeded;
+                let Some(picked) = self.pool.pick(&PickRequest {
+                    now,
+                    key: self.key,
+                    exclude: &tried,
+                }) else {
                     break;
+                };
+                if picked.panic {
+                    exchange.picked_in_panic();
                 }
-                Head::TimedOut => {
-                    // Not retried: the backend may still be working on it, and the client has
-                    // already waited the whole response timeout.
-                    last_error = ProxyError::UpstreamTimeout;
-                    exchange.try_failed(last_error.kind());
-                    outcome(self.pool, &backend, false, exchange.metrics());
+                let backend = Arc::clone(picked.backend);
+                let member = &self.pool.members()[picked.index];
+                let upstream = self.clients.get(picked.index);
+                let Some(body) = self.replay.body(exchange) else {
                     break;
+                };
+                self.fit_head(&backend, upstream);
+                exchange.set_backend(backend.begin_request());
+                let sent = Instant::now();
+                let send = upstream.send(&self.head, backend.authority(), body);
+                let result = match &self.replay {
+                    // A body already in memory is at its end from the start: the timer runs from
+                    // now, and the send future is awaited in place (passed down by value, a
+                    // future this size cost ~900 instructions of copies per request).
+                    Replay::Full(_) => {
+                        let deadline = self.deadline.filter(|&d| d < sent + self.timeout);
+                        let wait =
+                            deadline.map_or(self.timeout, |d| d.saturating_duration_since(sent));
+                        match tokio::time::timeout(wait, send).await {
+                            Ok(result) => Head::Sent(result),
+                            Err(_) if deadline.is_some() => Head::PastDeadline,
+                            Err(_) => Head::TimedOut,
+                        }
+                    }
+                    // Streamed uploads, rarer and longer, take the boxed path.
+                    Replay::Unread(slot) => Box::pin(self.streamed_head(send, slot)).await,
+                };
+                match result {
+                    Head::Sent(Ok(response)) => {
+                        exchange.upstream_responded(
+                            sent.elapsed(),
+                            response.status(),
+                            &member.requests,
+                        );
+                        outcome(
+                            self.pool,
+                            &backend,
+                            !response.status().is_server_error(),
+                            exchange.metrics(),
+                        );
+                        return Ok(response);
+                    }
+                    Head::Sent(Err(UpstreamError::ClientBody(error))) => {
+                        // The client's fault, not the backend's: not counted against it, no retry.
+                        return Err(ProxyError::ClientBody(error));
+                    }
+                    Head::Sent(Err(error)) => {
+                        let retryable = match &error {
+                            UpstreamError::Connect(_) | UpstreamError::ConnectTimeout => true,
+                            UpstreamError::Request(_) | UpstreamError::ClientBody(_) => {
+                                is_idempotent(&self.head.method) && self.replay.is_full()
+                            }
+                        };
+                        last_error = ProxyError::Upstream(error);
+                        exchange.try_failed(last_error.kind());
+                        outcome(self.pool, &backend, false, exchange.metrics());
+                        if !retryable {
+                            break;
+                        }
+                        tried.push(backend.address());
+                    }
+                    Head::PastDeadline => {
+                        last_error = ProxyError::DeadlineExceeded;
+                        break;
+                    }
+                    Head::TimedOut => {
+                        // Not retried: the backend may still be working on it, and the client has
+                        // already waited the whole response timeout.
+                        last_error = ProxyError::UpstreamTimeout;
+                        exchange.try_failed(last_error.kind());
+                        outcome(self.pool, &backend, false, exchange.metrics());
+                        break;
+                    }
                 }
             }
+            Err(last_error)
         }
-        Err(last_error)
     }
 
     /// Waits for the response head of a try whose body streams from the client.

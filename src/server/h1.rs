@@ -30,8 +30,9 @@ use super::stream::ClientStream;
 use crate::body::Inbound;
 use crate::conn::Tunnel;
 use crate::h1::{HeadError, HeadLimits, ParsedRequest, parse_request};
+use crate::proxy::ResponseBody;
 use bytes::{BufMut, BytesMut};
-use http::Method;
+use http::{Method, Response};
 use inflow::Inflow;
 use outflow::Outflow;
 use prometheus::IntGauge;
@@ -48,6 +49,14 @@ type Io = ConnIo<ClientStream>;
 
 /// Bytes read at once into a connection that holds no buffer (on the stack, copied out).
 const FIRST_READ: usize = 4096;
+
+/// What the request asked of its response: how it is framed and what follows it.
+struct Asked {
+    head_only: bool,
+    version: http::Version,
+    keep_alive: bool,
+    upgrade: bool,
+}
 
 /// How the connection ended.
 pub(super) enum Ended {
@@ -240,8 +249,21 @@ impl<'a> Http1<'a> {
         let _ = io.flush().await;
     }
 
-    /// One request, from its parsed head to the end of its response.
-    async fn exchange(&mut self, io: &mut Io, parsed: ParsedRequest) -> io::Result<Next> {
+    /// One request, from its parsed head to the end of its response. An `async` block, not
+    /// an `async fn`, which would keep the parsed head twice: this future is boxed and moved
+    /// whole once a request.
+    #[allow(
+        clippy::manual_async_fn,
+        reason = "an async fn keeps its arguments twice"
+    )]
+    fn exchange<'s>(
+        &'s mut self,
+        io: &'s mut Io,
+        parsed: ParsedRequest,
+    ) -> impl Future<Output = io::Result<Next>> + 's
+    where
+        'a: 's,
+    {
         let ParsedRequest {
             request,
             framing,
@@ -250,77 +272,118 @@ impl<'a> Http1<'a> {
             upgrade,
             ..
         } = parsed;
-        let head_only = request.method() == Method::HEAD;
-        let version = request.version();
-        let (body, mut inflow) = Inflow::start(framing, expect_continue, &mut self.buf);
-        let request = request.map(|()| body.unwrap_or_else(Inbound::empty));
-        let mut hard_stop = HardStop::default();
-        let active = Active::start(Arc::clone(io.conn()));
-        let mut responding =
-            pin!(Arc::clone(&self.ctx.proxy).handle(request, Arc::clone(io.conn()), active,));
-        let response = poll_fn(|cx| {
-            if let Poll::Ready(answer) = responding.as_mut().poll(cx) {
-                let Ok(response) = answer;
-                return Poll::Ready(Ok(response));
-            }
-            ready!(hard_stop.poll(self.ctx, cx))?;
-            match self.poll_while_busy(io, cx, &mut inflow) {
-                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-                _ => Poll::Pending,
-            }
-        })
-        .await?;
+        async move {
+            let head_only = request.method() == Method::HEAD;
+            let version = request.version();
+            let (body, mut inflow) = Inflow::start(framing, expect_continue, &mut self.buf);
+            let mut hard_stop = HardStop::default();
+            let response = {
+                let responding = Arc::clone(&self.ctx.proxy).handle(
+                    request.map(|()| body.unwrap_or_else(Inbound::empty)),
+                    Arc::clone(io.conn()),
+                    Active::start(Arc::clone(io.conn())),
+                );
+                let mut responding = pin!(responding);
+                poll_fn(|cx| {
+                    if let Poll::Ready(answer) = responding.as_mut().poll(cx) {
+                        let Ok(response) = answer;
+                        return Poll::Ready(Ok(response));
+                    }
+                    ready!(hard_stop.poll(self.ctx, cx))?;
+                    match self.poll_while_busy(io, cx, &mut inflow) {
+                        Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                        _ => Poll::Pending,
+                    }
+                })
+                .await?
+            };
 
-        let status = response.status();
-        let tunnel = (status == http::StatusCode::SWITCHING_PROTOCOLS && upgrade)
-            .then(|| io.conn().handoff.take_tunnel())
-            .flatten();
-        let close = !keep_alive
-            || inflow.as_ref().is_some_and(|i| !i.is_done())
-            || io.conn().is_closing()
-            || self.ctx.is_draining();
-        let mut outflow = pin!(Outflow::new(
-            response,
+            let asked = Asked {
+                head_only,
+                version,
+                keep_alive,
+                upgrade,
+            };
+            self.respond(io, response, asked, inflow, hard_stop).await
+        }
+    }
+
+    /// The response's way out, then what the connection does next. A future of its own,
+    /// awaited after the proxy's has gone, so that the two share their room in the request's
+    /// future instead of the response and its `Outflow` being kept beside the proxy's.
+    #[allow(
+        clippy::manual_async_fn,
+        reason = "an async fn keeps its arguments twice"
+    )]
+    fn respond<'s>(
+        &'s mut self,
+        io: &'s mut Io,
+        response: Response<ResponseBody<Active>>,
+        asked: Asked,
+        mut inflow: Option<Inflow>,
+        mut hard_stop: HardStop,
+    ) -> impl Future<Output = io::Result<Next>> + 's
+    where
+        'a: 's,
+    {
+        let Asked {
             head_only,
             version,
-            tunnel.is_some(),
-            close,
-        ));
-        poll_fn(|cx| {
-            ready!(hard_stop.poll(self.ctx, cx))?;
-            match outflow.as_mut().poll_send(io, cx) {
-                Poll::Ready(result) => Poll::Ready(result),
-                Poll::Pending => match self.poll_while_busy(io, cx, &mut inflow) {
-                    Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-                    _ => Poll::Pending,
-                },
-            }
-        })
-        .await?;
-        if let Some(flow) = &mut inflow
-            && flow.is_feeding()
-        {
-            // Answered before the body ended (a backend may): the upload goes on, and the
-            // connection serves again once it has.
+            keep_alive,
+            upgrade,
+        } = asked;
+        async move {
+            let status = response.status();
+            let tunnel = (status == http::StatusCode::SWITCHING_PROTOCOLS && upgrade)
+                .then(|| io.conn().handoff.take_tunnel())
+                .flatten();
+            let close = !keep_alive
+                || inflow.as_ref().is_some_and(|i| !i.is_done())
+                || io.conn().is_closing()
+                || self.ctx.is_draining();
+            let mut outflow = pin!(Outflow::new(
+                response,
+                head_only,
+                version,
+                tunnel.is_some(),
+                close,
+            ));
             poll_fn(|cx| {
                 ready!(hard_stop.poll(self.ctx, cx))?;
-                while flow.is_feeding() {
-                    ready!(flow.poll_feed(io, cx, &mut self.buf))?;
+                match outflow.as_mut().poll_send(io, cx) {
+                    Poll::Ready(result) => Poll::Ready(result),
+                    Poll::Pending => match self.poll_while_busy(io, cx, &mut inflow) {
+                        Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                        _ => Poll::Pending,
+                    },
                 }
-                Poll::Ready(Ok::<(), io::Error>(()))
             })
             .await?;
+            if let Some(flow) = &mut inflow
+                && flow.is_feeding()
+            {
+                // Answered before the body ended (a backend may): the upload goes on, and the
+                // connection serves again once it has.
+                poll_fn(|cx| {
+                    ready!(hard_stop.poll(self.ctx, cx))?;
+                    while flow.is_feeding() {
+                        ready!(flow.poll_feed(io, cx, &mut self.buf))?;
+                    }
+                    Poll::Ready(Ok::<(), io::Error>(()))
+                })
+                .await?;
+            }
+            // The response body records its exchange and ends the request's count when this
+            // returns and it is dropped.
+            if let Some(tunnel) = tunnel {
+                return Ok(Next::Upgrade(tunnel));
+            }
+            let unread = inflow.as_ref().is_some_and(|i| !i.is_done());
+            if outflow.closes() || unread || io.conn().is_closing() || self.ctx.is_draining() {
+                return Ok(Next::Close);
+            }
+            Ok(Next::KeepAlive)
         }
-        // The response body records its exchange and ends the request's count when this
-        // returns and it is dropped.
-        if let Some(tunnel) = tunnel {
-            return Ok(Next::Upgrade(tunnel));
-        }
-        let unread = inflow.as_ref().is_some_and(|i| !i.is_done());
-        if outflow.closes() || unread || io.conn().is_closing() || self.ctx.is_draining() {
-            return Ok(Next::Close);
-        }
-        Ok(Next::KeepAlive)
     }
 
     /// While a request is in progress: feeds its body as the proxy asks for it, and otherwise
