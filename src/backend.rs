@@ -89,6 +89,8 @@ pub struct Backend {
     in_flight: AtomicU64,
     /// Cancelled at the drain deadline after removal: what is still streaming is cut.
     cut: CancellationToken,
+    /// Set by `cut_in_flight`, read by every response body's poll.
+    cut_flag: AtomicBool,
     /// "failing but not ejected" comes once per failed request: logged at most this often.
     failing_warning: Every,
     /// How many times checks have marked it down; tcp sessions that began before the latest
@@ -128,6 +130,7 @@ impl Backend {
             up_since: AtomicU64::new(up_since),
             in_flight: AtomicU64::new(0),
             cut: CancellationToken::new(),
+            cut_flag: AtomicBool::new(false),
             failing_warning: Every::new("backend_failing", FAILING_WARNING_PERIOD),
             downs: AtomicU64::new(0),
             marked_down: Notify::new(),
@@ -188,12 +191,22 @@ impl Backend {
 
     /// Ends whatever still streams from it (response bodies, tunnels): its drain deadline passed.
     pub fn cut_in_flight(&self) {
+        // Set before the token is cancelled: whoever reads it unset and then waits on the
+        // token is woken by the cancel.
+        self.cut_flag.store(true, Ordering::Release);
         self.cut.cancel();
     }
 
     /// Resolves when [`cut_in_flight`](Self::cut_in_flight) is called.
     pub fn cut_signal(&self) -> WaitForCancellationFutureOwned {
         self.cut.clone().cancelled_owned()
+    }
+
+    /// Whether [`cut_in_flight`](Self::cut_in_flight) has been called: one atomic load, for
+    /// a caller that asks far more often than it waits on [`cut_signal`](Self::cut_signal)
+    /// (the token's own check takes a lock).
+    pub fn is_cut(&self) -> bool {
+        self.cut_flag.load(Ordering::Acquire)
     }
 
     /// Records one active check result; returns the transition it caused, if any.

@@ -289,7 +289,7 @@ impl Proxy {
             // version would otherwise turn a keep-alive client connection into a closing one).
             *response.version_mut() = Version::HTTP_11;
             let idle = stretch(timeouts.upstream_idle);
-            let cut = backend.cut_signal();
+            let cut = Arc::clone(backend);
             Ok(response.map(|body| ResponseBody::upstream(body, cut, idle)))
         }
     }

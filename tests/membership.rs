@@ -18,6 +18,7 @@ use support::daemon::{start_with_file, traffic};
 use support::dns::{Answer, TestDns};
 use support::feed::{TestFeed, document};
 use support::metric;
+use support::raw_backend::{RawBackend, Reply};
 
 /// The pools' sources, written into one config.
 struct Sources<'a> {
@@ -372,6 +373,66 @@ async fn a_removed_backends_stream_is_cut_at_the_drain_deadline() {
     assert!(
         removed.elapsed() < Duration::from_secs(4),
         "cut at the deadline, not at the stream's end (5 s)"
+    );
+    assert_eq!(client::get(addr, "/").await.header("x-backend"), "other");
+}
+
+/// The same for a backend gone silent mid-body (not hyper: raw bytes, and no idle timeout):
+/// nothing more comes from it to wake the response, so the cut itself must.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_backends_silent_response_is_cut_at_the_drain_deadline() {
+    let mut stalled = b"HTTP/1.1 200 OK\r\ncontent-length: 1000000\r\n\r\n".to_vec();
+    stalled.extend_from_slice(&[b'x'; 1000]);
+    let silent = RawBackend::start(vec![Reply::Keep(stalled)]).await;
+    let other = TestBackend::named("other").await;
+    let text = |backends: &str| {
+        format!(
+            "[admin]\naddress = \"127.0.0.1:0\"\n[log]\naccess_log = \"off\"\n[timeouts]\ndrain = \"300ms\"\n\
+             upstream_idle = \"0s\"\n[[listener]]\nname = \"http\"\naddress = \"127.0.0.1:0\"\n\
+             [pool.app]\nbackends = [{backends}]\n"
+        )
+    };
+    let (app, file) = start_with_file(&text(&format!("\"{}\"", silent.addr))).await;
+    let addr = traffic(&app);
+    let (head_tx, head_rx) = tokio::sync::oneshot::channel();
+    let stream = tokio::spawn(async move {
+        let response = client::http1()
+            .request(
+                http::Request::get(format!("http://{addr}/"))
+                    .body(Default::default())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let _ = head_tx.send(());
+        response
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes().len())
+    });
+    tokio::time::timeout(Duration::from_secs(10), head_rx)
+        .await
+        .expect("the response head within 10 s")
+        .unwrap();
+    std::fs::write(file.path(), text(&format!("\"{}\"", other.addr))).unwrap();
+    let removed = Instant::now();
+    app.reload("test").await.unwrap();
+    let result = tokio::time::timeout(Duration::from_secs(10), stream)
+        .await
+        .expect("the silent response is cut, not left waiting for its backend")
+        .unwrap();
+    assert!(
+        result.is_err(),
+        "a truncated body must not look complete: {result:?}"
+    );
+    assert!(
+        removed.elapsed() >= Duration::from_millis(300),
+        "cut no earlier than the drain deadline"
+    );
+    assert!(
+        removed.elapsed() < Duration::from_secs(4),
+        "cut at the deadline, not when something else happens to wake the response"
     );
     assert_eq!(client::get(addr, "/").await.header("x-backend"), "other");
 }

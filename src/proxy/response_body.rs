@@ -5,6 +5,7 @@
 //! counts) when the body ends, fails or is dropped.
 
 use super::exchange::{Exchange, Outcome};
+use crate::backend::Backend;
 use crate::body::{Pace, Writes, remove_forbidden_trailers};
 use crate::h1::RawFields;
 use crate::upstream::{UpstreamBody, UpstreamBodyError};
@@ -24,7 +25,7 @@ pin_project! {
     enum Kind {
         Upstream {
             body: UpstreamBody,
-            #[pin] cut: WaitForCancellationFutureOwned,
+            cut: Cut,
             stall: Stall,
             pace: Pace,
         },
@@ -134,6 +135,39 @@ impl Stall {
     }
 }
 
+/// The backend's drain deadline (`Backend::cut_in_flight`). Read with one atomic load while
+/// the body has frames to give; the wait that wakes the body when the cut comes is made only
+/// once the body waits, so a response that arrives whole never registers one (registering
+/// on every poll cost about 500 instructions a request).
+struct Cut {
+    backend: Arc<Backend>,
+    wait: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
+}
+
+impl Cut {
+    fn new(backend: Arc<Backend>) -> Self {
+        Self {
+            backend,
+            wait: None,
+        }
+    }
+
+    /// Whether the backend's responses have been cut.
+    fn is_cut(&self) -> bool {
+        self.backend.is_cut()
+    }
+
+    /// The body is about to wait: whether the cut came meanwhile; if not, `cx` is woken
+    /// when it does.
+    fn cut_while_waiting(&mut self, cx: &mut Context<'_>) -> bool {
+        let backend = &self.backend;
+        let wait = self
+            .wait
+            .get_or_insert_with(|| Box::pin(backend.cut_signal()));
+        wait.as_mut().poll(cx).is_ready()
+    }
+}
+
 impl Kind {
     fn is_end(&self) -> bool {
         match self {
@@ -144,18 +178,14 @@ impl Kind {
 }
 
 impl ResponseBody {
-    /// A body streamed from a backend (which gives its connection back at its end); `cut`
-    /// ends it early (the backend's drain deadline), and so does `idle`
+    /// A body streamed from a backend (which gives its connection back at its end); `cut`,
+    /// its backend, ends it early (the drain deadline), and so does `idle`
     /// (`timeouts.upstream_idle`) passing while the backend sends nothing.
-    pub fn upstream(
-        body: UpstreamBody,
-        cut: WaitForCancellationFutureOwned,
-        idle: Duration,
-    ) -> Self {
+    pub fn upstream(body: UpstreamBody, cut: Arc<Backend>, idle: Duration) -> Self {
         Self {
             kind: Kind::Upstream {
                 body,
-                cut,
+                cut: Cut::new(cut),
                 stall: Stall::new(idle),
                 pace: Pace::default(),
             },
@@ -240,13 +270,17 @@ impl<W: Watch> Body for ResponseBody<W> {
                 stall,
                 pace,
             } => {
-                if cut.poll(cx).is_ready() {
+                if cut.is_cut() {
                     Some(Err(BodyError::Drained))
                 } else if pace.must_wait(cx) {
-                    return Poll::Pending;
+                    if !cut.cut_while_waiting(cx) {
+                        return Poll::Pending;
+                    }
+                    Some(Err(BodyError::Drained))
                 } else {
                     match Pin::new(body).poll_frame(cx) {
                         Poll::Pending if stall.expired(cx) => Some(Err(BodyError::UpstreamIdle)),
+                        Poll::Pending if cut.cut_while_waiting(cx) => Some(Err(BodyError::Drained)),
                         Poll::Pending => return Poll::Pending,
                         Poll::Ready(frame) => {
                             stall.progressed();
