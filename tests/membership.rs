@@ -331,50 +331,8 @@ async fn a_websocket_and_a_slow_stream_survive_five_reloads() {
 async fn a_removed_backends_stream_is_cut_at_the_drain_deadline() {
     let slow = TestBackend::start("slow", Behavior::Trickle(100, Duration::from_millis(50))).await;
     let other = TestBackend::named("other").await;
-    let text = |backends: &str| {
-        format!(
-            "[admin]\naddress = \"127.0.0.1:0\"\n[log]\naccess_log = \"off\"\n[timeouts]\ndrain = \"300ms\"\n\
-             [[listener]]\nname = \"http\"\naddress = \"127.0.0.1:0\"\n[pool.app]\nbackends = [{backends}]\n"
-        )
-    };
-    let (app, file) = start_with_file(&text(&format!("\"{}\"", slow.addr))).await;
-    let addr = traffic(&app);
-    let stream = tokio::spawn(async move {
-        let response = client::http1()
-            .request(
-                http::Request::get(format!("http://{addr}/"))
-                    .body(Default::default())
-                    .unwrap(),
-            )
-            .await
-            .unwrap();
-        response
-            .into_body()
-            .collect()
-            .await
-            .map(|b| b.to_bytes().len())
-    });
-    support::wait_until("the stream to start", Duration::from_secs(10), || {
-        slow.requests() == 1
-    })
-    .await;
-    std::fs::write(file.path(), text(&format!("\"{}\"", other.addr))).unwrap();
-    let removed = Instant::now();
-    app.reload("test").await.unwrap();
-    let result = stream.await.unwrap();
-    assert!(
-        result.is_err(),
-        "a truncated stream must not look complete: {result:?}"
-    );
-    assert!(
-        removed.elapsed() >= Duration::from_millis(300),
-        "cut no earlier than the drain deadline"
-    );
-    assert!(
-        removed.elapsed() < Duration::from_secs(4),
-        "cut at the deadline, not at the stream's end (5 s)"
-    );
-    assert_eq!(client::get(addr, "/").await.header("x-backend"), "other");
+    let cut = cut_after_removal(slow.addr, other.addr, "").await;
+    cut.was_at_the_deadline("cut at the deadline, not at the stream's end (5 s)");
 }
 
 /// The same for a backend gone silent mid-body (not hyper: raw bytes, and no idle timeout):
@@ -385,14 +343,46 @@ async fn a_removed_backends_silent_response_is_cut_at_the_drain_deadline() {
     stalled.extend_from_slice(&[b'x'; 1000]);
     let silent = RawBackend::start(vec![Reply::Keep(stalled)]).await;
     let other = TestBackend::named("other").await;
-    let text = |backends: &str| {
+    let cut = cut_after_removal(silent.addr, other.addr, "upstream_idle = \"0s\"\n").await;
+    cut.was_at_the_deadline("cut at the deadline, not when something else wakes the response");
+}
+
+/// How a response from a backend removed while it streamed ended.
+struct Cut {
+    /// Its body's length, or the error that ended it.
+    body: Result<usize, hyper::Error>,
+    /// From the reload that removed the backend to the body's end.
+    after: Duration,
+}
+
+impl Cut {
+    /// Truncated, at the 300 ms drain deadline and not seconds later (`late` says why not).
+    fn was_at_the_deadline(&self, late: &str) {
+        assert!(
+            self.body.is_err(),
+            "a truncated body must not look complete: {:?}",
+            self.body
+        );
+        assert!(
+            self.after >= Duration::from_millis(300),
+            "cut no earlier than the drain deadline"
+        );
+        assert!(self.after < Duration::from_secs(4), "{late}");
+    }
+}
+
+/// Starts portero on `first` alone (drain 300 ms, `timeouts` added to its `[timeouts]`),
+/// reloads it onto `other` alone once a response from `first` has begun, and waits (10 s at
+/// most) for that response to end. New requests go to `other`.
+async fn cut_after_removal(first: SocketAddr, other: SocketAddr, timeouts: &str) -> Cut {
+    let text = |backend: SocketAddr| {
         format!(
-            "[admin]\naddress = \"127.0.0.1:0\"\n[log]\naccess_log = \"off\"\n[timeouts]\ndrain = \"300ms\"\n\
-             upstream_idle = \"0s\"\n[[listener]]\nname = \"http\"\naddress = \"127.0.0.1:0\"\n\
-             [pool.app]\nbackends = [{backends}]\n"
+            "[admin]\naddress = \"127.0.0.1:0\"\n[log]\naccess_log = \"off\"\n\
+             [timeouts]\ndrain = \"300ms\"\n{timeouts}[[listener]]\nname = \"http\"\n\
+             address = \"127.0.0.1:0\"\n[pool.app]\nbackends = [\"{backend}\"]\n"
         )
     };
-    let (app, file) = start_with_file(&text(&format!("\"{}\"", silent.addr))).await;
+    let (app, file) = start_with_file(&text(first)).await;
     let addr = traffic(&app);
     let (head_tx, head_rx) = tokio::sync::oneshot::channel();
     let stream = tokio::spawn(async move {
@@ -415,26 +405,16 @@ async fn a_removed_backends_silent_response_is_cut_at_the_drain_deadline() {
         .await
         .expect("the response head within 10 s")
         .unwrap();
-    std::fs::write(file.path(), text(&format!("\"{}\"", other.addr))).unwrap();
+    std::fs::write(file.path(), text(other)).unwrap();
     let removed = Instant::now();
     app.reload("test").await.unwrap();
-    let result = tokio::time::timeout(Duration::from_secs(10), stream)
+    let body = tokio::time::timeout(Duration::from_secs(10), stream)
         .await
-        .expect("the silent response is cut, not left waiting for its backend")
+        .expect("the response is cut, not left waiting for its backend")
         .unwrap();
-    assert!(
-        result.is_err(),
-        "a truncated body must not look complete: {result:?}"
-    );
-    assert!(
-        removed.elapsed() >= Duration::from_millis(300),
-        "cut no earlier than the drain deadline"
-    );
-    assert!(
-        removed.elapsed() < Duration::from_secs(4),
-        "cut at the deadline, not when something else happens to wake the response"
-    );
+    let after = removed.elapsed();
     assert_eq!(client::get(addr, "/").await.header("x-backend"), "other");
+    Cut { body, after }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
