@@ -259,14 +259,15 @@ impl Backend {
         self.is_ejected(now)
     }
 
-    /// Records the outcome of a real request. Returns true when `threshold` failures in a row
-    /// have been reached and it is not ejected yet: the caller decides whether to eject (the
-    /// pool caps how many are out at once). A `threshold` of 0 turns this off.
-    pub fn record_outcome(&self, success: bool, threshold: u32, now: u64) -> bool {
-        if success {
-            self.consecutive_failures.store(0, Ordering::Release);
-            return false;
-        }
+    /// Records a real request that succeeded: the failures in a row start again from 0.
+    pub fn record_success(&self) {
+        self.consecutive_failures.store(0, Ordering::Release);
+    }
+
+    /// Records a real request that failed at `now`. Returns true when `threshold` failures in
+    /// a row have been reached and it is not ejected yet: the caller decides whether to eject
+    /// (the pool caps how many are out at once). A `threshold` of 0 turns this off.
+    pub fn record_failure(&self, threshold: u32, now: u64) -> bool {
         let failures = self.consecutive_failures.fetch_add(1, Ordering::AcqRel) + 1;
         threshold > 0 && failures >= threshold && !self.is_ejected(now)
     }

@@ -80,10 +80,32 @@ pub(super) fn last_coding_is_chunked(value: impl AsRef<[u8]>) -> bool {
 
 /// Whether a comma-separated field (`Connection`, `Expect`...) lists `token`, in any case.
 pub fn has_token(value: impl AsRef<[u8]>, token: &str) -> bool {
-    visible_ascii(value.as_ref()).is_some_and(|v| {
+    let value = value.as_ref();
+    if !value.contains(&b',') {
+        // One element, as almost every `Connection` is: no list to walk, and an element equal
+        // to the token (once its spaces and tabs are trimmed) is all visible ASCII.
+        return trim_spaces(value).eq_ignore_ascii_case(token.as_bytes());
+    }
+    listed(value, token)
+}
+
+/// [`has_token`] by the list: the value must be visible ASCII, as `HeaderValue::to_str` reads it.
+fn listed(value: &[u8], token: &str) -> bool {
+    visible_ascii(value).is_some_and(|v| {
         v.split(|&b| b == b',')
             .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
     })
+}
+
+/// `value` without the spaces and tabs at its ends (optional whitespace, RFC 9110 §5.6.3).
+fn trim_spaces(value: &[u8]) -> &[u8] {
+    let ows = |b: &u8| *b == b' ' || *b == b'\t';
+    let start = value.iter().position(|b| !ows(b)).unwrap_or(value.len());
+    let end = value
+        .iter()
+        .rposition(|b| !ows(b))
+        .map_or(start, |end| end + 1);
+    &value[start..end.max(start)]
 }
 
 /// Runs `parse` with `max_headers` header slots: on the stack up to [`STACK_HEADERS`].
@@ -114,7 +136,44 @@ fn head_end(buf: &[u8]) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::head_end;
+    use super::{has_token, head_end, listed};
+
+    #[test]
+    fn one_element_is_read_as_the_list_would_read_it() {
+        let tokens = ["close", "keep-alive", "upgrade"];
+        let values: &[&[u8]] = &[
+            b"close",
+            b"Close",
+            b" close\t",
+            b"close,",
+            b"keep-alive",
+            b"KEEP-ALIVE ",
+            b"",
+            b" ",
+            b"clos",
+            b"closed",
+            b"close\x0c",
+            b"\x0cclose",
+            b"close\x01",
+            b"c\xfflose",
+            b"upgrade, close",
+            b"x, Keep-Alive",
+            b"\tupgrade",
+            b"close close",
+        ];
+        for token in tokens {
+            for value in values {
+                assert_eq!(
+                    has_token(value, token),
+                    listed(value, token),
+                    "{token} in {:?}",
+                    String::from_utf8_lossy(value)
+                );
+            }
+        }
+        assert!(has_token(b" Close ", "close"));
+        assert!(!has_token(b"keep-alive", "close"));
+    }
 
     #[test]
     fn the_head_ends_at_the_first_empty_line_whatever_its_line_ends() {
