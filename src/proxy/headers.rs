@@ -168,8 +168,8 @@ impl Forwarding {
     }
 }
 
-/// The forwarding fields a request sent by a client we know this much of gets, with the ones
-/// they replace taken out of `headers`. From a trusted proxy the `X-Forwarded-For` chain is
+/// The forwarding fields for a request that came over `hop`, with the ones they replace taken
+/// out of `headers`. From a trusted proxy the `X-Forwarded-For` chain is
 /// kept and the peer appended, and its `-Proto` and `-Host` stay; from anyone else every
 /// forwarding field is replaced, so nobody on the internet can claim to be someone else
 /// (`Forwarded` and `X-Real-IP` are removed). The request id is the client's when it sent
