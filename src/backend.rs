@@ -179,6 +179,12 @@ impl Backend {
         self.state_at(now) == BackendState::Healthy
     }
 
+    /// Whether its checks and outlier detection would let it take a request at `now`, be it
+    /// draining or not.
+    pub fn is_up(&self, now: u64) -> bool {
+        !self.check_down.load(Ordering::Acquire) && !self.is_ejected(now)
+    }
+
     /// Whether it is draining (removed from its pool).
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Acquire)

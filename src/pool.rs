@@ -152,15 +152,22 @@ impl Pool {
     /// Outside panic mode only healthy members are candidates; in panic mode (fewer than half
     /// the members that could take traffic are healthy, but at least one is) every one of
     /// them is, so the last healthy backends are not crushed.
+    ///
+    /// A pool whose members all drain is one a swap replaced after the request loaded its
+    /// snapshot: a live pool never holds a draining member (an address that comes back gets
+    /// a new one). Its backends are within their drain time and the request was under way
+    /// when they were removed, so it goes to them rather than failing with 503.
     pub fn pick(&self, request: &PickRequest<'_>) -> Option<Picked<'_>> {
+        let replaced = self.members.iter().all(|m| m.backend.is_draining());
         let (mut usable, mut healthy) = (0usize, 0usize);
         for member in &self.members {
             let backend = &member.backend;
-            if backend.is_draining() || request.exclude.contains(&backend.address()) {
+            if (backend.is_draining() && !replaced) || request.exclude.contains(&backend.address())
+            {
                 continue;
             }
             usable += 1;
-            healthy += usize::from(backend.is_selectable(request.now));
+            healthy += usize::from(is_healthy(backend, request.now, replaced));
         }
         if healthy == 0 {
             return None;
@@ -170,6 +177,7 @@ impl Pool {
             pool: self,
             request,
             panic,
+            replaced,
         };
         let mut rng = fastrand::Rng::with_seed(fastrand::u64(..));
         let index = self.balancer.pick(&view, request.key, &mut rng)?;
@@ -195,11 +203,23 @@ impl Pool {
     }
 }
 
+/// Whether `backend` counts as healthy for a pick at `now`: up and not draining, or only up
+/// in a pool `replaced` under the request.
+fn is_healthy(backend: &Backend, now: u64, replaced: bool) -> bool {
+    if replaced {
+        backend.is_up(now)
+    } else {
+        backend.is_selectable(now)
+    }
+}
+
 /// The pool's members as the balancing algorithms see them for one pick.
 struct View<'a> {
     pool: &'a Pool,
     request: &'a PickRequest<'a>,
     panic: bool,
+    /// Every member drains: the pool was replaced under the request (see [`Pool::pick`]).
+    replaced: bool,
 }
 
 impl Candidates for View<'_> {
@@ -209,9 +229,9 @@ impl Candidates for View<'_> {
 
     fn eligible(&self, i: usize) -> bool {
         let backend = &self.pool.members[i].backend;
-        !backend.is_draining()
+        (self.replaced || !backend.is_draining())
             && !self.request.exclude.contains(&backend.address())
-            && (self.panic || backend.is_selectable(self.request.now))
+            && (self.panic || is_healthy(backend, self.request.now, self.replaced))
     }
 
     fn weight(&self, i: usize) -> u32 {

@@ -149,14 +149,22 @@ async fn steady_load_sees_no_failure_while_membership_changes_twenty_times_by_ev
                 let request = http::Request::get(format!("http://{addr}{path}"))
                     .body(Default::default())
                     .unwrap();
-                let ok = match client.request(request).await {
-                    Ok(response) => {
-                        response.status() == 200 && response.into_body().collect().await.is_ok()
+                let failure = match client.request(request).await {
+                    Ok(response) if response.status() != 200 => {
+                        let (status, headers) = (response.status(), response.headers().clone());
+                        let body = response.into_body().collect().await.map(|b| b.to_bytes());
+                        Some(format!("{path}: {status} {headers:?} {body:?}"))
                     }
-                    Err(_) => false,
+                    Ok(response) => match response.into_body().collect().await {
+                        Ok(_) => None,
+                        Err(error) => Some(format!("{path}: body: {error:?}")),
+                    },
+                    Err(error) => Some(format!("{path}: {error:?}")),
                 };
                 sent.fetch_add(1, Ordering::SeqCst);
-                if !ok {
+                if let Some(failure) = failure {
+                    // Said at once, with the time, to be read against the membership changes.
+                    println!("{:?} after the start: {failure}", started.elapsed());
                     failed.fetch_add(1, Ordering::SeqCst);
                 }
             }

@@ -80,6 +80,36 @@ fn picks_by_weight_and_skips_unhealthy() {
 }
 
 #[test]
+fn a_pool_replaced_under_a_request_still_serves_it() {
+    let pool = four(Balance::RoundRobin);
+    let now = now_us();
+    for member in &pool.members()[..3] {
+        member.backend.start_draining();
+    }
+    let last = pool.members()[3].backend.address();
+    assert!((0..20).all(|_| pool.pick(&request(now)).unwrap().backend.address() == last));
+    // Once every member drains, the pool can only be one a swap has replaced since the request
+    // loaded it: its healthy members take the request rather than a 503.
+    pool.members()[3].backend.start_draining();
+    take_down(&pool, 0);
+    let picked: std::collections::HashSet<_> = (0..200)
+        .map(|_| pool.pick(&request(now)).unwrap().backend.address())
+        .collect();
+    assert_eq!(picked.len(), 3, "the three that are up: {picked:?}");
+    assert!(!picked.contains(&pool.members()[0].backend.address()));
+    let all: Vec<_> = pool.members().iter().map(|m| m.backend.address()).collect();
+    assert!(
+        pool.pick(&PickRequest {
+            now,
+            key: None,
+            exclude: &all,
+        })
+        .is_none(),
+        "what a try excluded stays excluded"
+    );
+}
+
+#[test]
 fn panic_mode_spreads_over_all_when_fewer_than_half_are_healthy() {
     for balance in [
         Balance::RoundRobin,
