@@ -162,7 +162,7 @@ impl Backend {
     pub fn state_at(&self, now: u64) -> BackendState {
         if self.draining.load(Ordering::Acquire) {
             BackendState::Draining
-        } else if self.check_down.load(Ordering::Acquire) || self.is_ejected(now) {
+        } else if !self.is_up(now) {
             BackendState::Unhealthy
         } else {
             BackendState::Healthy

@@ -28,7 +28,8 @@ pub(super) enum Known {
     ContentLength,
     TransferEncoding,
     Connection,
-    /// Another hop-by-hop name of [`HOP_BY_HOP`].
+    /// Another hop-by-hop name: `keep-alive`, `proxy-connection`, `proxy-authorization`,
+    /// `te`, `upgrade` (RFC 9110 §7.6.1, with the two non-standard ones old clients send).
     HopByHop,
     Date,
     Other,
@@ -71,24 +72,6 @@ pub struct RawFields {
     head: Bytes,
     spans: Vec<Span>,
 }
-
-/// The fields that describe one connection, never the message (RFC 9110 §7.6.1, with the
-/// non-standard `Keep-Alive` and `Proxy-Connection`): the list `proxy::headers` removes
-/// from a `HeaderMap`, and exactly the names [`Known::of`] finds hop-by-hop (a unit test
-/// holds the two together).
-#[cfg_attr(
-    not(test),
-    allow(dead_code, reason = "the list Known::of is tested against")
-)]
-const HOP_BY_HOP: [&str; 7] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authorization",
-    "te",
-    "transfer-encoding",
-    "upgrade",
-];
 
 impl RawFields {
     /// Room for `fields` fields of `head`.

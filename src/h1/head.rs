@@ -105,7 +105,7 @@ fn trim_spaces(value: &[u8]) -> &[u8] {
         .iter()
         .rposition(|b| !ows(b))
         .map_or(start, |end| end + 1);
-    &value[start..end.max(start)]
+    &value[start..end]
 }
 
 /// Runs `parse` with `max_headers` header slots: on the stack up to [`STACK_HEADERS`].

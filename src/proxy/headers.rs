@@ -153,19 +153,10 @@ pub struct Forwarding {
     /// none of them left in the request's map. They go beside it rather than into it (a
     /// hashed insert each cost more than the rest of the rewrite): portero's HTTP/1.1
     /// encoder writes them after the request's own fields, and a request for hyper's client
-    /// gets them inserted ([`Forwarding::apply_to`] does the same for a map).
+    /// gets them inserted (`upstream::RequestHead::all_headers`).
     pub fields: Vec<(HeaderName, HeaderValue)>,
     /// The client's `X-Request-Id`, or the one made for it.
     pub request_id: HeaderValue,
-}
-
-impl Forwarding {
-    /// Inserts the fields into `headers`.
-    pub fn apply_to(self, headers: &mut HeaderMap) {
-        for (name, value) in self.fields {
-            headers.insert(name, value);
-        }
-    }
 }
 
 /// The forwarding fields for a request that came over `hop`, with the ones they replace taken

@@ -124,6 +124,19 @@ impl RawFields {
     }
 }
 
+/// The fields that describe one connection, never the message (RFC 9110 §7.6.1, with the
+/// non-standard `Keep-Alive` and `Proxy-Connection`): the list `proxy::headers` removes from
+/// a `HeaderMap`, which `Known::of` must find hop-by-hop.
+const HOP_BY_HOP: [&str; 7] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authorization",
+    "te",
+    "transfer-encoding",
+    "upgrade",
+];
+
 #[test]
 fn the_known_names_are_exactly_the_hop_by_hop_list_and_the_heads_own() {
     for name in HOP_BY_HOP {

@@ -11,6 +11,24 @@ fn map(pairs: &[(&str, &str)]) -> HeaderMap {
     h
 }
 
+/// The fields a backend gets: the map and those added beside it, joined as
+/// `RequestHead::all_headers` joins them for hyper's client.
+fn joined(headers: HeaderMap, added: Forwarding) -> HeaderMap {
+    crate::upstream::RequestHead {
+        method: http::Method::GET,
+        path: None,
+        headers,
+        added: added.fields,
+    }
+    .all_headers()
+}
+
+/// `headers` after `forwarding` for `hop`, as a backend gets them.
+fn forwarded(mut headers: HeaderMap, hop: &Hop<'_>) -> HeaderMap {
+    let added = forwarding(&mut headers, hop);
+    joined(headers, added)
+}
+
 fn hop(trusted: bool) -> Hop<'static> {
     Hop {
         peer: "192.0.2.7".parse().unwrap(),
@@ -65,7 +83,7 @@ fn connection_cannot_strip_our_own_forwarding_headers() {
         ("x-forwarded-for", "6.6.6.6"),
     ]);
     remove_hop_by_hop(&mut h, None);
-    forwarding(&mut h, &hop(false)).apply_to(&mut h);
+    let h = forwarded(h, &hop(false));
     assert_eq!(h.get("x-forwarded-for").unwrap(), "192.0.2.7");
 }
 
@@ -89,22 +107,21 @@ fn upgrade_is_recognised_and_reannounced() {
 
 #[test]
 fn spoofed_forwarding_headers_are_replaced_for_untrusted_peers() {
-    let mut h = map(&[
+    let h = map(&[
         ("x-forwarded-for", "1.2.3.4"),
         ("x-forwarded-proto", "https"),
         ("x-forwarded-host", "evil"),
         ("forwarded", "for=1.2.3.4"),
         ("x-real-ip", "1.2.3.4"),
     ]);
-    forwarding(&mut h, &hop(false)).apply_to(&mut h);
+    let h = forwarded(h, &hop(false));
     assert_eq!(h.get("x-forwarded-for").unwrap(), "192.0.2.7");
     assert_eq!(h.get("x-forwarded-proto").unwrap(), "http");
     assert_eq!(h.get("x-forwarded-host").unwrap(), "example.com");
     assert!(h.get("forwarded").is_none());
     assert!(h.get("x-real-ip").is_none());
     for (name, value) in [("forwarded", "for=1.2.3.4"), ("x-real-ip", "1.2.3.4")] {
-        let mut h = map(&[(name, value), (name, value)]);
-        forwarding(&mut h, &hop(false)).apply_to(&mut h);
+        let h = forwarded(map(&[(name, value), (name, value)]), &hop(false));
         assert!(h.get(name).is_none(), "{name} alone, twice");
     }
 }
@@ -119,7 +136,7 @@ fn trusted_proxies_chain_is_appended_to() {
     let added = forwarding(&mut h, &hop(true));
     // What stays in the map and what is added never name the same field.
     assert!(added.fields.iter().all(|(name, _)| !h.contains_key(name)));
-    added.apply_to(&mut h);
+    let h = joined(h, added);
     assert_eq!(
         h.get("x-forwarded-for").unwrap(),
         "1.2.3.4, 5.6.7.8, 192.0.2.7"
@@ -134,13 +151,13 @@ fn request_id_is_kept_or_made() {
     let added = forwarding(&mut h, &hop(false));
     assert_eq!(added.request_id, "abc");
     assert!(added.fields.iter().all(|(name, _)| name != X_REQUEST_ID));
-    added.apply_to(&mut h);
+    let h = joined(h, added);
     assert_eq!(h.get_all("x-request-id").iter().count(), 1);
     let mut h = HeaderMap::new();
     let added = forwarding(&mut h, &hop(false));
     let id = added.request_id.clone();
     assert_eq!(id.len(), 32);
-    added.apply_to(&mut h);
+    let h = joined(h, added);
     assert_eq!(h.get("x-request-id").unwrap(), &id);
     assert_ne!(new_request_id(), new_request_id());
 }
