@@ -4,6 +4,8 @@
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
+# jemalloc's options (see src/main.rs).
+COPY .cargo ./.cargo
 COPY src ./src
 COPY config ./config
 COPY benches ./benches

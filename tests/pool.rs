@@ -118,8 +118,10 @@ async fn failing_checks_take_a_backend_out_after_fall_and_back_after_rise() {
     })
     .await;
 
-    b.set_health(503);
+    // Counted from before the switch: a check answered between the two would be a failure
+    // counted in `before`.
     let before = b.health_checks();
+    b.set_health(503);
     wait_for_state(&app, b.addr, "unhealthy").await;
     assert!(
         b.health_checks() - before >= 3,
@@ -128,8 +130,8 @@ async fn failing_checks_take_a_backend_out_after_fall_and_back_after_rise() {
     let served = names(addr, 20, ("x-n", &|i| i.to_string())).await;
     assert!(served.iter().all(|n| n == "a"), "{served:?}");
 
-    b.set_health(200);
     let before = b.health_checks();
+    b.set_health(200);
     wait_for_state(&app, b.addr, "healthy").await;
     assert!(
         b.health_checks() - before >= 2,

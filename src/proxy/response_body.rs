@@ -272,7 +272,10 @@ impl<W: Watch> Body for ResponseBody<W> {
             } => {
                 if cut.is_cut() {
                     Some(Err(BodyError::Drained))
-                } else if pace.must_wait(cx) {
+                } else if !body.is_end_stream() && pace.must_wait(cx) {
+                    // A body at its end has nothing left to pace: its end goes out with its
+                    // last frame, in the same write (waiting would cost a wake-up and a poll
+                    // of the whole request a response).
                     if !cut.cut_while_waiting(cx) {
                         return Poll::Pending;
                     }
