@@ -156,7 +156,14 @@ async fn sigterm_turns_readyz_503_keeps_accepting_for_the_grace_then_drains_and_
         assert!(during.is_ok(), "refused during the grace");
     }
     let reply = in_flight.await.unwrap();
-    assert_eq!(reply.status, 200, "the in-flight request finished");
+    // Printed whole: a 503 here was seen once in CI (0.56 s into the test, before the grace
+    // ended), not reproduced since; its body and headers say which refusal it was.
+    assert_eq!(
+        reply.status,
+        200,
+        "the in-flight request finished ({:?} after the signal): {reply:?}",
+        sent.elapsed()
+    );
     assert!(sent.elapsed() >= Duration::from_secs(1));
     assert!(
         tokio::net::TcpStream::connect(traffic).await.is_err(),
