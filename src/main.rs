@@ -19,8 +19,9 @@ use tracing_subscriber::EnvFilter;
 /// `tcache_gc_incr_bytes` from 64 KiB to 4 MiB. A request allocates about 10 KiB (its boxed
 /// future and two read buffers, mostly), so the thread cache's garbage collection, which
 /// hands cached blocks back to the arena and takes them again, ran every six requests, at
-/// about 700 instructions a request; now every few hundred. A thread's cache is bounded by
-/// its slots whatever the interval, and it holds none of a connection's memory.
+/// 889 instructions a request (77 now, BENCHMARKS.md); now every few hundred. A thread's
+/// cache is bounded by its slots whatever the interval, and it holds none of a connection's
+/// memory.
 #[cfg(feature = "jemalloc")]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
